@@ -1,0 +1,12 @@
+//! `realtime-student-guide-token`: placeholder until its issue lands (answers 501 so the app and its routes exist).
+use spin_sdk::http::{Request, Response};
+use spin_sdk::http_component;
+use voice_edge_shared::ApiError;
+use voice_edge_shared::http::serve;
+
+#[http_component]
+fn handle(request: Request) -> Response {
+    serve("realtime-student-guide-token", request, |_| {
+        Err(ApiError::internal("not implemented yet"))
+    })
+}

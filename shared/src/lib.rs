@@ -1,0 +1,36 @@
+//! `voice-edge-shared`: the library every voice-edge function is built on.
+//!
+//! A function crate under `functions/` is a thin adapter: its `#[http_component]`
+//! handler hands the request to [`http::serve`], which applies the rules every function
+//! follows (CORS, request ids, body limits, the one-line JSON log, the single mapping
+//! from [`error::ApiError`] to the contract's JSON error body), and calls one function
+//! of this crate. Pure logic (JWT verification, webhook signatures, bucketing, status
+//! transitions, scores, persona instructions) takes its clock, secrets and config as
+//! arguments, so the unit tests beside it need no host and no database:
+//!
+//! ```sh
+//! cargo test -p voice-edge-shared
+//! ```
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod outbound;
+
+pub mod auth;
+pub mod bucket;
+pub mod flags;
+pub mod health;
+pub mod languages;
+pub mod personas;
+pub mod ratelimit;
+pub mod webhook_signature;
+
+pub mod demo;
+pub mod monitoring;
+pub mod practice;
+pub mod search;
+pub mod token;
+
+pub use error::ApiError;
