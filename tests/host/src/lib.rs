@@ -1,0 +1,1 @@
+//! The Spin-compatible host (being written).
