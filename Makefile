@@ -1,0 +1,99 @@
+# voice-edge — the two commands a person needs are `make up` and `make test`.
+#
+#   make up        build, start a local Postgres (migrated, seeded) and the OpenAI
+#                  stand-in (unless OPENAI_API_KEY is set), serve the app on :3000
+#   make test      lint, unit, host conformance, integration and end-to-end tests
+#   make build     the components (target/wasm32-wasip2/release/*.wasm) and the host
+#                  (target/release/voice-edge-host)
+#   make jwt       a development JWT for the local app (ROLE=, SUB=, APP_ROLE=)
+#   make migrate DB_URL=postgres://…   apply sql/migrations to any database
+#   make bench     the benchmarks (results go to BENCHMARKS.md by hand)
+#   make deploy    spin deploy with the variables from the environment
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip2
+FUNCTIONS := $(notdir $(wildcard functions/*))
+TEST_COMPONENTS := $(notdir $(wildcard tests/components/*))
+HOST_BIN := target/release/voice-edge-host
+STANDIN_BIN := target/release/openai-standin
+LISTEN ?= 127.0.0.1:3000
+STANDIN_LISTEN ?= 127.0.0.1:9100
+LOCAL_ENV := .local/dev.env
+
+.PHONY: help
+help:
+	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
+
+.PHONY: setup
+setup: ## install what a fresh machine lacks (wasm target, PostgreSQL)
+	@scripts/setup.sh
+
+.PHONY: build build-components build-native
+build: build-components build-native
+
+build-components:
+	@echo "==> building components: $(FUNCTIONS) $(TEST_COMPONENTS)"
+	$(CARGO) build --target $(WASM_TARGET) --release $(addprefix -p ,$(FUNCTIONS) $(TEST_COMPONENTS))
+
+build-native:
+	@echo "==> building the host and the stand-ins"
+	$(CARGO) build --profile host -p voice-edge-host -p voice-edge-openai-standin
+	@mkdir -p target/release
+	cp target/host/voice-edge-host $(HOST_BIN)
+	cp target/host/openai-standin $(STANDIN_BIN)
+
+.PHONY: up
+up: setup build
+	@scripts/up.sh
+
+.PHONY: jwt
+jwt:
+	@python3 scripts/jwt.py $(if $(ROLE),--role $(ROLE)) $(if $(SUB),--sub $(SUB)) $(if $(APP_ROLE),--app-role $(APP_ROLE))
+
+.PHONY: migrate
+migrate:
+	@test -n "$(DB_URL)" || { echo "usage: make migrate DB_URL=postgres://user:password@host:5432/postgres" >&2; exit 2; }
+	@scripts/migrate.sh "$(DB_URL)"
+
+.PHONY: test lint unit test-host test-integration test-e2e
+test: setup build lint unit test-host test-integration test-e2e
+	@echo "==> all tests passed"
+
+lint:
+	@echo "==> lint: rustfmt and clippy"
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --profile host -p voice-edge-shared -p voice-edge-host -p voice-edge-testkit -p voice-edge-openai-standin --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) --release $(addprefix -p ,$(FUNCTIONS)) -- -D warnings
+
+unit:
+	@echo "==> unit tests (shared/)"
+	$(CARGO) test --profile host -p voice-edge-shared
+
+test-host:
+	@echo "==> host conformance tests"
+	$(CARGO) test --profile host -p voice-edge-host -p voice-edge-openai-standin
+
+test-integration:
+	@echo "==> integration tests (host + components + real PostgreSQL)"
+	$(CARGO) test --profile host -p voice-edge-integration
+	@scripts/cleanup-test-pg.sh
+
+test-e2e:
+	@if [ -f tests/e2e/package.json ]; then scripts/e2e.sh; else echo "==> no end-to-end suite yet"; fi
+
+.PHONY: bench
+bench: build
+	$(CARGO) run --profile host -p voice-edge-bench -- all
+
+.PHONY: deploy
+deploy:
+	@scripts/deploy.sh
+
+.PHONY: clean-local
+clean-local: ## stop the local database and remove .local/
+	@scripts/localdb.sh stop || true
+	rm -rf .local

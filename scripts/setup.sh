@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs what a fresh machine of this kind lacks: the wasm32-wasip2 target and the
+# PostgreSQL server binaries. Safe to run again: it only acts on what is missing.
+set -euo pipefail
+
+if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
+  echo "==> setup: adding the wasm32-wasip2 target"
+  rustup target add wasm32-wasip2
+fi
+
+find_initdb() {
+  command -v initdb 2>/dev/null && return 0
+  ls /usr/lib/postgresql/*/bin/initdb 2>/dev/null | sort -V | tail -n 1
+}
+
+if [ -z "$(find_initdb)" ]; then
+  echo "==> setup: installing PostgreSQL (Debian package postgresql)"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql postgresql-client >/dev/null
+fi
+
+# Debian puts the server binaries outside PATH: link them where the tests look.
+if ! command -v initdb >/dev/null 2>&1; then
+  bindir=$(dirname "$(find_initdb)")
+  echo "==> setup: linking PostgreSQL binaries from $bindir into /usr/local/bin"
+  for tool in initdb pg_ctl postgres pg_isready; do
+    ln -sf "$bindir/$tool" "/usr/local/bin/$tool"
+  done
+fi
+if ! command -v psql >/dev/null 2>&1; then
+  echo "==> setup: installing the PostgreSQL client"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-client >/dev/null
+fi
+
+# The server refuses to run as root; the tests run it as the `postgres` user.
+if [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; then
+  echo "==> setup: creating the postgres system user"
+  useradd --system --home-dir /var/lib/postgresql --shell /bin/bash postgres
+fi

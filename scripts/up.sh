@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# `make up`: everything a person needs to try the app locally.
+#  1. a throwaway PostgreSQL under .local/pg with the migrations and demo data applied;
+#  2. development secrets in .local/dev.env (made once, reused);
+#  3. the OpenAI stand-in on 127.0.0.1:9100 unless OPENAI_API_KEY is set;
+#  4. the app on http://127.0.0.1:3000 through our Spin-compatible host.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+LISTEN=${LISTEN:-127.0.0.1:3000}
+STANDIN_LISTEN=${STANDIN_LISTEN:-127.0.0.1:9100}
+mkdir -p .local
+
+scripts/localdb.sh start
+DB_URL=$(scripts/localdb.sh url)
+DEMO_DB_URL=$(scripts/localdb.sh demo-url)
+DB_HOST=$(scripts/localdb.sh host)
+
+if [ ! -f .local/dev.env ]; then
+  python3 - <<'PY' > .local/dev.env
+import base64, secrets
+print("# development secrets for `make up`; never use them anywhere else")
+print("SUPABASE_JWT_SECRET=" + secrets.token_urlsafe(48))
+print("CLASSCONNECT_WEBHOOK_SECRET=whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
+PY
+  chmod 600 .local/dev.env
+fi
+{ grep -v '^DB_URL=' .local/dev.env; echo "DB_URL=$DB_URL"; } > .local/dev.env.tmp && mv .local/dev.env.tmp .local/dev.env
+set -a; . ./.local/dev.env; set +a
+
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
+trap cleanup EXIT INT TERM
+
+if [ -z "${OPENAI_API_KEY:-}" ]; then
+  echo "==> OPENAI_API_KEY is not set: starting the OpenAI stand-in on http://$STANDIN_LISTEN"
+  target/release/openai-standin --listen "$STANDIN_LISTEN" &
+  pids+=($!)
+  OPENAI_API_KEY="sk-local-standin"
+  OPENAI_BASE_URL="http://$STANDIN_LISTEN"
+fi
+
+export SPIN_VARIABLE_DB_URL="$DB_URL"
+export SPIN_VARIABLE_DEMO_DB_URL="$DEMO_DB_URL"
+export SPIN_VARIABLE_DB_HOST="$DB_HOST"
+export SPIN_VARIABLE_SUPABASE_JWT_SECRET="$SUPABASE_JWT_SECRET"
+export SPIN_VARIABLE_CLASSCONNECT_WEBHOOK_SECRET="$CLASSCONNECT_WEBHOOK_SECRET"
+export SPIN_VARIABLE_OPENAI_API_KEY="$OPENAI_API_KEY"
+export SPIN_VARIABLE_OPENAI_BASE_URL="${OPENAI_BASE_URL:-https://api.openai.com}"
+
+cat <<MSG
+
+  voice-edge is starting on http://$LISTEN
+
+    curl http://$LISTEN/functions/v1/health
+    TOKEN=\$(make -s jwt)                  # a student; APP_ROLE=teacher, ROLE=anon, ROLE=service_role
+    curl -X POST http://$LISTEN/functions/v1/realtime-student-guide-token \\
+         -H "authorization: Bearer \$TOKEN" -H 'content-type: application/json' \\
+         -d '{"persona":"demo-guide"}'
+
+  Database: $DB_URL (stop it with: make clean-local)
+  Press Ctrl-C to stop the app.
+
+MSG
+target/release/voice-edge-host -f spin.toml --listen "$LISTEN" &
+pids+=($!)
+wait "${pids[-1]}"
