@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Applies sql/migrations/NNNN_*.sql to a database with psql, in name order, one progress
+# line per file, stopping at the first error (`make migrate DB_URL=…`).
+#
+#   scripts/migrate.sh 'postgres://user:password@host:5432/postgres'
+#
+# Every migration is idempotent and runs in its own transaction, so re-running this
+# after a failure (or on an up-to-date database) is safe. The connection string is
+# never printed. Only sql/migrations is applied: sql/local is for local databases and
+# must never reach a Supabase project; sql/seed is applied separately when wanted.
+set -euo pipefail
+
+db_url="${1:-${DB_URL:-}}"
+if [[ -z "$db_url" ]]; then
+    echo "usage: $0 DB_URL   (or DB_URL=… $0)" >&2
+    exit 2
+fi
+if ! command -v psql >/dev/null 2>&1; then
+    echo "migrate: psql is not installed (Debian: apt-get install postgresql-client)" >&2
+    exit 2
+fi
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+shopt -s nullglob
+migrations=("$root"/sql/migrations/[0-9][0-9][0-9][0-9]_*.sql)
+if (( ${#migrations[@]} == 0 )); then
+    echo "migrate: no migrations in $root/sql/migrations" >&2
+    exit 1
+fi
+
+count=${#migrations[@]}
+index=0
+for migration in "${migrations[@]}"; do
+    index=$((index + 1))
+    name="$(basename "$migration")"
+    printf 'migrate: [%d/%d] %s\n' "$index" "$count" "$name"
+    # NOTICEs ("already exists, skipping") are the idempotence at work, not news.
+    if ! psql "$db_url" --no-psqlrc --quiet -v ON_ERROR_STOP=1 \
+        -c 'SET client_min_messages = warning' -f "$migration"; then
+        echo "migrate: $name failed; it was rolled back and later migrations were not applied" >&2
+        exit 1
+    fi
+done
+echo "migrate: $count migrations applied"
