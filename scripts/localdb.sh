@@ -7,8 +7,11 @@
 #                               when it is already running, just re-apply (idempotent)
 #   scripts/localdb.sh stop     stop it (the data stays)
 #   scripts/localdb.sh status   say whether it runs (exit 0) or not (exit 3)
-#   scripts/localdb.sh url      print the app's database variables as shell exports:
-#                               eval "$(scripts/localdb.sh url)"
+#   scripts/localdb.sh url      print the superuser connection string (`db_url`)
+#   scripts/localdb.sh demo-url print demo_relay's connection string (`demo_db_url`)
+#   scripts/localdb.sh host     print `127.0.0.1:<port>` (`db_host`)
+#   scripts/localdb.sh env      print all three as SPIN_VARIABLE_* shell exports:
+#                               eval "$(scripts/localdb.sh env)"
 #   scripts/localdb.sh destroy  stop it and delete .local/pg
 #
 # PGPORT picks the port (default 54329). When run as root the server runs as the
@@ -138,7 +141,7 @@ status() {
     fi
 }
 
-url() {
+env_exports() {
     echo "export SPIN_VARIABLE_DB_URL='$(superuser_url)'"
     echo "export SPIN_VARIABLE_DEMO_DB_URL='$(demo_relay_url)'"
     echo "export SPIN_VARIABLE_DB_HOST='127.0.0.1:$(running_port)'"
@@ -154,10 +157,13 @@ case "${1:-}" in
     start) start ;;
     stop) stop ;;
     status) status ;;
-    url) url ;;
+    url) superuser_url ;;
+    demo-url) demo_relay_url ;;
+    host) echo "127.0.0.1:$(running_port)" ;;
+    env) env_exports ;;
     destroy) destroy ;;
     *)
-        echo "usage: $0 start|stop|status|url|destroy" >&2
+        echo "usage: $0 start|stop|status|url|demo-url|host|env|destroy" >&2
         exit 2
         ;;
 esac
