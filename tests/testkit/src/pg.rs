@@ -1,0 +1,655 @@
+//! Throwaway PostgreSQL for tests: real servers on loopback, one fresh database per test.
+//!
+//! [`PgCluster::shared`] starts one cluster per test process (initdb into
+//! `target/test-pg/<unique>`, password auth, a free port on 127.0.0.1, the unix socket in
+//! the data directory, durability settings left at PostgreSQL's defaults so benchmarks
+//! measure real commits). It builds a template database holding what a migrated
+//! production database holds: the local `auth` stand-in, the production tables fixture,
+//! every migration and the demo seed, with `demo_relay` given `LOGIN` and
+//! [`DEMO_RELAY_PASSWORD`]. [`TestDb::create`] copies that template
+//! (`CREATE DATABASE … TEMPLATE`), which takes milliseconds, so every test gets its own
+//! database and tests never see each other's rows.
+//!
+//! The shared cluster stops when the test process exits (`atexit`). Every postmaster is
+//! also started with a parent-death signal bound to a thread that lives exactly as long
+//! as that postmaster, so a test binary that panics, aborts or is killed leaves no server
+//! behind. [`PgCluster::start_private`] gives a test its own cluster (for outages:
+//! [`PgCluster::stop`] and [`PgCluster::start`] keep the port and the data), stopped and
+//! removed on drop.
+//!
+//! When the tests run as root, initdb and the server run as the `postgres` system user,
+//! which PostgreSQL requires.
+
+use std::fs;
+use std::io;
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, mpsc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow, bail};
+
+/// The superuser's password in every test cluster.
+pub const SUPERUSER_PASSWORD: &str = "voice-edge-test-superuser";
+
+/// The password the test clusters give the `demo_relay` role.
+pub const DEMO_RELAY_PASSWORD: &str = "voice-edge-test-demo-relay";
+
+/// The database every [`TestDb`] is copied from.
+pub const TEMPLATE_DB: &str = "voice_edge_template";
+
+/// How long a server may take to accept connections after it is spawned.
+const STARTUP_DEADLINE: Duration = Duration::from_secs(60);
+
+/// How long a fast shutdown may take before the server is told to quit immediately.
+const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
+
+static UNIQUE: AtomicU64 = AtomicU64::new(0);
+
+/// A unique suffix for directory and database names: process id, a counter and the clock,
+/// so parallel test binaries and repeated runs never collide.
+fn unique_suffix() -> String {
+    let count = UNIQUE.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}_{count}_{nanos:09}", std::process::id())
+}
+
+/// The root of the repository (the workspace holding `sql/` and `tests/`).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("the testkit lives two levels below the repository root")
+}
+
+/// `sql/migrations`, applied in name order.
+pub fn migrations_dir() -> PathBuf {
+    repo_root().join("sql/migrations")
+}
+
+/// `sql/local/supabase_auth.sql`, the local stand-in for Supabase's `auth` schema.
+pub fn supabase_auth_file() -> PathBuf {
+    repo_root().join("sql/local/supabase_auth.sql")
+}
+
+/// `sql/seed`, the demo data.
+pub fn seed_dir() -> PathBuf {
+    repo_root().join("sql/seed")
+}
+
+/// `tests/fixtures/production_tables.sql`: the running system's production tables.
+pub fn production_tables_file() -> PathBuf {
+    repo_root().join("tests/fixtures/production_tables.sql")
+}
+
+/// The `.sql` files of a directory, sorted by name (the order migrations apply in).
+pub fn sql_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|extension| extension == "sql") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Runs one SQL file as a single batch (simple query protocol, as `psql` would).
+pub fn apply_sql_file(client: &mut postgres::Client, path: &Path) -> Result<()> {
+    let sql = fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    client
+        .batch_execute(&sql)
+        .map_err(|error| anyhow!("applying {}: {}", path.display(), describe(&error)))
+}
+
+/// Runs every `.sql` file of a directory in name order; returns the files applied.
+pub fn apply_sql_dir(client: &mut postgres::Client, dir: &Path) -> Result<Vec<PathBuf>> {
+    let files = sql_files(dir)?;
+    for file in &files {
+        apply_sql_file(client, file)?;
+    }
+    Ok(files)
+}
+
+/// What a migrated production database holds, in the order it comes about: the `auth`
+/// stand-in (Supabase's own schema), the production tables, every migration, the seed.
+pub fn apply_full_schema(client: &mut postgres::Client) -> Result<()> {
+    apply_sql_file(client, &supabase_auth_file())?;
+    apply_sql_file(client, &production_tables_file())?;
+    apply_sql_dir(client, &migrations_dir())?;
+    apply_sql_dir(client, &seed_dir())?;
+    Ok(())
+}
+
+/// A Postgres error with its SQLSTATE, message and detail (the `Display` of
+/// `postgres::Error` alone says only "db error").
+pub fn describe(error: &postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!(
+            "{} {}: {}{}",
+            db.severity(),
+            db.code().code(),
+            db.message(),
+            db.detail().map(|detail| format!(" ({detail})")).unwrap_or_default()
+        ),
+        None => error.to_string(),
+    }
+}
+
+/// The uid and gid the server must run as: the `postgres` user's when we are root
+/// (PostgreSQL refuses to run as root), none otherwise.
+fn server_identity() -> Result<Option<(u32, u32)>> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(None);
+    }
+    let name = c"postgres";
+    // SAFETY: `name` is a valid C string; the returned record is copied out before any
+    // other call that could overwrite it.
+    let record = unsafe { libc::getpwnam(name.as_ptr()) };
+    if record.is_null() {
+        bail!("running as root, but there is no `postgres` user to run the server as");
+    }
+    // SAFETY: non-null, returned by getpwnam just above.
+    let (uid, gid) = unsafe { ((*record).pw_uid, (*record).pw_gid) };
+    Ok(Some((uid, gid)))
+}
+
+fn chown(path: &Path, identity: Option<(u32, u32)>) -> Result<()> {
+    if let Some((uid, gid)) = identity {
+        std::os::unix::fs::chown(path, Some(uid), Some(gid))
+            .with_context(|| format!("chown {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+/// Whether a spawned postmaster has exited, and how.
+#[derive(Default)]
+struct ExitWatch {
+    status: Mutex<Option<io::Result<ExitStatus>>>,
+    changed: Condvar,
+}
+
+impl ExitWatch {
+    fn has_exited(&self) -> bool {
+        self.status.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    /// Waits up to `limit` for the exit; true once it has happened.
+    fn wait(&self, limit: Duration) -> bool {
+        let guard = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let (guard, _) = self
+            .changed
+            .wait_timeout_while(guard, limit, |status| status.is_none())
+            .unwrap_or_else(|e| e.into_inner());
+        guard.is_some()
+    }
+}
+
+/// A running `postgres` process.
+struct Postmaster {
+    pid: libc::pid_t,
+    exit: Arc<ExitWatch>,
+}
+
+impl Postmaster {
+    /// Spawns the server from a thread that then waits for it. The server gets
+    /// `PR_SET_PDEATHSIG`, which fires when the *thread* that forked it ends; this thread
+    /// ends only when the server has exited or the whole process is going away, so the
+    /// server can never outlive the test process.
+    fn spawn(
+        data_dir: &Path,
+        port: u16,
+        log_file: &Path,
+        identity: Option<(u32, u32)>,
+    ) -> Result<Self> {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_file)
+            .with_context(|| format!("opening {}", log_file.display()))?;
+        let log_err = log.try_clone()?;
+        let mut command = Command::new("postgres");
+        command
+            .arg("-D")
+            .arg(data_dir)
+            .arg("-p")
+            .arg(port.to_string())
+            .arg("-c")
+            .arg("listen_addresses=127.0.0.1")
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", data_dir.display()))
+            // Several test binaries' hosts pool connections at once; 100 is tight.
+            .arg("-c")
+            .arg("max_connections=200")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log_err);
+        if let Some((uid, gid)) = identity {
+            command.uid(uid).gid(gid);
+        }
+        // SAFETY: prctl and getppid are async-signal-safe; nothing here allocates.
+        // std runs this after setuid/setgid, which would otherwise clear the setting.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT as libc::c_ulong) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() == 1 {
+                    return Err(io::Error::other("the test process is already gone"));
+                }
+                Ok(())
+            });
+        }
+
+        let exit = Arc::new(ExitWatch::default());
+        let watch = Arc::clone(&exit);
+        let (started, pid) = mpsc::channel();
+        thread::Builder::new()
+            .name(format!("postmaster-{port}"))
+            .spawn(move || match command.spawn() {
+                Ok(mut child) => {
+                    let _ = started.send(Ok(child.id()));
+                    let status = child.wait();
+                    *watch.status.lock().unwrap_or_else(|e| e.into_inner()) = Some(status);
+                    watch.changed.notify_all();
+                }
+                Err(error) => {
+                    let _ = started.send(Err(error));
+                }
+            })
+            .context("spawning the postmaster's watch thread")?;
+        let pid = pid
+            .recv()
+            .context("the postmaster's watch thread died")?
+            .context("spawning postgres (is it on PATH?)")?;
+        Ok(Self {
+            pid: pid as libc::pid_t,
+            exit,
+        })
+    }
+
+    /// Fast shutdown (clients disconnected, a shutdown checkpoint), escalating to an
+    /// immediate shutdown and then SIGKILL if the server does not go in time.
+    fn stop(&self) {
+        for (signal, limit) in [
+            (libc::SIGINT, SHUTDOWN_DEADLINE),
+            (libc::SIGQUIT, Duration::from_secs(5)),
+            (libc::SIGKILL, Duration::from_secs(5)),
+        ] {
+            if self.exit.has_exited() {
+                return;
+            }
+            // SAFETY: plain kill(2) on the pid of a child we have not yet reaped (the
+            // watch thread reaps it and records the exit before we could reuse the pid).
+            unsafe { libc::kill(self.pid, signal) };
+            if self.exit.wait(limit) {
+                return;
+            }
+        }
+    }
+}
+
+/// A PostgreSQL server of our own, on 127.0.0.1.
+pub struct PgCluster {
+    base_dir: PathBuf,
+    data_dir: PathBuf,
+    log_file: PathBuf,
+    port: u16,
+    identity: Option<(u32, u32)>,
+    postmaster: Mutex<Option<Postmaster>>,
+}
+
+impl std::fmt::Debug for PgCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgCluster")
+            .field("data_dir", &self.data_dir)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+static SHARED: OnceLock<std::result::Result<PgCluster, String>> = OnceLock::new();
+
+extern "C" fn stop_shared_cluster_at_exit() {
+    if let Some(Ok(cluster)) = SHARED.get() {
+        cluster.shut_down_and_remove();
+    }
+}
+
+impl PgCluster {
+    /// The cluster shared by every test of this process, started on first use with the
+    /// template database ready, and stopped when the process exits.
+    pub fn shared() -> &'static PgCluster {
+        let cluster = SHARED.get_or_init(|| match PgCluster::start_new() {
+            Ok(cluster) => {
+                // SAFETY: registering a plain extern "C" function with no arguments.
+                unsafe { libc::atexit(stop_shared_cluster_at_exit) };
+                Ok(cluster)
+            }
+            Err(error) => Err(format!("{error:#}")),
+        });
+        match cluster {
+            Ok(cluster) => cluster,
+            Err(error) => panic!("the shared test PostgreSQL could not start: {error}"),
+        }
+    }
+
+    /// A cluster of this test's own (same setup as the shared one), stopped and removed
+    /// when dropped.
+    pub fn start_private() -> PgCluster {
+        match PgCluster::start_new() {
+            Ok(cluster) => cluster,
+            Err(error) => panic!("a private test PostgreSQL could not start: {error:#}"),
+        }
+    }
+
+    fn start_new() -> Result<PgCluster> {
+        let identity = server_identity()?;
+        let parent = repo_root().join("target/test-pg");
+        fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+        let base_dir = parent.join(unique_suffix());
+        fs::create_dir(&base_dir)?;
+        chown(&base_dir, identity)?;
+        fs::set_permissions(&base_dir, fs::Permissions::from_mode(0o700))?;
+
+        let mut cluster = PgCluster {
+            data_dir: base_dir.join("data"),
+            log_file: base_dir.join("postgres.log"),
+            base_dir,
+            port: 0,
+            identity,
+            postmaster: Mutex::new(None),
+        };
+        // Dropping the half-built cluster on any error below stops and removes it.
+        cluster.init_data_dir()?;
+        cluster.start_on_a_free_port()?;
+        cluster.create_template()?;
+        Ok(cluster)
+    }
+
+    fn init_data_dir(&self) -> Result<()> {
+        let password_file = self.base_dir.join("superuser-password");
+        fs::write(&password_file, SUPERUSER_PASSWORD)?;
+        chown(&password_file, self.identity)?;
+        let mut command = Command::new("initdb");
+        command
+            .arg("--pgdata")
+            .arg(&self.data_dir)
+            .args(["--username=postgres", "--auth=scram-sha-256", "--encoding=UTF8"])
+            .args(["--locale=C"])
+            .arg(format!("--pwfile={}", password_file.display()))
+            // Only initdb's own final fsync of the new files is skipped; the server runs
+            // with fsync, synchronous_commit and full_page_writes at their defaults.
+            .arg("--no-sync")
+            .stdin(Stdio::null());
+        if let Some((uid, gid)) = self.identity {
+            command.uid(uid).gid(gid);
+        }
+        let output = command.output().context("running initdb (is it on PATH?)")?;
+        let _ = fs::remove_file(&password_file);
+        if !output.status.success() {
+            bail!(
+                "initdb failed: {}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+
+    /// Starts the server on a free port, trying again with another port if someone else
+    /// took the one we found between finding and binding it.
+    fn start_on_a_free_port(&mut self) -> Result<()> {
+        let mut last_error = anyhow!("no attempt made");
+        for _ in 0..5 {
+            self.port = free_port()?;
+            match self.start_server() {
+                Ok(()) => return Ok(()),
+                Err(error) => last_error = error,
+            }
+        }
+        Err(last_error)
+    }
+
+    fn start_server(&self) -> Result<()> {
+        let mut slot = self.postmaster.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.as_ref().is_some_and(|postmaster| !postmaster.exit.has_exited()) {
+            return Ok(());
+        }
+        let postmaster = Postmaster::spawn(&self.data_dir, self.port, &self.log_file, self.identity)?;
+        let deadline = Instant::now() + STARTUP_DEADLINE;
+        loop {
+            if postmaster.exit.has_exited() {
+                bail!(
+                    "postgres exited during start-up on port {}; log:\n{}",
+                    self.port,
+                    self.log_tail()
+                );
+            }
+            match self.try_connect("postgres") {
+                Ok(_) => break,
+                Err(_) if Instant::now() < deadline => thread::sleep(Duration::from_millis(50)),
+                Err(error) => {
+                    postmaster.stop();
+                    bail!(
+                        "postgres did not accept connections within {STARTUP_DEADLINE:?}: {}; log:\n{}",
+                        describe(&error),
+                        self.log_tail()
+                    );
+                }
+            }
+        }
+        *slot = Some(postmaster);
+        Ok(())
+    }
+
+    fn log_tail(&self) -> String {
+        let log = fs::read_to_string(&self.log_file).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    fn create_template(&self) -> Result<()> {
+        let mut admin = self.connect("postgres")?;
+        admin
+            .batch_execute(&format!("CREATE DATABASE {TEMPLATE_DB}"))
+            .map_err(|error| anyhow!("creating the template: {}", describe(&error)))?;
+        {
+            let mut template = self.connect(TEMPLATE_DB)?;
+            apply_full_schema(&mut template)?;
+            template
+                .batch_execute(&format!(
+                    "ALTER ROLE demo_relay WITH LOGIN PASSWORD '{DEMO_RELAY_PASSWORD}'"
+                ))
+                .map_err(|error| anyhow!("enabling demo_relay: {}", describe(&error)))?;
+            // The connection closes here: CREATE DATABASE … TEMPLATE refuses a template
+            // that has sessions.
+        }
+        admin
+            .batch_execute(&format!("ALTER DATABASE {TEMPLATE_DB} WITH IS_TEMPLATE true"))
+            .map_err(|error| anyhow!("marking the template: {}", describe(&error)))?;
+        Ok(())
+    }
+
+    fn try_connect(&self, database: &str) -> std::result::Result<postgres::Client, postgres::Error> {
+        postgres::Client::connect(&self.url(database), postgres::NoTls)
+    }
+
+    fn connect(&self, database: &str) -> Result<postgres::Client> {
+        self.try_connect(database)
+            .map_err(|error| anyhow!("connecting to {database}: {}", describe(&error)))
+    }
+
+    /// The port the server listens on (127.0.0.1 only).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `127.0.0.1:<port>`, the value of the `db_host` variable.
+    pub fn db_host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The superuser's URL for a database of this cluster.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres:{SUPERUSER_PASSWORD}@127.0.0.1:{}/{database}?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// The data directory (its `postgres.log` sits beside it).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Whether the server is up.
+    pub fn is_running(&self) -> bool {
+        self.postmaster
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|postmaster| !postmaster.exit.has_exited())
+    }
+
+    /// Stops the server (fast shutdown), keeping its data and port: an outage.
+    pub fn stop(&self) {
+        let postmaster = self.postmaster.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(postmaster) = postmaster {
+            postmaster.stop();
+        }
+    }
+
+    /// Starts the server again on the same port with the same data.
+    pub fn start(&self) {
+        if let Err(error) = self.start_server() {
+            panic!("restarting the test PostgreSQL failed: {error:#}");
+        }
+    }
+
+    fn shut_down_and_remove(&self) {
+        self.stop();
+        let _ = fs::remove_dir_all(&self.base_dir);
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        self.shut_down_and_remove();
+    }
+}
+
+/// A database of its own for one test: a copy of the template (or an empty one).
+#[derive(Debug, Clone)]
+pub struct TestDb {
+    name: String,
+    port: u16,
+}
+
+impl TestDb {
+    /// A fresh copy of the template in the shared cluster.
+    pub fn create() -> TestDb {
+        TestDb::create_in(PgCluster::shared())
+    }
+
+    /// A fresh copy of the template in the given cluster.
+    pub fn create_in(cluster: &PgCluster) -> TestDb {
+        TestDb::create_with(cluster, Some(TEMPLATE_DB))
+    }
+
+    /// An empty database (nothing of ours in it, not even the `auth` stand-in) in the
+    /// shared cluster, for tests that apply the schema themselves. The cluster-wide roles
+    /// (`anon`, `authenticated`, `service_role`, `demo_relay`) exist already.
+    pub fn create_empty() -> TestDb {
+        TestDb::create_with(PgCluster::shared(), None)
+    }
+
+    fn create_with(cluster: &PgCluster, template: Option<&str>) -> TestDb {
+        let name = format!("test_{}", unique_suffix());
+        let statement = match template {
+            Some(template) => format!("CREATE DATABASE {name} TEMPLATE {template}"),
+            None => format!("CREATE DATABASE {name}"),
+        };
+        let created = cluster
+            .connect("postgres")
+            .and_then(|mut admin| {
+                admin
+                    .batch_execute(&statement)
+                    .map_err(|error| anyhow!("{statement}: {}", describe(&error)))
+            });
+        if let Err(error) = created {
+            panic!("creating a test database failed: {error:#}");
+        }
+        TestDb {
+            name,
+            port: cluster.port(),
+        }
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The superuser's URL: `postgres://postgres:…@127.0.0.1:<port>/<db>?sslmode=disable`.
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://postgres:{SUPERUSER_PASSWORD}@127.0.0.1:{}/{}?sslmode=disable",
+            self.port, self.name
+        )
+    }
+
+    /// The `demo_relay` role's URL for this database.
+    pub fn demo_url(&self) -> String {
+        format!(
+            "postgres://demo_relay:{DEMO_RELAY_PASSWORD}@127.0.0.1:{}/{}?sslmode=disable",
+            self.port, self.name
+        )
+    }
+
+    /// `127.0.0.1:<port>`, the value of the `db_host` variable.
+    pub fn db_host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// A superuser connection, for setting up and checking rows.
+    pub fn client(&self) -> postgres::Client {
+        match postgres::Client::connect(&self.url(), postgres::NoTls) {
+            Ok(client) => client,
+            Err(error) => panic!("connecting to test database {}: {}", self.name, describe(&error)),
+        }
+    }
+
+    /// A connection as `demo_relay`.
+    pub fn demo_client(&self) -> postgres::Client {
+        match postgres::Client::connect(&self.demo_url(), postgres::NoTls) {
+            Ok(client) => client,
+            Err(error) => panic!("connecting as demo_relay to {}: {}", self.name, describe(&error)),
+        }
+    }
+
+    /// The Spin variables that point the app at this database: `db_url`, `demo_db_url`,
+    /// `db_host`.
+    pub fn app_vars(&self) -> Vec<(String, String)> {
+        vec![
+            ("db_url".to_string(), self.url()),
+            ("demo_db_url".to_string(), self.demo_url()),
+            ("db_host".to_string(), self.db_host()),
+        ]
+    }
+}
