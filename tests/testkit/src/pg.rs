@@ -139,7 +139,9 @@ pub fn describe(error: &postgres::Error) -> String {
             db.severity(),
             db.code().code(),
             db.message(),
-            db.detail().map(|detail| format!(" ({detail})")).unwrap_or_default()
+            db.detail()
+                .map(|detail| format!(" ({detail})"))
+                .unwrap_or_default()
         ),
         None => error.to_string(),
     }
@@ -172,6 +174,30 @@ fn chown(path: &Path, identity: Option<(u32, u32)>) -> Result<()> {
     Ok(())
 }
 
+/// Removes the directories of clusters whose test process is gone (a killed test binary
+/// cannot clean up; its server died with it). Directory names start with the pid.
+fn remove_leftovers(parent: &Path) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|name| name.split('_').next())
+            .and_then(|pid| pid.parse::<libc::pid_t>().ok())
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let gone = unsafe { libc::kill(pid, 0) } != 0
+            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if gone && !entry.path().join("data/postmaster.pid").exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn free_port() -> Result<u16> {
     let listener = TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
@@ -186,7 +212,10 @@ struct ExitWatch {
 
 impl ExitWatch {
     fn has_exited(&self) -> bool {
-        self.status.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// Waits up to `limit` for the exit; true once it has happened.
@@ -362,6 +391,7 @@ impl PgCluster {
         let identity = server_identity()?;
         let parent = repo_root().join("target/test-pg");
         fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+        remove_leftovers(&parent);
         let base_dir = parent.join(unique_suffix());
         fs::create_dir(&base_dir)?;
         chown(&base_dir, identity)?;
@@ -390,7 +420,11 @@ impl PgCluster {
         command
             .arg("--pgdata")
             .arg(&self.data_dir)
-            .args(["--username=postgres", "--auth=scram-sha-256", "--encoding=UTF8"])
+            .args([
+                "--username=postgres",
+                "--auth=scram-sha-256",
+                "--encoding=UTF8",
+            ])
             .args(["--locale=C"])
             .arg(format!("--pwfile={}", password_file.display()))
             // Only initdb's own final fsync of the new files is skipped; the server runs
@@ -400,7 +434,9 @@ impl PgCluster {
         if let Some((uid, gid)) = self.identity {
             command.uid(uid).gid(gid);
         }
-        let output = command.output().context("running initdb (is it on PATH?)")?;
+        let output = command
+            .output()
+            .context("running initdb (is it on PATH?)")?;
         let _ = fs::remove_file(&password_file);
         if !output.status.success() {
             bail!(
@@ -428,10 +464,14 @@ impl PgCluster {
 
     fn start_server(&self) -> Result<()> {
         let mut slot = self.postmaster.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.as_ref().is_some_and(|postmaster| !postmaster.exit.has_exited()) {
+        if slot
+            .as_ref()
+            .is_some_and(|postmaster| !postmaster.exit.has_exited())
+        {
             return Ok(());
         }
-        let postmaster = Postmaster::spawn(&self.data_dir, self.port, &self.log_file, self.identity)?;
+        let postmaster =
+            Postmaster::spawn(&self.data_dir, self.port, &self.log_file, self.identity)?;
         let deadline = Instant::now() + STARTUP_DEADLINE;
         loop {
             if postmaster.exit.has_exited() {
@@ -481,12 +521,17 @@ impl PgCluster {
             // that has sessions.
         }
         admin
-            .batch_execute(&format!("ALTER DATABASE {TEMPLATE_DB} WITH IS_TEMPLATE true"))
+            .batch_execute(&format!(
+                "ALTER DATABASE {TEMPLATE_DB} WITH IS_TEMPLATE true"
+            ))
             .map_err(|error| anyhow!("marking the template: {}", describe(&error)))?;
         Ok(())
     }
 
-    fn try_connect(&self, database: &str) -> std::result::Result<postgres::Client, postgres::Error> {
+    fn try_connect(
+        &self,
+        database: &str,
+    ) -> std::result::Result<postgres::Client, postgres::Error> {
         postgres::Client::connect(&self.url(database), postgres::NoTls)
     }
 
@@ -529,7 +574,11 @@ impl PgCluster {
 
     /// Stops the server (fast shutdown), keeping its data and port: an outage.
     pub fn stop(&self) {
-        let postmaster = self.postmaster.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let postmaster = self
+            .postmaster
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(postmaster) = postmaster {
             postmaster.stop();
         }
@@ -585,13 +634,11 @@ impl TestDb {
             Some(template) => format!("CREATE DATABASE {name} TEMPLATE {template}"),
             None => format!("CREATE DATABASE {name}"),
         };
-        let created = cluster
-            .connect("postgres")
-            .and_then(|mut admin| {
-                admin
-                    .batch_execute(&statement)
-                    .map_err(|error| anyhow!("{statement}: {}", describe(&error)))
-            });
+        let created = cluster.connect("postgres").and_then(|mut admin| {
+            admin
+                .batch_execute(&statement)
+                .map_err(|error| anyhow!("{statement}: {}", describe(&error)))
+        });
         if let Err(error) = created {
             panic!("creating a test database failed: {error:#}");
         }
@@ -631,7 +678,11 @@ impl TestDb {
     pub fn client(&self) -> postgres::Client {
         match postgres::Client::connect(&self.url(), postgres::NoTls) {
             Ok(client) => client,
-            Err(error) => panic!("connecting to test database {}: {}", self.name, describe(&error)),
+            Err(error) => panic!(
+                "connecting to test database {}: {}",
+                self.name,
+                describe(&error)
+            ),
         }
     }
 
@@ -639,7 +690,11 @@ impl TestDb {
     pub fn demo_client(&self) -> postgres::Client {
         match postgres::Client::connect(&self.demo_url(), postgres::NoTls) {
             Ok(client) => client,
-            Err(error) => panic!("connecting as demo_relay to {}: {}", self.name, describe(&error)),
+            Err(error) => panic!(
+                "connecting as demo_relay to {}: {}",
+                self.name,
+                describe(&error)
+            ),
         }
     }
 
@@ -651,5 +706,56 @@ impl TestDb {
             ("demo_db_url".to_string(), self.demo_url()),
             ("db_host".to_string(), self.db_host()),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_private_cluster_keeps_its_data_and_port_across_an_outage() {
+        let cluster = PgCluster::start_private();
+        let db = TestDb::create_in(&cluster);
+        db.client()
+            .batch_execute("CREATE TABLE kept (note text); INSERT INTO kept VALUES ('before')")
+            .expect("write a row");
+
+        cluster.stop();
+        assert!(!cluster.is_running());
+        assert!(postgres::Client::connect(&db.url(), postgres::NoTls).is_err());
+
+        cluster.start();
+        let note: String = db
+            .client()
+            .query_one("SELECT note FROM kept", &[])
+            .expect("the row survived")
+            .get(0);
+        assert_eq!(note, "before");
+        assert_eq!(db.db_host(), format!("127.0.0.1:{}", cluster.port()));
+
+        let data_dir = cluster.data_dir().to_path_buf();
+        drop(cluster);
+        assert!(!data_dir.exists(), "dropping a private cluster removes it");
+    }
+
+    #[test]
+    fn template_copies_are_migrated_and_demo_relay_can_log_in() {
+        let db = TestDb::create();
+        let flags: i64 = db
+            .client()
+            .query_one("SELECT count(*) FROM voice_feature_flags", &[])
+            .expect("the migrations are applied")
+            .get(0);
+        assert_eq!(flags, 1);
+        let activities: i64 = db
+            .demo_client()
+            .query_one("SELECT count(*) FROM demo_activities", &[])
+            .expect("demo_relay logs in and reads the seeded activities")
+            .get(0);
+        assert_eq!(activities, 12);
+        let names: Vec<String> = db.app_vars().into_iter().map(|(name, _)| name).collect();
+        assert_eq!(names, ["db_url", "demo_db_url", "db_host"]);
+        assert_ne!(TestDb::create().name(), db.name());
     }
 }
