@@ -1,12 +1,22 @@
-//! `realtime-voice-demo-relay`: placeholder until its issue lands (answers 501 so the app and its routes exist).
+//! `realtime-voice-demo-relay`: the isolated demo system (contract section 4).
+//!
+//! Demo activities, demo sessions, the WebRTC SDP relay to OpenAI's
+//! `/v1/realtime/calls`, ephemeral tokens and interaction logging, all on the `demo_*`
+//! tables through the `demo_relay` role (`demo_db_url`). The logic is
+//! `voice_edge_shared::demo`; this crate only hands Spin's request to it.
+//!
+//! Build: `cargo build --target wasm32-wasip2 --release -p realtime-voice-demo-relay`;
+//! tests: `cargo test --profile host -p voice-edge-integration --test realtime_voice_demo_relay`.
+
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
-use voice_edge_shared::ApiError;
+use voice_edge_shared::config::SpinVariables;
+use voice_edge_shared::demo;
 use voice_edge_shared::http::serve;
 
 #[http_component]
 fn handle(request: Request) -> Response {
-    serve("realtime-voice-demo-relay", request, |_| {
-        Err(ApiError::internal("not implemented yet"))
+    serve(demo::FUNCTION, request, |incoming| {
+        demo::handle(incoming, &SpinVariables)
     })
 }
