@@ -79,6 +79,7 @@ test-host:
 
 test-integration:
 	@echo "==> integration tests (host + components + real PostgreSQL)"
+	$(CARGO) test --profile host -p voice-edge-testkit --lib
 	$(CARGO) test --profile host -p voice-edge-integration
 	@scripts/cleanup-test-pg.sh
 
@@ -92,6 +93,12 @@ bench: build
 .PHONY: deploy
 deploy:
 	@scripts/deploy.sh
+
+.PHONY: db-start db-stop
+db-start: ## the local database alone (migrated, seeded); prints its connection strings
+	@scripts/localdb.sh start
+db-stop:
+	@scripts/localdb.sh stop
 
 .PHONY: clean-local
 clean-local: ## stop the local database and remove .local/
