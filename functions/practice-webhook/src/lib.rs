@@ -1,12 +1,18 @@
-//! `practice-webhook`: placeholder until its issue lands (answers 501 so the app and its routes exist).
+//! `practice-webhook`: `POST /functions/v1/practice-webhook` receives ClassConnect's
+//! results, signed as Standard Webhooks, and applies each delivery exactly once and in
+//! order; `POST /functions/v1/practice-webhook/replay` (a `service_role` JWT) processes
+//! stored deliveries again. The logic is `voice_edge_shared::practice`; the tests are
+//! `tests/integration/tests/practice_webhook.rs`.
+
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
-use voice_edge_shared::ApiError;
+use voice_edge_shared::config::SpinVariables;
 use voice_edge_shared::http::serve;
+use voice_edge_shared::practice;
 
 #[http_component]
 fn handle(request: Request) -> Response {
-    serve("practice-webhook", request, |_| {
-        Err(ApiError::internal("not implemented yet"))
+    serve("practice-webhook", request, |incoming| {
+        practice::handle(incoming, &SpinVariables, chrono::Utc::now())
     })
 }

@@ -1,0 +1,108 @@
+//! The repository of `practice_sessions`: the session a webhook event is about, locked
+//! together with its attempts, and the write of what the event changed.
+
+use std::str::FromStr;
+
+use chrono::NaiveDateTime;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::apply::{AttemptState, SessionChange, SessionState};
+use super::status::UnknownStatus;
+use super::{or_null, utc_param};
+use crate::db::{self, Db, DbError};
+
+/// Locks the session's row until the transaction ends and reads it with its attempts
+/// (one row per attempt): every delivery for a session takes this lock first, so events
+/// for one session apply one at a time and each sees the ones before it. `None` when
+/// there is no such session.
+pub fn lock_with_attempts(db: &Db, session_id: Uuid) -> Result<Option<SessionState>, DbError> {
+    let rows = db.query(
+        "SELECT s.status,
+                s.last_event_at,
+                CASE WHEN jsonb_typeof(s.sentences) = 'array'
+                     THEN jsonb_array_length(s.sentences) END AS sentence_count,
+                a.id AS attempt_id,
+                a.status AS attempt_status,
+                a.sentence_index,
+                a.pronunciation_score,
+                a.is_passed,
+                a.last_event_at AS attempt_last_event_at
+           FROM practice_sessions s
+           LEFT JOIN practice_attempts a ON a.session_id = s.id
+          WHERE s.id = $1
+            FOR UPDATE OF s",
+        &[session_id.into()],
+    )?;
+    let mut session: Option<SessionState> = None;
+    for row in rows.rows() {
+        let state = match &mut session {
+            Some(state) => state,
+            None => {
+                let sentence_count: Option<i32> = db::column(&row, "sentence_count")?;
+                session.insert(SessionState {
+                    id: session_id,
+                    status: parse_status(&db::column::<String>(&row, "status")?)?,
+                    sentence_count: sentence_count.and_then(|count| usize::try_from(count).ok()),
+                    last_event_at: db::column::<Option<NaiveDateTime>>(&row, "last_event_at")?,
+                    attempts: Vec::new(),
+                })
+            }
+        };
+        let Some(attempt_id) = db::column::<Option<Uuid>>(&row, "attempt_id")? else {
+            continue;
+        };
+        state.attempts.push(AttemptState {
+            id: attempt_id,
+            status: parse_status(&db::column::<String>(&row, "attempt_status")?)?,
+            sentence_index: db::column(&row, "sentence_index")?,
+            pronunciation_score: db::column::<Option<Decimal>>(&row, "pronunciation_score")?,
+            is_passed: db::column(&row, "is_passed")?,
+            last_event_at: db::column(&row, "attempt_last_event_at")?,
+        });
+    }
+    Ok(session)
+}
+
+/// Writes what an event changed; fields the change leaves `None` keep their values.
+pub fn update(db: &Db, session_id: Uuid, change: &SessionChange<'_>) -> Result<(), DbError> {
+    let results = change.results.as_ref();
+    let sentences = change
+        .sentences
+        .map(|sentences| db::jsonb(&serde_json::json!(sentences)));
+    db.execute(
+        "UPDATE practice_sessions
+            SET status = COALESCE($2, status),
+                improved_transcript = COALESCE($3, improved_transcript),
+                sentences = COALESCE($4, sentences),
+                error_message = COALESCE($5, error_message),
+                attempt_count = COALESCE($6, attempt_count),
+                pronunciation_score = CASE WHEN $6::int4 IS NULL THEN pronunciation_score
+                                           ELSE $7::numeric END,
+                is_passed = COALESCE($8, is_passed),
+                last_event_at = COALESCE($9::text::timestamptz, last_event_at),
+                updated_at = now()
+          WHERE id = $1",
+        &[
+            session_id.into(),
+            or_null(change.status.map(|status| db::text(status.as_str()))),
+            or_null(change.improved_transcript.map(db::text)),
+            or_null(sentences),
+            or_null(change.error_message.map(db::text)),
+            or_null(results.map(|results| results.attempt_count.into())),
+            or_null(
+                results
+                    .and_then(|results| results.pronunciation_score)
+                    .map(Into::into),
+            ),
+            or_null(results.map(|results| results.is_passed.into())),
+            or_null(change.last_event_at.map(utc_param)),
+        ],
+    )?;
+    Ok(())
+}
+
+fn parse_status<T: FromStr<Err = UnknownStatus>>(text: &str) -> Result<T, DbError> {
+    text.parse()
+        .map_err(|error: UnknownStatus| DbError::Other(error.to_string()))
+}

@@ -1,0 +1,281 @@
+//! The `practice-webhook` function: ClassConnect's deliveries, verified, applied exactly
+//! once and in order, and the operators' replay of stored deliveries.
+//!
+//! A delivery runs in one transaction: its `webhook_events` row is inserted first
+//! ([`webhook_events::claim`]), so a repeated `webhook-id` — also one arriving while the
+//! first is still being applied — finds the row and changes nothing; then the session
+//! is locked and the event's changes ([`apply::plan_changes`]) are written. A refusal
+//! the sender can cure (unknown session, invalid data) commits the row as `failed` with
+//! its reason and nothing else; a database failure rolls everything back and answers
+//! `503`, so the sender's retry finds nothing half-done.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use spin_sdk::pg4::ParameterValue;
+use uuid::Uuid;
+
+use super::apply::{self, SessionState};
+use super::event::{self, ParsedBody, PracticeEvent};
+use super::status::WebhookEventStatus;
+use super::{attempts, sessions, webhook_events};
+use crate::auth::{self, AuthConfig, Role};
+use crate::config::{self, ConfigError, Variables};
+use crate::db::{self, Db};
+use crate::error::ApiError;
+use crate::http::{Incoming, Reply, WEBHOOK_LIMIT};
+use crate::webhook_signature::{WebhookHeaders, WebhookSecrets, verify_webhook_signature};
+
+/// The most stored deliveries one `{"status": …}` replay processes (oldest first).
+pub const REPLAY_BATCH: i64 = 100;
+
+/// What `practice-webhook` reads from its Spin variables.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    db_url: String,
+    secrets: WebhookSecrets,
+}
+
+impl std::fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookConfig { db_url: [redacted], secrets: [redacted] }")
+    }
+}
+
+impl WebhookConfig {
+    /// Reads `db_url` and `classconnect_webhook_secret`; a secret whose key is under 16
+    /// bytes is an error naming the variable.
+    pub fn load(vars: &impl Variables) -> Result<Self, ConfigError> {
+        Ok(Self {
+            secrets: WebhookSecrets::load(vars)?,
+            db_url: config::required(vars, config::DB_URL)?,
+        })
+    }
+}
+
+/// Serves `POST /functions/v1/practice-webhook` and `POST …/replay`.
+pub fn handle(
+    incoming: &Incoming,
+    vars: &impl Variables,
+    now: DateTime<Utc>,
+) -> Result<Reply, ApiError> {
+    let config = WebhookConfig::load(vars)?;
+    match incoming.segments().as_slice() {
+        [] => {
+            incoming.allow(&["POST"])?;
+            receive(incoming, &config, now.timestamp())
+        }
+        ["replay"] => {
+            incoming.allow(&["POST"])?;
+            let auth = AuthConfig::load(vars)?;
+            let claims = auth::authenticate(incoming, &auth, now.timestamp())?;
+            auth::require_role(&claims, &[Role::ServiceRole])?;
+            replay(incoming, &config)
+        }
+        _ => Err(ApiError::not_found("No such route")),
+    }
+}
+
+/// A delivery: `200 processed`, `200 duplicate`, `202 ignored`, or the refusal.
+fn receive(incoming: &Incoming, config: &WebhookConfig, now_unix: i64) -> Result<Reply, ApiError> {
+    let body = incoming.body(WEBHOOK_LIMIT)?;
+    let headers = WebhookHeaders {
+        id: incoming.header("webhook-id"),
+        timestamp: incoming.header("webhook-timestamp"),
+        signature: incoming.header("webhook-signature"),
+    };
+    let delivery = verify_webhook_signature(&config.secrets, headers, body, now_unix)?;
+    let parsed = event::parse_body(body);
+    let db = Db::connect(&config.db_url)?;
+    let answer = db.transaction(|db| record_delivery(db, &delivery.id, body, parsed))?;
+    match answer {
+        Delivered::Duplicate => Ok(Reply::json(200, &json!({"status": "duplicate"}))),
+        Delivered::Settled(Settled { status, refusal }) => match (status, refusal) {
+            (_, Some(refusal)) => Err(refusal),
+            (WebhookEventStatus::Ignored, None) => {
+                Ok(Reply::json(202, &json!({"status": "ignored"})))
+            }
+            (_, None) => Ok(Reply::json(200, &json!({"status": "processed"}))),
+        },
+    }
+}
+
+/// What became of a stored event: its status and, when `failed`, why.
+#[derive(Debug)]
+struct Settled {
+    status: WebhookEventStatus,
+    refusal: Option<ApiError>,
+}
+
+#[derive(Debug)]
+enum Delivered {
+    Duplicate,
+    Settled(Settled),
+}
+
+/// Records and applies one delivery inside the caller's transaction.
+fn record_delivery(
+    db: &Db,
+    id: &str,
+    body: &[u8],
+    parsed: ParsedBody,
+) -> Result<Delivered, ApiError> {
+    let (expected, reason) = match &parsed {
+        ParsedBody::Event(_) => (WebhookEventStatus::Processed, None),
+        ParsedBody::Unknown { .. } => (WebhookEventStatus::Ignored, None),
+        ParsedBody::Invalid { error, .. } => (WebhookEventStatus::Failed, Some(error.to_string())),
+    };
+    let claimed = webhook_events::claim(
+        db,
+        &webhook_events::NewEvent {
+            id,
+            event_type: parsed.event_type(),
+            status: expected,
+            payload: payload_param(body, &parsed),
+            error: reason.as_deref(),
+        },
+    )?;
+    if !claimed {
+        return Ok(Delivered::Duplicate);
+    }
+    let settled = settle(db, parsed)?;
+    if settled.status != expected {
+        let reason = settled.refusal.as_ref().map(ToString::to_string);
+        webhook_events::set_outcome(db, id, settled.status, reason.as_deref())?;
+    }
+    Ok(Delivered::Settled(settled))
+}
+
+/// Applies a body's effects; a refusal the sender can cure is returned as `failed`,
+/// any other error aborts the transaction.
+fn settle(db: &Db, parsed: ParsedBody) -> Result<Settled, ApiError> {
+    let settled = |status, refusal| Settled { status, refusal };
+    Ok(match parsed {
+        ParsedBody::Event(event) => match apply_event(db, &event) {
+            Ok(()) => settled(WebhookEventStatus::Processed, None),
+            Err(refusal) if refusal.status() < 500 => {
+                settled(WebhookEventStatus::Failed, Some(refusal))
+            }
+            Err(error) => return Err(error),
+        },
+        ParsedBody::Unknown { .. } => settled(WebhookEventStatus::Ignored, None),
+        ParsedBody::Invalid { error, .. } => settled(WebhookEventStatus::Failed, Some(error)),
+    })
+}
+
+/// Locks the event's session and writes what the event changes.
+fn apply_event(db: &Db, event: &PracticeEvent) -> Result<(), ApiError> {
+    let session: SessionState =
+        sessions::lock_with_attempts(db, event.session_id)?.ok_or_else(|| {
+            ApiError::not_found(format!("Practice session {} not found", event.session_id))
+        })?;
+    let changes = apply::plan_changes(&session, event);
+    if let Some(attempt) = &changes.attempt
+        && !attempts::upsert(db, attempt)?
+    {
+        return Err(ApiError::bad_field(
+            "data.attempt_id",
+            "data.attempt_id belongs to another practice session",
+        ));
+    }
+    if let Some(change) = &changes.session {
+        sessions::update(db, session.id, change)?;
+    }
+    Ok(())
+}
+
+/// The body for `webhook_events.payload`: the bytes themselves when they are JSON,
+/// otherwise the text as a JSON string, so that the row still shows what came.
+fn payload_param(body: &[u8], parsed: &ParsedBody) -> ParameterValue {
+    let is_json = !matches!(
+        parsed,
+        ParsedBody::Invalid {
+            event_type: None,
+            ..
+        }
+    ) || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
+    if is_json {
+        ParameterValue::Jsonb(body.to_vec())
+    } else {
+        db::jsonb(&serde_json::Value::String(
+            String::from_utf8_lossy(body).into_owned(),
+        ))
+    }
+}
+
+/// `{"event_id": …}` or `{"status": "failed" | "ignored"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReplayRequest {
+    event_id: Option<String>,
+    status: Option<WebhookEventStatus>,
+}
+
+/// One replayed delivery in the answer.
+#[derive(Debug, Serialize)]
+struct ReplayResult {
+    event_id: String,
+    status: WebhookEventStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    code: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Processes stored deliveries again, each in its own transaction, and answers what
+/// became of each.
+fn replay(incoming: &Incoming, config: &WebhookConfig) -> Result<Reply, ApiError> {
+    let request: ReplayRequest = incoming.json()?;
+    let db = Db::connect(&config.db_url)?;
+    let ids = match (request.event_id, request.status) {
+        (Some(id), None) => vec![id],
+        (None, Some(status @ (WebhookEventStatus::Failed | WebhookEventStatus::Ignored))) => {
+            webhook_events::ids_with_status(&db, status, REPLAY_BATCH)?
+        }
+        (None, Some(WebhookEventStatus::Processed)) => {
+            return Err(ApiError::bad_field(
+                "status",
+                "status must be `failed` or `ignored`: processed deliveries are replayed by event_id",
+            ));
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "Send exactly one of `event_id` and `status`",
+            ));
+        }
+    };
+    let mut results = Vec::with_capacity(ids.len());
+    for id in ids {
+        let settled = db.transaction(|db| replay_one(db, &id))?;
+        let Some(Settled { status, refusal }) = settled else {
+            return Err(ApiError::not_found(format!(
+                "No webhook event with id {id}"
+            )));
+        };
+        results.push(ReplayResult {
+            event_id: id,
+            status,
+            code: refusal.as_ref().map(ApiError::status),
+            error: refusal.as_ref().map(ToString::to_string),
+        });
+    }
+    Ok(Reply::json(
+        200,
+        &json!({"replayed": results.len(), "results": results}),
+    ))
+}
+
+fn replay_one(db: &Db, id: &str) -> Result<Option<Settled>, ApiError> {
+    let Some(stored) = webhook_events::lock_for_replay(db, id)? else {
+        return Ok(None);
+    };
+    let settled = settle(db, event::parse_body(stored.payload.as_bytes()))?;
+    let reason = settled.refusal.as_ref().map(ToString::to_string);
+    webhook_events::set_outcome(db, &stored.id, settled.status, reason.as_deref())?;
+    Ok(Some(settled))
+}
+
+/// A fresh id for a sender that has none (the ClassConnect stand-in).
+pub fn new_webhook_id() -> String {
+    format!("msg_{}", Uuid::new_v4().simple())
+}
