@@ -1,12 +1,21 @@
-//! `realtime-student-guide-token`: placeholder until its issue lands (answers 501 so the app and its routes exist).
+//! `realtime-student-guide-token`: OpenAI Realtime ephemeral tokens per persona, behind
+//! the `voice_webrtc_migration` rollout flag.
+//!
+//! `POST /functions/v1/realtime-student-guide-token` mints a token (or answers the
+//! WebSocket fallback to a student outside the rollout), `POST …/refresh` renews one for
+//! the same session, `GET …/flag` tells the caller where the rollout puts them. The
+//! logic is `voice_edge_shared::token`; its integration tests are
+//! `tests/integration/tests/realtime_student_guide_token.rs`.
+
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
-use voice_edge_shared::ApiError;
+use voice_edge_shared::config::SpinVariables;
 use voice_edge_shared::http::serve;
+use voice_edge_shared::token;
 
 #[http_component]
 fn handle(request: Request) -> Response {
-    serve("realtime-student-guide-token", request, |_| {
-        Err(ApiError::internal("not implemented yet"))
+    serve(token::FUNCTION, request, |incoming| {
+        token::handle(incoming, &SpinVariables, chrono::Utc::now().timestamp())
     })
 }
