@@ -1,0 +1,112 @@
+"""deploy/spinkube: the SpinApp manifest against SpinKube's API and spin.toml, and the
+Secret template against the manifest. Run: python3 -m unittest discover -s deploy/tests"""
+import copy
+import json
+import unittest
+from urllib.parse import urlsplit
+
+import jsonschema
+import yaml
+
+from common import SPINKUBE, spin_variables
+
+
+def load(name):
+    with open(SPINKUBE / name) as handle:
+        return yaml.safe_load(handle)
+
+
+class SpinAppManifest(unittest.TestCase):
+    def setUp(self):
+        self.app = load("spinapp.yaml")
+        with open(SPINKUBE / "spinapp.schema.json") as handle:
+            self.schema = json.load(handle)
+        self.variables = {v["name"]: v for v in self.app["spec"]["variables"]}
+
+    def test_manifest_is_a_valid_spinapp(self):
+        jsonschema.validate(self.app, self.schema)
+
+    def test_schema_refuses_a_misspelt_field_and_a_missing_image(self):
+        misspelt = copy.deepcopy(self.app)
+        misspelt["spec"]["replica"] = misspelt["spec"].pop("replicas")
+        with self.assertRaises(jsonschema.ValidationError):
+            jsonschema.validate(misspelt, self.schema)
+        imageless = copy.deepcopy(self.app)
+        del imageless["spec"]["image"]
+        with self.assertRaises(jsonschema.ValidationError):
+            jsonschema.validate(imageless, self.schema)
+
+    def test_replicas_and_autoscaling_exclude_each_other(self):
+        spec = self.app["spec"]
+        self.assertTrue(("replicas" in spec) != bool(spec.get("enableAutoscaling")),
+                        "set either replicas or enableAutoscaling: true, not both")
+
+    def test_every_spin_toml_variable_is_bound_exactly_once(self):
+        names = [v["name"] for v in self.app["spec"]["variables"]]
+        self.assertEqual(len(names), len(set(names)), "a variable is bound twice")
+        self.assertEqual(set(names), set(spin_variables()))
+
+    def test_secret_variables_come_from_the_secret(self):
+        for name, declaration in spin_variables().items():
+            if declaration.get("secret"):
+                ref = self.variables[name].get("valueFrom", {}).get("secretKeyRef")
+                self.assertIsNotNone(ref, f"{name} is secret: bind it with secretKeyRef")
+                self.assertNotIn("value", self.variables[name])
+
+    def test_required_secrets_are_not_optional(self):
+        for name, declaration in spin_variables().items():
+            ref = self.variables[name].get("valueFrom", {}).get("secretKeyRef")
+            if declaration.get("required") and ref:
+                self.assertFalse(ref.get("optional", False), f"{name} is required by spin.toml")
+
+    def test_plain_values_equal_spin_toml_defaults(self):
+        for name, declaration in spin_variables().items():
+            if "value" in self.variables[name]:
+                self.assertEqual(self.variables[name]["value"], declaration.get("default"), name)
+
+    def test_probes_ask_the_health_function(self):
+        checks = self.app["spec"]["checks"]
+        for probe in ("readiness", "liveness"):
+            self.assertEqual(checks[probe]["httpGet"]["path"], "/functions/v1/health")
+
+    def test_resources_are_bounded(self):
+        resources = self.app["spec"]["resources"]
+        self.assertIn("memory", resources["limits"])
+        self.assertIn("cpu", resources["requests"])
+
+
+class SecretTemplate(unittest.TestCase):
+    def setUp(self):
+        self.secret = load("secret.template.yaml")
+        self.app = load("spinapp.yaml")
+
+    def test_template_holds_every_key_the_manifest_refers_to_and_no_other(self):
+        referred = {
+            v["valueFrom"]["secretKeyRef"]["key"]
+            for v in self.app["spec"]["variables"]
+            if "secretKeyRef" in v.get("valueFrom", {})
+        }
+        names = {
+            v["valueFrom"]["secretKeyRef"]["name"]
+            for v in self.app["spec"]["variables"]
+            if "secretKeyRef" in v.get("valueFrom", {})
+        }
+        self.assertEqual(self.secret["kind"], "Secret")
+        self.assertEqual(names, {self.secret["metadata"]["name"]})
+        self.assertEqual(set(self.secret["stringData"]), referred)
+
+    def test_db_host_is_the_host_and_port_of_both_connection_strings(self):
+        data = self.secret["stringData"]
+        for key in ("db_url", "demo_db_url"):
+            url = urlsplit(data[key])
+            self.assertEqual(f"{url.hostname}:{url.port or 5432}", data["db_host"], key)
+            self.assertIn("sslmode=require", data[key], key)
+
+    def test_template_holds_placeholders_only(self):
+        for key, value in self.secret["stringData"].items():
+            if value:
+                self.assertIn("<", value, f"{key} looks like a real value")
+
+
+if __name__ == "__main__":
+    unittest.main()
