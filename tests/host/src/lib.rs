@@ -1,1 +1,52 @@
-//! The Spin-compatible host (being written).
+//! `voice-edge-host`: a small Spin-compatible host on wasmtime, for development and
+//! tests where no Spin binary can be installed.
+//!
+//! It serves the components of a `spin.toml` as `spin up` does wherever a component
+//! can tell: Spin's routing and `spin-*` request headers, a fresh instance per request,
+//! variables from `--variable` and `SPIN_VARIABLE_*` with Spin's templating and errors,
+//! outbound HTTP and PostgreSQL limited to `allowed_outbound_hosts`, and
+//! `spin:postgres@4.0.0` over pooled real connections with Spin's type mapping.
+//!
+//! As a binary: `voice-edge-host -f spin.toml --listen 127.0.0.1:3000 --variable k=v`.
+//! As a library: [`app::App::load`] and [`app::Server::start`] (the testkit's `TestApp`
+//! wraps them). Tests: `cargo test --profile host -p voice-edge-host` (the conformance
+//! tests need `cargo build --target wasm32-wasip2 --release -p conformance-probe` first
+//! and a PostgreSQL on the PATH).
+
+pub mod allowed_hosts;
+pub mod app;
+pub mod engine;
+pub mod manifest;
+pub mod output;
+pub mod pg;
+pub mod routes;
+pub mod state;
+pub mod variables;
+
+/// Host bindings for the Spin interfaces in `wit/`.
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "wit",
+        world: "spin-imports",
+        imports: { default: async },
+        with: {
+            "spin:postgres/postgres.connection": crate::pg::PgConnection,
+        },
+    });
+}
+
+pub use app::{App, HostOptions, InstantiationReport, Server};
+pub use variables::VariableProviders;
+
+/// A multi-threaded tokio runtime shared by every app of the process (tests start
+/// many apps; each one need not start its own threads).
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("voice-edge-host")
+            .build()
+            .expect("a tokio runtime starts")
+    })
+}

@@ -1,0 +1,138 @@
+//! The app served in-process by the test host, for integration tests.
+//!
+//! `TestApp::start(&[("db_url", …), …])` serves the repository's `spin.toml` on
+//! `127.0.0.1` with a free port and exactly the variables given (a required variable
+//! that is not given fails the start with Spin's own message); `app.url(path)` builds
+//! request URLs; `app.logs()` returns the guest's stdout and stderr lines. The app stops
+//! when the `TestApp` is dropped, and prints its captured log lines if the test is
+//! failing. Compiled components are shared by every `TestApp` of the test process (and
+//! cached on disk under `target/voice-edge-host-cache`), so only the first start pays
+//! for compilation.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use voice_edge_host::{App, HostOptions, Server, VariableProviders, manifest::Manifest};
+
+use crate::pg::repo_root;
+
+/// The app of a manifest, served in-process.
+pub struct TestApp {
+    server: Option<Server>,
+    app: Arc<App>,
+    addr: SocketAddr,
+}
+
+impl std::fmt::Debug for TestApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestApp").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+/// Where compiled components are cached between test processes.
+fn cache_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    target.join("voice-edge-host-cache")
+}
+
+/// Panics with a useful message when a component of the manifest has not been built.
+fn require_built_components(manifest: &Path) {
+    let parsed = match Manifest::load(manifest) {
+        Ok(parsed) => parsed,
+        Err(error) => panic!("cannot read {}: {error:#}", manifest.display()),
+    };
+    for (id, component) in &parsed.components {
+        assert!(
+            component.source.exists(),
+            "component `{id}`: {} is missing — run `make build` first",
+            component.source.display()
+        );
+    }
+}
+
+impl TestApp {
+    /// Serves the repository's `spin.toml` with these variables.
+    pub fn start(vars: &[(&str, &str)]) -> TestApp {
+        Self::start_manifest(&repo_root().join("spin.toml"), vars)
+    }
+
+    /// Serves the manifest at `path` with these variables.
+    pub fn start_manifest(path: &Path, vars: &[(&str, &str)]) -> TestApp {
+        require_built_components(path);
+        match Self::try_start_manifest(path, vars) {
+            Ok(app) => app,
+            Err(error) => panic!("the app did not start: {error}"),
+        }
+    }
+
+    /// Like [`TestApp::start_manifest`], but returns the start-up error (as Spin words
+    /// it) instead of panicking.
+    pub fn try_start_manifest(path: &Path, vars: &[(&str, &str)]) -> Result<TestApp, String> {
+        let options = HostOptions {
+            manifest: path.to_path_buf(),
+            providers: VariableProviders {
+                explicit: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),
+                environment: false,
+                dotenv: HashMap::new(),
+            },
+            forward_output: false,
+            capture_output: true,
+            cache_dir: Some(cache_dir()),
+        };
+        let app = Arc::new(App::load(&options).map_err(|error| format!("{error:#}"))?);
+        let runtime = voice_edge_host::runtime();
+        let server = runtime
+            .block_on(async {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                Server::start(app.clone(), listener)
+            })
+            .map_err(|error| format!("{error:#}"))?;
+        let addr = server.local_addr();
+        Ok(TestApp {
+            server: Some(server),
+            app,
+            addr,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url())
+    }
+
+    /// The guest's stdout and stderr lines so far, in order (host errors about a
+    /// request, such as a trap, are included with a `[host] ` prefix).
+    pub fn logs(&self) -> Vec<String> {
+        self.app.logs()
+    }
+
+    /// The loaded app (for benchmarks: [`App::measure_instantiation`]).
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let logs = self.logs();
+            eprintln!("--- guest output of the app at {} ({} lines) ---", self.base_url(), logs.len());
+            for line in logs {
+                eprintln!("{line}");
+            }
+            eprintln!("--- end of guest output ---");
+        }
+        if let Some(server) = self.server.take() {
+            voice_edge_host::runtime().block_on(server.shutdown());
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! One wasmtime `Engine` per process, components compiled once, and the linker with
+//! every interface a Spin component may import here.
+//!
+//! Compiled components are kept in memory by the SHA-256 of their `.wasm`, so every app
+//! of a test process shares them; with a cache directory they are also kept on disk
+//! (keyed by content and by the engine's compatibility hash), so a new process does not
+//! compile them again. The engine uses the pooling allocator when the machine lets it
+//! reserve the address space, which makes a fresh instance per request cheap.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::bindings;
+use crate::state::Ctx;
+
+fn config(pooling: bool) -> Config {
+    let mut config = Config::new();
+    config.wasm_component_model(true);
+    if pooling {
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(512)
+            .total_core_instances(2048)
+            .total_memories(1024)
+            .total_tables(1024)
+            .total_stacks(512)
+            .max_memory_size(1 << 30)
+            .max_core_instance_size(8 << 20)
+            .max_component_instance_size(8 << 20)
+            .table_elements(100_000)
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(1 << 16);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    }
+    config
+}
+
+/// The process's engine.
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let pooling = std::env::var("VOICE_EDGE_HOST_POOLING").map(|v| v != "0").unwrap_or(true);
+        if pooling {
+            match Engine::new(&config(true)) {
+                Ok(engine) => return engine,
+                Err(error) => eprintln!("voice-edge-host: pooling allocator unavailable ({error}); using on-demand instances"),
+            }
+        }
+        Engine::new(&config(false)).expect("the default wasmtime configuration is valid")
+    })
+}
+
+/// The linker for [`Ctx`]: WASI 0.2, wasi:http, Spin's Postgres and variables.
+pub fn linker() -> &'static Linker<Ctx> {
+    static LINKER: OnceLock<Linker<Ctx>> = OnceLock::new();
+    LINKER.get_or_init(|| {
+        let mut linker = Linker::new(engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI links once");
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).expect("wasi:http links once");
+        bindings::spin::postgres::postgres::add_to_linker::<Ctx, HasSelf<Ctx>>(&mut linker, |ctx| ctx)
+            .expect("spin:postgres links once");
+        bindings::fermyon::spin::variables::add_to_linker::<Ctx, HasSelf<Ctx>>(&mut linker, |ctx| ctx)
+            .expect("fermyon:spin/variables links once");
+        linker
+    })
+}
+
+fn memory_cache() -> &'static Mutex<HashMap<[u8; 32], Component>> {
+    static CACHE: OnceLock<Mutex<HashMap<[u8; 32], Component>>> = OnceLock::new();
+    CACHE.get_or_init(Default::default)
+}
+
+fn disk_cache_path(dir: &Path, digest: &[u8; 32]) -> PathBuf {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    engine().precompile_compatibility_hash().hash(&mut hasher);
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    dir.join(format!("{hex}-{:016x}.cwasm", hasher.finish()))
+}
+
+/// Compiles (or finds already compiled) the component at `path`.
+pub fn load_component(path: &Path, cache_dir: Option<&Path>) -> anyhow::Result<Component> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let digest: [u8; 32] = Sha256::digest(&bytes).into();
+    if let Some(component) = memory_cache().lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
+        return Ok(component.clone());
+    }
+    let cached_file = cache_dir.map(|dir| disk_cache_path(dir, &digest));
+    let mut component = None;
+    if let Some(file) = cached_file.as_ref().filter(|file| file.exists()) {
+        // SAFETY: the file was written by `Component::serialize` of this same engine
+        // configuration (its name carries the engine's compatibility hash), and wasmtime
+        // checks the header again; a stale or damaged file fails and is recompiled.
+        component = unsafe { Component::deserialize_file(engine(), file) }.ok();
+    }
+    let component = match component {
+        Some(component) => component,
+        None => {
+            let component = Component::from_binary(engine(), &bytes)
+                .map_err(anyhow::Error::from)
+                .with_context(|| format!("cannot compile {}", path.display()))?;
+            if let Some(file) = &cached_file {
+                // The disk cache is an optimisation: a failed write only costs time later.
+                let _ = write_atomically(file, &component);
+            }
+            component
+        }
+    };
+    memory_cache()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(digest, component.clone());
+    Ok(component)
+}
+
+fn write_atomically(file: &Path, component: &Component) -> anyhow::Result<()> {
+    let bytes = component.serialize().map_err(anyhow::Error::from)?;
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let temporary = file.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&temporary, bytes)?;
+    std::fs::rename(&temporary, file)?;
+    Ok(())
+}

@@ -1,0 +1,148 @@
+//! `spin:postgres/postgres@4.0.0` for guests: the address allow-list, pooled
+//! connections and Spin's type mapping and error variants.
+//!
+//! - `open` refuses an address whose host and port are not in the component's
+//!   `allowed_outbound_hosts` (`connection-failed("address postgres://… is not
+//!   permitted")`); an unparsable connection string, a refused or unreachable server, a
+//!   wrong password, a missing database and a TLS failure are `connection-failed` too.
+//! - SQL errors are `query-failed(db-error{code, message, severity, detail, extras})`;
+//!   failures without a server error (a parameter of the wrong type, a dropped
+//!   connection) are `query-failed(text)`.
+//! - Malformed parameter values are `bad-parameter` for `query` and
+//!   `value-conversion-failed` for `execute`, as in Spin.
+
+pub mod convert;
+pub mod pool;
+
+use wasmtime::component::Resource;
+
+use crate::bindings::spin::postgres::postgres::{self as wit, DbError, Error, ParameterValue, QueryError, RowSet};
+use crate::state::Ctx;
+
+/// The host side of a guest's `connection` resource.
+pub struct PgConnection {
+    checkout: pool::Checkout,
+}
+
+/// Checks a connection string's hosts against the allow-list, as Spin does.
+pub fn ensure_address_allowed(allowed: &crate::allowed_hosts::AllowedHosts, address: &str) -> Result<(), Error> {
+    let config = address
+        .parse::<tokio_postgres::Config>()
+        .map_err(|error| Error::ConnectionFailed(error.to_string()))?;
+    let ports = config.get_ports();
+    for (index, host) in config.get_hosts().iter().enumerate() {
+        match host {
+            tokio_postgres::config::Host::Tcp(host) => {
+                let port = ports.get(index).or_else(|| if ports.len() == 1 { ports.first() } else { None });
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                let url = format!("{host}{port}");
+                if !allowed.allows_url(&url, "postgres") {
+                    return Err(Error::ConnectionFailed(format!("address postgres://{url} is not permitted")));
+                }
+            }
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(_) => {
+                return Err(Error::ConnectionFailed("Unix sockets are not supported on WebAssembly".into()));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn query_failed(error: tokio_postgres::Error) -> Error {
+    let as_text = format!("{error:?}");
+    match error.as_db_error() {
+        None => Error::QueryFailed(QueryError::Text(as_text)),
+        Some(db) => {
+            let mut extras = Vec::new();
+            let mut extra = |name: &str, value: Option<String>| {
+                if let Some(value) = value {
+                    extras.push((name.to_string(), value));
+                }
+            };
+            extra("column", db.column().map(str::to_string));
+            extra("constraint", db.constraint().map(str::to_string));
+            extra("routine", db.routine().map(str::to_string));
+            extra("hint", db.hint().map(str::to_string));
+            extra("table", db.table().map(str::to_string));
+            extra("datatype", db.datatype().map(str::to_string));
+            extra("schema", db.schema().map(str::to_string));
+            extra("file", db.file().map(str::to_string));
+            extra("line", db.line().map(|line| line.to_string()));
+            extra("where_", db.where_().map(str::to_string));
+            Error::QueryFailed(QueryError::DbError(DbError {
+                as_text,
+                severity: db.severity().to_string(),
+                code: db.code().code().to_string(),
+                message: db.message().to_string(),
+                detail: db.detail().map(str::to_string),
+                extras,
+            }))
+        }
+    }
+}
+
+fn as_refs(params: &[convert::SqlParam]) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
+    params.iter().map(|param| param.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect()
+}
+
+impl Ctx {
+    fn pg_connection(&mut self, connection: &Resource<PgConnection>) -> Result<&mut PgConnection, Error> {
+        self.table
+            .get_mut(connection)
+            .map_err(|_| Error::ConnectionFailed("no connection found".into()))
+    }
+}
+
+impl wit::HostConnection for Ctx {
+    async fn open(&mut self, address: String) -> Result<Resource<PgConnection>, Error> {
+        ensure_address_allowed(&self.component.allowed_hosts, &address)?;
+        let checkout = self
+            .component
+            .pg_pools
+            .checkout(&address)
+            .await
+            .map_err(Error::ConnectionFailed)?;
+        self.table
+            .push(PgConnection { checkout })
+            .map_err(|_| Error::ConnectionFailed("too many connections".into()))
+    }
+
+    async fn query(
+        &mut self,
+        connection: Resource<PgConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> Result<RowSet, Error> {
+        let params = convert::sql_params(&params).map_err(|error| Error::BadParameter(format!("{error:?}")))?;
+        let client = self.pg_connection(&connection)?.checkout.client();
+        let rows = client.query(&statement, &as_refs(&params)).await.map_err(query_failed)?;
+        let columns = convert::columns(&rows);
+        let rows = rows
+            .iter()
+            .map(convert::db_row)
+            .collect::<anyhow::Result<Vec<_>>>()
+            .map_err(|error| Error::QueryFailed(QueryError::Text(format!("{error:?}"))))?;
+        Ok(RowSet { columns, rows })
+    }
+
+    async fn execute(
+        &mut self,
+        connection: Resource<PgConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> Result<u64, Error> {
+        let params =
+            convert::sql_params(&params).map_err(|error| Error::ValueConversionFailed(format!("{error:?}")))?;
+        let client = self.pg_connection(&connection)?.checkout.client();
+        client.execute(&statement, &as_refs(&params)).await.map_err(query_failed)
+    }
+
+    async fn drop(&mut self, connection: Resource<PgConnection>) -> wasmtime::Result<()> {
+        let connection = self.table.delete(connection)?;
+        connection.checkout.release().await;
+        Ok(())
+    }
+}
+
+impl wit::Host for Ctx {}
