@@ -1,12 +1,29 @@
-//! `voice-agent-search`: placeholder until its issue lands (answers 501 so the app and its routes exist).
+//! `voice-agent-search`: the voice agent's `web_search` tool. `POST
+//! /functions/v1/voice-agent-search` `{"query", "locale"?, "max_citations"?}` answers
+//! with OpenAI's web-searched answer and its citations, from a Postgres cache when the
+//! same question was asked in the last ten minutes, or (marked stale) within the last
+//! day when OpenAI fails.
+//!
+//! A thin adapter: the rules, the upstream call and the SQL are
+//! `voice_edge_shared::search`. Build with `cargo build --target wasm32-wasip2 --release
+//! -p voice-agent-search`; tested by `tests/integration/tests/voice_agent_search.rs`.
+
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
-use voice_edge_shared::ApiError;
+use voice_edge_shared::config::SpinVariables;
 use voice_edge_shared::http::serve;
+use voice_edge_shared::search;
 
 #[http_component]
 fn handle(request: Request) -> Response {
-    serve("voice-agent-search", request, |_| {
-        Err(ApiError::internal("not implemented yet"))
+    serve(search::FUNCTION, request, |incoming| {
+        search::handle(incoming, &SpinVariables, unix_now())
     })
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or_default()
 }
