@@ -1,12 +1,27 @@
-//! `voice-monitoring`: placeholder until its issue lands (answers 501 so the app and its routes exist).
+//! `voice-monitoring`: session metrics and errors from clients, the rollout dashboard's
+//! summary and the guarded rollout change (`POST …/metrics`, `POST …/errors`,
+//! `GET …/summary?hours=24`, `POST …/rollout`).
+//!
+//! A thin adapter: the routes, rules and SQL are `voice_edge_shared::monitoring`.
+//! Build with `cargo build --target wasm32-wasip2 --release -p voice-monitoring`; tested
+//! by `tests/integration/tests/voice_monitoring.rs`.
+
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
-use voice_edge_shared::ApiError;
+use voice_edge_shared::config::SpinVariables;
 use voice_edge_shared::http::serve;
+use voice_edge_shared::monitoring;
 
 #[http_component]
 fn handle(request: Request) -> Response {
-    serve("voice-monitoring", request, |_| {
-        Err(ApiError::internal("not implemented yet"))
+    serve("voice-monitoring", request, |incoming| {
+        monitoring::handle(incoming, &SpinVariables, unix_now())
     })
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs() as i64)
+        .unwrap_or_default()
 }

@@ -1,0 +1,67 @@
+//! Repository of `voice_session_errors`: one row per error a client reports.
+
+use uuid::Uuid;
+
+use super::ingest::{ImplementationType, SessionError};
+use crate::db::{self, Db, ParameterValue};
+use crate::error::ApiError;
+
+/// The stored row's identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredError {
+    pub id: Uuid,
+    pub created_at: chrono::NaiveDateTime,
+}
+
+/// Stores one error for `user_id`.
+pub fn insert(db: &Db, user_id: Uuid, error: &SessionError) -> Result<StoredError, ApiError> {
+    let sql = "INSERT INTO voice_session_errors (
+                   user_id, error_type, error_message, stack_trace, is_retryable,
+                   implementation_type, context)
+               VALUES ($1, $2, $3, $4, $5, $6, $7)
+               RETURNING id, created_at";
+    let params = [
+        ParameterValue::from(user_id),
+        db::text(&error.error_type),
+        db::text(&error.error_message),
+        error
+            .stack_trace
+            .as_deref()
+            .map_or(ParameterValue::DbNull, db::text),
+        ParameterValue::Boolean(error.is_retryable),
+        db::text(error.implementation_type.as_str()),
+        error
+            .context
+            .as_ref()
+            .map_or(ParameterValue::DbNull, db::jsonb),
+    ];
+    let rows = db
+        .query(sql, &params)
+        .map_err(super::unknown_user_is_forbidden)?;
+    let row = rows
+        .rows()
+        .next()
+        .ok_or_else(|| ApiError::internal("INSERT … RETURNING gave no row"))?;
+    Ok(StoredError {
+        id: db::column(&row, "id")?,
+        created_at: db::column(&row, "created_at")?,
+    })
+}
+
+/// Errors reported in the last `hours` hours, per implementation.
+pub fn counts_in_window(db: &Db, hours: i32) -> Result<Vec<(ImplementationType, i64)>, ApiError> {
+    let sql = "SELECT implementation_type, count(*)::int8 AS errors
+               FROM voice_session_errors
+               WHERE created_at >= now() - make_interval(hours => $1::int4)
+               GROUP BY implementation_type";
+    let rows = db.query(sql, &[ParameterValue::Int32(hours)])?;
+    rows.rows()
+        .map(|row| {
+            let implementation: String = db::column(&row, "implementation_type")?;
+            let implementation = implementation
+                .parse::<ImplementationType>()
+                .map_err(ApiError::internal)?;
+            Ok((implementation, db::column(&row, "errors")?))
+        })
+        .collect()
+}

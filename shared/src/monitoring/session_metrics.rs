@@ -1,0 +1,101 @@
+//! Repository of `voice_session_metrics`: one row per reported voice session.
+//!
+//! Parameters carry explicit casts (`$4::float8`, `$8::int8`) so that the statement's
+//! parameter types are the Rust values' types whatever numeric type a column has; the
+//! insert then applies Postgres's assignment casts. The window's statistics are
+//! aggregated here, in SQL, so a summary never loads the rows into the component.
+
+use uuid::Uuid;
+
+use super::ingest::{ImplementationType, SessionMetrics};
+use super::rules::ImplementationStats;
+use crate::db::{self, Db, ParameterValue, Row};
+use crate::error::ApiError;
+
+/// The stored row's identity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMetrics {
+    pub id: Uuid,
+    pub created_at: chrono::NaiveDateTime,
+}
+
+/// Stores one session's metrics for `user_id`.
+pub fn insert(db: &Db, user_id: Uuid, metrics: &SessionMetrics) -> Result<StoredMetrics, ApiError> {
+    let sql = "INSERT INTO voice_session_metrics (
+                   user_id, session_id, implementation_type, connection_success,
+                   connection_time_ms, avg_latency_ms, p95_latency_ms, p99_latency_ms,
+                   audio_chunks_sent, audio_chunks_received, buffer_underruns,
+                   reconnection_attempts, duration_ms)
+               VALUES ($1, $2, $3, $4, $5::float8, $6::float8, $7::float8, $8::float8,
+                       $9::int8, $10::int8, $11::int8, $12::int8, $13::float8)
+               RETURNING id, created_at";
+    let params = [
+        ParameterValue::from(user_id),
+        metrics
+            .session_id
+            .map_or(ParameterValue::DbNull, ParameterValue::from),
+        db::text(metrics.implementation_type.as_str()),
+        ParameterValue::Boolean(metrics.connection_success),
+        ParameterValue::Floating64(metrics.connection_time_ms),
+        ParameterValue::Floating64(metrics.avg_latency_ms),
+        ParameterValue::Floating64(metrics.p95_latency_ms),
+        ParameterValue::Floating64(metrics.p99_latency_ms),
+        ParameterValue::Int64(metrics.audio_chunks_sent),
+        ParameterValue::Int64(metrics.audio_chunks_received),
+        ParameterValue::Int64(metrics.buffer_underruns),
+        ParameterValue::Int64(metrics.reconnection_attempts),
+        ParameterValue::Floating64(metrics.duration_ms),
+    ];
+    let rows = db
+        .query(sql, &params)
+        .map_err(super::unknown_user_is_forbidden)?;
+    let row = rows
+        .rows()
+        .next()
+        .ok_or_else(|| ApiError::internal("INSERT … RETURNING gave no row"))?;
+    Ok(StoredMetrics {
+        id: db::column(&row, "id")?,
+        created_at: db::column(&row, "created_at")?,
+    })
+}
+
+/// Per implementation, the totals of the sessions reported in the last `hours` hours
+/// (errors are counted by [`super::session_errors::counts_in_window`] and left at 0).
+/// Latency statistics are over connected sessions only; the percentiles are
+/// `percentile_cont`, i.e. linear interpolation between the closest ranks.
+pub fn stats_in_window(db: &Db, hours: i32) -> Result<Vec<ImplementationStats>, ApiError> {
+    let sql = "SELECT implementation_type,
+                      count(*)::int8 AS sessions,
+                      count(*) FILTER (WHERE connection_success)::int8 AS successful_sessions,
+                      (avg(avg_latency_ms::float8) FILTER (WHERE connection_success))::float8
+                          AS avg_latency_ms,
+                      percentile_cont(0.95) WITHIN GROUP (ORDER BY avg_latency_ms::float8)
+                          FILTER (WHERE connection_success) AS p95_latency_ms,
+                      percentile_cont(0.99) WITHIN GROUP (ORDER BY avg_latency_ms::float8)
+                          FILTER (WHERE connection_success) AS p99_latency_ms,
+                      coalesce(sum(buffer_underruns), 0)::int8 AS buffer_underruns,
+                      coalesce(sum(reconnection_attempts), 0)::int8 AS reconnection_attempts
+               FROM voice_session_metrics
+               WHERE created_at >= now() - make_interval(hours => $1::int4)
+               GROUP BY implementation_type";
+    let rows = db.query(sql, &[ParameterValue::Int32(hours)])?;
+    rows.rows().map(|row| stats_from_row(&row)).collect()
+}
+
+fn stats_from_row(row: &Row<'_>) -> Result<ImplementationStats, ApiError> {
+    let implementation: String = db::column(row, "implementation_type")?;
+    let implementation = implementation
+        .parse::<ImplementationType>()
+        .map_err(ApiError::internal)?;
+    Ok(ImplementationStats {
+        implementation,
+        sessions: db::column(row, "sessions")?,
+        successful_sessions: db::column(row, "successful_sessions")?,
+        avg_latency_ms: db::column(row, "avg_latency_ms")?,
+        p95_latency_ms: db::column(row, "p95_latency_ms")?,
+        p99_latency_ms: db::column(row, "p99_latency_ms")?,
+        buffer_underruns: db::column(row, "buffer_underruns")?,
+        reconnection_attempts: db::column(row, "reconnection_attempts")?,
+        errors: 0,
+    })
+}
