@@ -76,11 +76,19 @@ fn parse_cidr(text: &str) -> Option<(IpAddr, u8)> {
 fn in_network(address: IpAddr, network: IpAddr, prefix: u8) -> bool {
     match (address, network) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix))
+            };
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix))
+            };
             u128::from(a) & mask == u128::from(n) & mask
         }
         _ => false,
@@ -158,11 +166,17 @@ impl PortRule {
             bail!("port lists are not yet supported");
         }
         if let Some((start, end)) = port.split_once("..") {
-            let start = start.parse().with_context(|| format!("port range {port:?} contains non-number"))?;
-            let end = end.parse().with_context(|| format!("port range {port:?} contains non-number"))?;
+            let start = start
+                .parse()
+                .with_context(|| format!("port range {port:?} contains non-number"))?;
+            let end = end
+                .parse()
+                .with_context(|| format!("port range {port:?} contains non-number"))?;
             return Ok(PortRule::Range(start, end));
         }
-        Ok(PortRule::Port(port.parse().with_context(|| format!("port {port:?} is not a number"))?))
+        Ok(PortRule::Port(port.parse().with_context(|| {
+            format!("port {port:?} is not a number")
+        })?))
     }
 
     fn allows(&self, port: Option<u16>, scheme: &str) -> bool {
@@ -204,7 +218,8 @@ impl AllowedHost {
                 }
             }
         };
-        let port = PortRule::parse(port, scheme).with_context(|| format!("Invalid allowed host port {port:?}"))?;
+        let port = PortRule::parse(port, scheme)
+            .with_context(|| format!("Invalid allowed host port {port:?}"))?;
         let scheme = if scheme == "*" {
             SchemeRule::Any
         } else if scheme.chars().all(char::is_alphabetic) {
@@ -212,7 +227,8 @@ impl AllowedHost {
         } else {
             bail!("Invalid allowed host scheme {scheme:?}");
         };
-        let host = HostRule::parse(host).with_context(|| format!("Invalid allowed host {host:?}"))?;
+        let host =
+            HostRule::parse(host).with_context(|| format!("Invalid allowed host {host:?}"))?;
         Ok(Self { scheme, host, port })
     }
 
@@ -240,7 +256,10 @@ impl OutboundUrl {
         // Credentials may hold characters that make the URL unparsable: encode them.
         if let Some(at) = text.find('@') {
             let scheme_end = text.find("://").map(|end| end + 3).unwrap_or(0);
-            let path_start = text[scheme_end..].find('/').map(|i| i + scheme_end).unwrap_or(usize::MAX);
+            let path_start = text[scheme_end..]
+                .find('/')
+                .map(|i| i + scheme_end)
+                .unwrap_or(usize::MAX);
             if at < path_start {
                 let userinfo: String = text[scheme_end..at]
                     .bytes()
@@ -259,12 +278,17 @@ impl OutboundUrl {
             Ok(parsed) if parsed.has_host() => parsed,
             first => match url::Url::parse(&format!("{default_scheme}://{text}")) {
                 Ok(parsed) => parsed,
-                Err(error) => return Err(first.err().map(Into::into).unwrap_or_else(|| error.into())),
+                Err(error) => {
+                    return Err(first.err().map(Into::into).unwrap_or_else(|| error.into()));
+                }
             },
         };
         Ok(Self {
             scheme: parsed.scheme().to_string(),
-            host: parsed.host_str().with_context(|| format!("{text:?} does not have a host component"))?.to_string(),
+            host: parsed
+                .host_str()
+                .with_context(|| format!("{text:?} does not have a host component"))?
+                .to_string(),
             port: parsed.port(),
         })
     }
@@ -284,9 +308,14 @@ pub struct AllowedHosts {
 
 impl AllowedHosts {
     /// Resolves the templates against the application variables and parses them.
-    pub fn resolve(entries: &[String], app_variables: &HashMap<String, String>) -> anyhow::Result<Self> {
+    pub fn resolve(
+        entries: &[String],
+        app_variables: &HashMap<String, String>,
+    ) -> anyhow::Result<Self> {
         if entries.len() == 1 && entries[0] == "insecure:allow-all" {
-            bail!("'insecure:allow-all' is not allowed - use '*://*:*' instead if you really want to allow all outbound traffic'");
+            bail!(
+                "'insecure:allow-all' is not allowed - use '*://*:*' instead if you really want to allow all outbound traffic'"
+            );
         }
         let mut hosts = Vec::new();
         for entry in entries {
@@ -303,7 +332,9 @@ impl AllowedHosts {
                 Ok(host) => hosts.push(host),
                 Err(error) => {
                     return Ok(Self {
-                        hosts: Err(format!("allowed outbound host {entry:?} resolved to {resolved:?}: {error:#}")),
+                        hosts: Err(format!(
+                            "allowed outbound host {entry:?} resolved to {resolved:?}: {error:#}"
+                        )),
                     });
                 }
             }
@@ -330,7 +361,9 @@ impl AllowedHosts {
     /// Whether a request without a host (to the app itself) may be made.
     pub fn allows_self(&self) -> bool {
         match &self.hosts {
-            Ok(hosts) => hosts.iter().any(|h| matches!(h.host, HostRule::Any | HostRule::ToSelf)),
+            Ok(hosts) => hosts
+                .iter()
+                .any(|h| matches!(h.host, HostRule::Any | HostRule::ToSelf)),
             Err(_) => false,
         }
     }
@@ -342,13 +375,19 @@ mod tests {
 
     fn hosts(entries: &[&str], vars: &[(&str, &str)]) -> AllowedHosts {
         let entries: Vec<String> = entries.iter().map(|e| e.to_string()).collect();
-        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let vars = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         AllowedHosts::resolve(&entries, &vars).unwrap()
     }
 
     #[test]
     fn postgres_hosts_compare_host_and_port_literally() {
-        let allowed = hosts(&["postgres://{{ db_host }}"], &[("db_host", "127.0.0.1:5433")]);
+        let allowed = hosts(
+            &["postgres://{{ db_host }}"],
+            &[("db_host", "127.0.0.1:5433")],
+        );
         assert!(allowed.allows_url("127.0.0.1:5433", "postgres"));
         assert!(!allowed.allows_url("127.0.0.1:5432", "postgres"));
         assert!(!allowed.allows_url("localhost:5433", "postgres"));
@@ -370,7 +409,10 @@ mod tests {
 
     #[test]
     fn empty_templates_are_skipped_and_wildcards_work() {
-        let allowed = hosts(&["{{ base }}", "https://*.example.com", "*://*:*"], &[("base", "")]);
+        let allowed = hosts(
+            &["{{ base }}", "https://*.example.com", "*://*:*"],
+            &[("base", "")],
+        );
         assert!(allowed.allows_url("http://anything:1234/", "https"));
         let allowed = hosts(&["{{ base }}", "https://*.example.com"], &[("base", "")]);
         assert!(allowed.allows_url("https://a.example.com/x", "https"));

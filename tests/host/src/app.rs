@@ -86,7 +86,8 @@ fn text(status: u16, body: &str) -> Response {
         .map_err(|never: Infallible| match never {})
         .boxed_unsync();
     let mut response = hyper::Response::new(body);
-    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    *response.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     response
 }
 
@@ -96,38 +97,49 @@ impl App {
     pub fn load(options: &HostOptions) -> anyhow::Result<Self> {
         let manifest = Manifest::load(&options.manifest)?;
         let variables = ResolvedVariables::resolve(&manifest, &options.providers)?;
-        let router = Router::build(
-            manifest
-                .http_triggers
-                .iter()
-                .filter_map(|trigger| trigger.route.as_deref().map(|route| (route, trigger.component.as_str()))),
-        )?;
+        let router = Router::build(manifest.http_triggers.iter().filter_map(|trigger| {
+            trigger
+                .route
+                .as_deref()
+                .map(|route| (route, trigger.component.as_str()))
+        }))?;
         let output = OutputSink::new(options.forward_output, options.capture_output);
         let pg_pools = Arc::new(PgPools::new());
         let self_authority = Arc::new(OnceLock::new());
         let mut components = HashMap::new();
         for (id, decl) in &manifest.components {
-            let allowed_hosts = AllowedHosts::resolve(&decl.allowed_outbound_hosts, variables.app_values())
-                .with_context(|| format!("component {id:?}: invalid allowed_outbound_hosts"))?;
+            let allowed_hosts =
+                AllowedHosts::resolve(&decl.allowed_outbound_hosts, variables.app_values())
+                    .with_context(|| format!("component {id:?}: invalid allowed_outbound_hosts"))?;
             if let Some(problem) = allowed_hosts.configuration_error() {
-                eprintln!("voice-edge-host: component {id:?}: every outbound request will be refused: {problem}");
+                eprintln!(
+                    "voice-edge-host: component {id:?}: every outbound request will be refused: {problem}"
+                );
             }
             let component = engine::load_component(&decl.source, options.cache_dir.as_deref())
                 .with_context(|| format!("component {id:?}"))?;
             let pre = engine::linker()
                 .instantiate_pre(&component)
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("component {id:?} imports something this host does not provide"))?;
+                .with_context(|| {
+                    format!("component {id:?} imports something this host does not provide")
+                })?;
             let pre = ProxyPre::new(pre)
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("component {id:?} does not export wasi:http/incoming-handler@0.2.x"))?;
+                .with_context(|| {
+                    format!("component {id:?} does not export wasi:http/incoming-handler@0.2.x")
+                })?;
             let runtime = Arc::new(ComponentRuntime {
                 id: id.clone(),
                 variables: variables.component(id),
                 allowed_hosts,
                 pg_pools: pg_pools.clone(),
                 output: output.clone(),
-                environment: decl.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                environment: decl
+                    .environment
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 self_authority: self_authority.clone(),
             });
             components.insert(id.clone(), LoadedComponent { pre, runtime });
@@ -153,7 +165,12 @@ impl App {
         let mut banner = format!("\nServing {base_url}\nAvailable Routes:\n");
         for route in self.routes() {
             banner.push_str(&format!("  {}: {base_url}{route}\n", route.component));
-            if let Some(description) = self.manifest.components.get(&route.component).and_then(|c| c.description.as_ref()) {
+            if let Some(description) = self
+                .manifest
+                .components
+                .get(&route.component)
+                .and_then(|c| c.description.as_ref())
+            {
                 banner.push_str(&format!("    {description}\n"));
             }
         }
@@ -171,7 +188,11 @@ impl App {
     }
 
     /// Answers one HTTP request.
-    pub async fn handle(&self, request: hyper::Request<Incoming>, client_addr: SocketAddr) -> Response {
+    pub async fn handle(
+        &self,
+        request: hyper::Request<Incoming>,
+        client_addr: SocketAddr,
+    ) -> Response {
         let path = request.uri().path().to_string();
         if let Some(well_known) = path.strip_prefix("/.well-known/spin/") {
             return match well_known {
@@ -181,10 +202,14 @@ impl App {
                         "name": self.manifest.name,
                         "version": self.manifest.version,
                     });
-                    let mut response = text(200, &serde_json::to_string_pretty(&info).unwrap_or_default());
-                    response
-                        .headers_mut()
-                        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+                    let mut response = text(
+                        200,
+                        &serde_json::to_string_pretty(&info).unwrap_or_default(),
+                    );
+                    response.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("application/json"),
+                    );
                     response
                 }
                 _ => empty(404),
@@ -196,7 +221,8 @@ impl App {
         match self.execute(request, &route, client_addr).await {
             Ok(response) => response,
             Err(error) => {
-                self.output.host_line(&format!("Error processing request: {error:?}"));
+                self.output
+                    .host_line(&format!("Error processing request: {error:?}"));
                 empty(500)
             }
         }
@@ -215,14 +241,17 @@ impl App {
             .get(http::header::HOST)
             .map(|value| -> anyhow::Result<http::uri::Authority> {
                 let text = value.to_str().context("'Host' header is not valid UTF-8")?;
-                text.parse().context("'Host' header contains an invalid authority")
+                text.parse()
+                    .context("'Host' header contains an invalid authority")
             })
             .transpose()?;
         let mut parts = request.uri().clone().into_parts();
         let authority = match (header_authority, parts.authority.take()) {
             (None, None) => anyhow::bail!("no 'Host' header present in request"),
             (None, Some(a)) | (Some(a), None) => a,
-            (Some(a), Some(b)) if a != b => anyhow::bail!("authority in 'Host' header does not match authority in URI"),
+            (Some(a), Some(b)) if a != b => {
+                anyhow::bail!("authority in 'Host' header does not match authority in URI")
+            }
             (Some(a), Some(_)) => a,
         };
         parts.scheme = Some(http::uri::Scheme::HTTP);
@@ -236,26 +265,51 @@ impl App {
             Some(value) => value.to_str()?.to_string(),
             None => "localhost".to_string(),
         };
-        let path_and_query = request.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+        let path_and_query = request
+            .uri()
+            .path_and_query()
+            .map(|p| p.as_str())
+            .unwrap_or("/")
+            .to_string();
         let mut headers = http::HeaderMap::new();
         for (name, value) in request.headers() {
-            value.to_str().with_context(|| format!("header {name} is not valid UTF-8"))?;
+            value
+                .to_str()
+                .with_context(|| format!("header {name} is not valid UTF-8"))?;
             headers.append(name.clone(), value.clone());
         }
         let mut spin_headers = vec![
             ("spin-path-info".to_string(), route.path_info.clone()),
-            ("spin-full-url".to_string(), format!("http://{host}{path_and_query}")),
+            (
+                "spin-full-url".to_string(),
+                format!("http://{host}{path_and_query}"),
+            ),
             ("spin-matched-route".to_string(), route.based_route.clone()),
             ("spin-base-path".to_string(), "/".to_string()),
-            ("spin-raw-component-route".to_string(), route.raw_route.clone()),
-            ("spin-component-route".to_string(), route.component_route().to_string()),
+            (
+                "spin-raw-component-route".to_string(),
+                route.raw_route.clone(),
+            ),
+            (
+                "spin-component-route".to_string(),
+                route.component_route().to_string(),
+            ),
             ("spin-client-addr".to_string(), client_addr.to_string()),
         ];
         for (name, value) in &route.named_wildcards {
-            spin_headers.push((format!("spin-path-match-{}", name.to_ascii_lowercase().replace('_', "-")), value.clone()));
+            spin_headers.push((
+                format!(
+                    "spin-path-match-{}",
+                    name.to_ascii_lowercase().replace('_', "-")
+                ),
+                value.clone(),
+            ));
         }
         for (name, value) in spin_headers {
-            let (Ok(name), Ok(value)) = (name.parse::<http::HeaderName>(), http::HeaderValue::from_str(&value)) else {
+            let (Ok(name), Ok(value)) = (
+                name.parse::<http::HeaderName>(),
+                http::HeaderValue::from_str(&value),
+            ) else {
                 continue;
             };
             headers.append(name, value);
@@ -277,7 +331,10 @@ impl App {
         let request = Self::prepare_request(request, route, client_addr)?;
         let mut store = Store::new(engine::engine(), Ctx::new(component.runtime.clone()));
         let (sender, receiver) = tokio::sync::oneshot::channel();
-        let incoming = store.data_mut().http().new_incoming_request(Scheme::Http, request)?;
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, request)?;
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
         let proxy = component.pre.instantiate_async(&mut store).await?;
         let output = self.output.clone();
@@ -292,8 +349,11 @@ impl App {
                 tokio::spawn(async move {
                     match guest.await {
                         Ok(Ok(())) => {}
-                        Ok(Err(error)) => output.host_line(&format!("Component error after response started: {error:?}")),
-                        Err(error) => output.host_line(&format!("Component error after response started: {error}")),
+                        Ok(Err(error)) => output.host_line(&format!(
+                            "Component error after response started: {error:?}"
+                        )),
+                        Err(error) => output
+                            .host_line(&format!("Component error after response started: {error}")),
                     }
                 });
                 Ok(response)
@@ -305,7 +365,9 @@ impl App {
                     .context("guest invocation panicked")?
                     .map_err(anyhow::Error::from)
                     .context("guest invocation failed")?;
-                Err(anyhow!("guest failed to produce a response prior to returning"))
+                Err(anyhow!(
+                    "guest failed to produce a response prior to returning"
+                ))
             }
         }
     }
@@ -313,8 +375,15 @@ impl App {
     /// Instantiates `component` `iterations` times without calling it, and reports how
     /// long each instantiation took (store creation included): the per-request overhead
     /// of the host, for benchmarks.
-    pub async fn measure_instantiation(&self, component: &str, iterations: usize) -> anyhow::Result<InstantiationReport> {
-        let loaded = self.components.get(component).ok_or_else(|| anyhow!("no component {component:?}"))?;
+    pub async fn measure_instantiation(
+        &self,
+        component: &str,
+        iterations: usize,
+    ) -> anyhow::Result<InstantiationReport> {
+        let loaded = self
+            .components
+            .get(component)
+            .ok_or_else(|| anyhow!("no component {component:?}"))?;
         let mut samples = Vec::with_capacity(iterations);
         for _ in 0..iterations {
             let started = Instant::now();
@@ -356,7 +425,9 @@ impl InstantiationReport {
             };
         }
         let total: Duration = samples.iter().sum();
-        let at = |fraction: f64| samples[((iterations as f64 * fraction).ceil() as usize).clamp(1, iterations) - 1];
+        let at = |fraction: f64| {
+            samples[((iterations as f64 * fraction).ceil() as usize).clamp(1, iterations) - 1]
+        };
         Self {
             iterations,
             mean: total / iterations as u32,
@@ -456,7 +527,10 @@ mod tests {
     #[test]
     fn instantiation_report_orders_samples() {
         let report = InstantiationReport::from_samples(
-            [3, 1, 2, 100].iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            [3, 1, 2, 100]
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
         );
         assert_eq!(report.iterations, 4);
         assert_eq!(report.p50, Duration::from_millis(2));

@@ -62,11 +62,18 @@ pub fn linker() -> &'static Linker<Ctx> {
     LINKER.get_or_init(|| {
         let mut linker = Linker::new(engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI links once");
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).expect("wasi:http links once");
-        bindings::spin::postgres::postgres::add_to_linker::<Ctx, HasSelf<Ctx>>(&mut linker, |ctx| ctx)
-            .expect("spin:postgres links once");
-        bindings::fermyon::spin::variables::add_to_linker::<Ctx, HasSelf<Ctx>>(&mut linker, |ctx| ctx)
-            .expect("fermyon:spin/variables links once");
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .expect("wasi:http links once");
+        bindings::spin::postgres::postgres::add_to_linker::<Ctx, HasSelf<Ctx>>(
+            &mut linker,
+            |ctx| ctx,
+        )
+        .expect("spin:postgres links once");
+        bindings::fermyon::spin::variables::add_to_linker::<Ctx, HasSelf<Ctx>>(
+            &mut linker,
+            |ctx| ctx,
+        )
+        .expect("fermyon:spin/variables links once");
         linker
     })
 }
@@ -87,7 +94,11 @@ fn disk_cache_path(dir: &Path, digest: &[u8; 32]) -> PathBuf {
 pub fn load_component(path: &Path, cache_dir: Option<&Path>) -> anyhow::Result<Component> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let digest: [u8; 32] = Sha256::digest(&bytes).into();
-    if let Some(component) = memory_cache().lock().unwrap_or_else(|e| e.into_inner()).get(&digest) {
+    if let Some(component) = memory_cache()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&digest)
+    {
         return Ok(component.clone());
     }
     let cached_file = cache_dir.map(|dir| disk_cache_path(dir, &digest));

@@ -22,7 +22,12 @@ struct Args {
     command: Option<String>,
 
     /// The application manifest.
-    #[arg(short = 'f', long = "from", alias = "file", default_value = "spin.toml")]
+    #[arg(
+        short = 'f',
+        long = "from",
+        alias = "file",
+        default_value = "spin.toml"
+    )]
     from: PathBuf,
 
     /// The address to listen on.
@@ -41,7 +46,8 @@ struct Args {
 }
 
 fn read_variable_file(path: &Path) -> anyhow::Result<HashMap<String, String>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let table: HashMap<String, String> = match path.extension().and_then(|e| e.to_str()) {
         Some("json") => serde_json::from_str(&text)?,
         Some("toml") => toml::from_str(&text)?,
@@ -58,10 +64,14 @@ fn parse_variables(sources: &[String]) -> anyhow::Result<HashMap<String, String>
             continue;
         }
         let Some((key, value)) = source.split_once('=') else {
-            bail!("Variable must be of the form `key=value`, `key=@file` or `@file.json|toml`: {source:?}");
+            bail!(
+                "Variable must be of the form `key=value`, `key=@file` or `@file.json|toml`: {source:?}"
+            );
         };
         let value = match value.strip_prefix('@') {
-            Some(file) => std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?,
+            Some(file) => {
+                std::fs::read_to_string(file).with_context(|| format!("cannot read {file}"))?
+            }
             None => value.to_string(),
         };
         values.insert(key.trim().to_string(), value);
@@ -104,7 +114,9 @@ fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_default();
     let cache_dir = args.cache_dir.or_else(|| {
         let target = manifest_dir.join("target");
-        target.is_dir().then(|| target.join("voice-edge-host-cache"))
+        target
+            .is_dir()
+            .then(|| target.join("voice-edge-host-cache"))
     });
     let options = HostOptions {
         manifest: args.from,
@@ -120,13 +132,15 @@ fn run(args: Args) -> anyhow::Result<()> {
     let runtime = voice_edge_host::runtime();
     let app = Arc::new(App::load(&options)?);
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|error| {
-            if error.kind() == std::io::ErrorKind::AddrInUse {
-                anyhow::anyhow!("{} is already in use.", args.listen)
-            } else {
-                anyhow::anyhow!("Unable to listen on {}: {error:?}", args.listen)
-            }
-        })?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|error| {
+                if error.kind() == std::io::ErrorKind::AddrInUse {
+                    anyhow::anyhow!("{} is already in use.", args.listen)
+                } else {
+                    anyhow::anyhow!("Unable to listen on {}: {error:?}", args.listen)
+                }
+            })?;
         let server = Server::start(app.clone(), listener)?;
         print!("{}", app.banner(server.local_addr()));
         use std::io::Write;

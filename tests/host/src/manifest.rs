@@ -196,7 +196,10 @@ impl Manifest {
                 );
             }
             if !components.contains_key(&trigger.component) {
-                bail!("trigger refers to an unknown component {:?}", trigger.component);
+                bail!(
+                    "trigger refers to an unknown component {:?}",
+                    trigger.component
+                );
             }
             let route = match trigger.route {
                 RawRoute::Route(route) => Some(route),
@@ -251,7 +254,10 @@ command = "cargo build"
     #[test]
     fn sources_are_relative_to_the_manifest_directory() {
         let manifest = Manifest::parse(MANIFEST, Path::new("/srv/app")).unwrap();
-        assert_eq!(manifest.components["a"].source, PathBuf::from("/srv/app/target/a.wasm"));
+        assert_eq!(
+            manifest.components["a"].source,
+            PathBuf::from("/srv/app/target/a.wasm")
+        );
         assert_eq!(manifest.http_triggers.len(), 2);
         assert_eq!(manifest.http_triggers[0].route.as_deref(), Some("/a/..."));
         assert_eq!(manifest.http_triggers[1].route, None);
@@ -261,9 +267,15 @@ command = "cargo build"
 
     #[test]
     fn a_trigger_for_an_unknown_component_is_refused() {
-        let text = MANIFEST.replace("component = \"a\"\n[[trigger", "component = \"b\"\n[[trigger");
+        let text = MANIFEST.replace(
+            "component = \"a\"\n[[trigger",
+            "component = \"b\"\n[[trigger",
+        );
         let error = Manifest::parse(&text, Path::new("/")).unwrap_err();
-        assert!(error.to_string().contains("unknown component \"b\""), "{error}");
+        assert!(
+            error.to_string().contains("unknown component \"b\""),
+            "{error}"
+        );
     }
 
     #[test]

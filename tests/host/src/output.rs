@@ -49,7 +49,10 @@ impl OutputSink {
             };
         }
         if let Some(captured) = &self.captured {
-            captured.lock().unwrap_or_else(|e| e.into_inner()).push(text.to_string());
+            captured
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(text.to_string());
         }
     }
 
@@ -60,7 +63,10 @@ impl OutputSink {
             eprintln!("{text}");
         }
         if let Some(captured) = &self.captured {
-            captured.lock().unwrap_or_else(|e| e.into_inner()).push(format!("[host] {text}"));
+            captured
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(format!("[host] {text}"));
         }
     }
 

@@ -52,6 +52,9 @@ impl Segment {
     }
 }
 
+/// What a match captured: `:name` segments and the trailing wildcard.
+type Captures<'r, 'p> = (Vec<(&'r str, &'p str)>, Option<&'p str>);
+
 /// A route pattern as routefinder parses it.
 #[derive(Debug, Clone)]
 struct Pattern {
@@ -70,7 +73,11 @@ impl Pattern {
         let mut segments: Vec<Segment> = Vec::new();
         let mut start = 0;
         for end in boundaries {
-            let separator = if start == 0 { None } else { trimmed[..start].chars().last() };
+            let separator = if start == 0 {
+                None
+            } else {
+                trimmed[..start].chars().last()
+            };
             let section = &trimmed[start..end];
             start = end + 1;
             let segment = match (section.chars().next(), section.len()) {
@@ -116,14 +123,16 @@ impl Pattern {
             .zip(&other.segments)
             .map(|(mine, theirs)| mine.specificity(theirs))
             .chain(std::iter::once(self.dots().cmp(&other.dots())))
-            .chain(std::iter::once(other.segments.len().cmp(&self.segments.len())))
+            .chain(std::iter::once(
+                other.segments.len().cmp(&self.segments.len()),
+            ))
             .find(|ordering| *ordering != Ordering::Equal)
             .unwrap_or(Ordering::Equal)
             .reverse()
     }
 
     /// Matches a path; returns the param captures and the wildcard capture.
-    fn matches<'p>(&self, path: &'p str) -> Option<(Vec<(&str, &'p str)>, Option<&'p str>)> {
+    fn matches<'p>(&self, path: &'p str) -> Option<Captures<'_, 'p>> {
         let mut rest = path.trim_start_matches('/').trim_end_matches('/');
         let mut params = Vec::new();
         let mut wildcard = None;
@@ -166,7 +175,11 @@ impl Pattern {
                 Segment::Dot => rest.strip_prefix('.')?,
             };
         }
-        if rest.is_empty() || rest == "/" { Some((params, wildcard)) } else { None }
+        if rest.is_empty() || rest == "/" {
+            Some((params, wildcard))
+        } else {
+            None
+        }
     }
 }
 
@@ -208,7 +221,9 @@ pub struct RouteMatch {
 impl RouteMatch {
     /// `spin-component-route`: the raw route without its `/...` suffix.
     pub fn component_route(&self) -> &str {
-        self.raw_route.strip_suffix("/...").unwrap_or(&self.raw_route)
+        self.raw_route
+            .strip_suffix("/...")
+            .unwrap_or(&self.raw_route)
     }
 }
 
@@ -243,8 +258,11 @@ impl Router {
     pub fn build<'a>(routes: impl IntoIterator<Item = (&'a str, &'a str)>) -> anyhow::Result<Self> {
         let mut entries: Vec<RouteEntry> = Vec::new();
         for (order, (raw_route, component)) in routes.into_iter().enumerate() {
-            let absolute =
-                if raw_route.starts_with('/') { raw_route.to_string() } else { format!("/{raw_route}") };
+            let absolute = if raw_route.starts_with('/') {
+                raw_route.to_string()
+            } else {
+                format!("/{raw_route}")
+            };
             let based_route = format!("{}{}", sanitize("/"), sanitize(&absolute));
             let (spec, wildcard) = if let Some(prefix) = based_route.strip_suffix("/...") {
                 (format!("{prefix}/*"), true)
@@ -297,9 +315,9 @@ impl Router {
 
     /// The best route for a request path (without its query), or `None` for a `404`.
     pub fn route(&self, path: &str) -> Option<RouteMatch> {
-        let mut best: Option<(&RouteEntry, Vec<(&str, &str)>, Option<&str>)> = None;
+        let mut best: Option<(&RouteEntry, Captures<'_, '_>)> = None;
         for entry in &self.entries {
-            let Some((params, wildcard)) = entry.pattern.matches(path) else {
+            let Some(captures) = entry.pattern.matches(path) else {
                 continue;
             };
             let better = match &best {
@@ -311,10 +329,10 @@ impl Router {
                 },
             };
             if better {
-                best = Some((entry, params, wildcard));
+                best = Some((entry, captures));
             }
         }
-        let (entry, params, wildcard) = best?;
+        let (entry, (params, wildcard)) = best?;
         let path_info = match wildcard {
             None => String::new(),
             Some(captured) => match (captured.is_empty(), path.ends_with('/')) {
@@ -385,7 +403,11 @@ mod tests {
         let r = router(&[("/one", "one_exact"), ("/...", "wildcard")]);
         assert_eq!(component(&r, "/one").as_deref(), Some("one_exact"));
         assert_eq!(component(&r, "/two").as_deref(), Some("wildcard"));
-        let forward = [("/one/...", "1"), ("/one/two/...", "12"), ("/one/two/three/...", "123")];
+        let forward = [
+            ("/one/...", "1"),
+            ("/one/two/...", "12"),
+            ("/one/two/three/...", "123"),
+        ];
         let mut backward = forward;
         backward.reverse();
         for routes in [forward, backward] {
@@ -410,7 +432,10 @@ mod tests {
     #[test]
     fn named_wildcards_are_captured() {
         let r = router(&[("/1/:two/3", "c")]);
-        assert_eq!(r.route("/1/2/3").unwrap().named_wildcards, [("two".into(), "2".into())]);
+        assert_eq!(
+            r.route("/1/2/3").unwrap().named_wildcards,
+            [("two".into(), "2".into())]
+        );
         let r = router(&[("/1/:two/...", "c")]);
         let m = r.route("/1/2/3").unwrap();
         assert_eq!(m.named_wildcards, [("two".into(), "2".into())]);
@@ -430,7 +455,14 @@ mod tests {
     #[test]
     fn routes_are_listed_as_spin_up_prints_them() {
         let r = router(&[("/functions/v1/health/...", "health"), ("/", "root")]);
-        let listed: Vec<String> = r.listed().iter().map(|l| format!("{}: {l}", l.component)).collect();
-        assert_eq!(listed, ["health: /functions/v1/health (wildcard)", "root: "]);
+        let listed: Vec<String> = r
+            .listed()
+            .iter()
+            .map(|l| format!("{}: {l}", l.component))
+            .collect();
+        assert_eq!(
+            listed,
+            ["health: /functions/v1/health (wildcard)", "root: "]
+        );
     }
 }

@@ -8,7 +8,9 @@ use std::sync::{Arc, OnceLock};
 use http_body_util::BodyExt;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{
+    RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+};
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::bindings::fermyon::spin::variables;
@@ -36,7 +38,9 @@ pub struct ComponentRuntime {
 
 impl std::fmt::Debug for ComponentRuntime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ComponentRuntime").field("id", &self.id).finish_non_exhaustive()
+        f.debug_struct("ComponentRuntime")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,10 +99,13 @@ impl WasiHttpView for Ctx {
 
 impl variables::Host for Ctx {
     async fn get(&mut self, name: String) -> Result<String, variables::Error> {
-        self.component.variables.get(&name).map_err(|error| match error {
-            GetError::InvalidName(text) => variables::Error::InvalidName(text),
-            GetError::Undefined(text) => variables::Error::Undefined(text),
-        })
+        self.component
+            .variables
+            .get(&name)
+            .map_err(|error| match error {
+                GetError::InvalidName(text) => variables::Error::InvalidName(text),
+                GetError::Undefined(text) => variables::Error::Undefined(text),
+            })
     }
 }
 
@@ -143,10 +150,18 @@ impl WasiHttpHooks for OutboundHttp {
             let Some(authority) = self.component.self_authority.get().cloned() else {
                 return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestUriInvalid) });
             };
-            let path = request.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+            let path = request
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into());
             match format!("http://{authority}{path}").parse() {
                 Ok(uri) => *request.uri_mut() = uri,
-                Err(_) => return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestUriInvalid) }),
+                Err(_) => {
+                    return Box::new(async {
+                        Err(wasmtime_wasi_http::Error::HttpRequestUriInvalid)
+                    });
+                }
             }
             if let Ok(value) = http::HeaderValue::from_str(&authority) {
                 request.headers_mut().insert(http::header::HOST, value);

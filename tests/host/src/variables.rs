@@ -114,7 +114,9 @@ impl Template {
 
     /// Whether the template has no expressions.
     pub fn is_literal(&self) -> bool {
-        self.parts.iter().all(|part| matches!(part, Part::Literal(_)))
+        self.parts
+            .iter()
+            .all(|part| matches!(part, Part::Literal(_)))
     }
 
     /// The variable names the template refers to.
@@ -194,8 +196,14 @@ impl ResolvedVariables {
             .collect();
         if !missing.is_empty() {
             missing.sort_unstable();
-            let keys: Vec<String> = missing.iter().map(|name| format!("Key({name:?})")).collect();
-            bail!("no provider resolved required variable(s): [{}]", keys.join(", "));
+            let keys: Vec<String> = missing
+                .iter()
+                .map(|name| format!("Key({name:?})"))
+                .collect();
+            bail!(
+                "no provider resolved required variable(s): [{}]",
+                keys.join(", ")
+            );
         }
 
         let app: HashMap<String, String> = manifest
@@ -230,7 +238,11 @@ impl ResolvedVariables {
     pub fn component(&self, component_id: &str) -> ComponentVariables {
         ComponentVariables {
             component_id: component_id.to_string(),
-            values: self.components.get(component_id).cloned().unwrap_or_default(),
+            values: self
+                .components
+                .get(component_id)
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 }
@@ -292,7 +304,10 @@ password = "{{db_password}}"
 
     fn providers(values: &[(&str, &str)]) -> VariableProviders {
         VariableProviders {
-            explicit: values.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            explicit: values
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             ..Default::default()
         }
     }
@@ -318,9 +333,14 @@ password = "{{db_password}}"
         assert_eq!(component.get("password").unwrap(), "p");
         assert_eq!(
             component.get("db_url"),
-            Err(GetError::Undefined(r#"no variable for "c"."db_url""#.into()))
+            Err(GetError::Undefined(
+                r#"no variable for "c"."db_url""#.into()
+            ))
         );
-        assert!(matches!(component.get("Bad-Name"), Err(GetError::InvalidName(_))));
+        assert!(matches!(
+            component.get("Bad-Name"),
+            Err(GetError::InvalidName(_))
+        ));
     }
 
     #[test]

@@ -36,10 +36,19 @@ fn wildcard_route_matches_its_prefix_but_not_a_longer_word() {
 #[test]
 fn exact_beats_wildcard_and_longest_prefix_wins() {
     let app = start(&[]);
-    assert_eq!(component_at(&app, "/wild/exact").as_deref(), Some("wild-exact"));
+    assert_eq!(
+        component_at(&app, "/wild/exact").as_deref(),
+        Some("wild-exact")
+    );
     assert_eq!(component_at(&app, "/wild/exact/x").as_deref(), Some("wild"));
-    assert_eq!(component_at(&app, "/wild/deeper").as_deref(), Some("deeper"));
-    assert_eq!(component_at(&app, "/wild/deeper/x/y").as_deref(), Some("deeper"));
+    assert_eq!(
+        component_at(&app, "/wild/deeper").as_deref(),
+        Some("deeper")
+    );
+    assert_eq!(
+        component_at(&app, "/wild/deeper/x/y").as_deref(),
+        Some("deeper")
+    );
     assert_eq!(component_at(&app, "/wild/deep").as_deref(), Some("wild"));
 }
 
@@ -59,18 +68,26 @@ fn spin_headers_describe_a_wildcard_match() {
     let seen = get_json(&app.url("/wild/deeper/a/b/?op=headers&x=1"));
     let headers = &seen["headers"];
     let authority = app.base_url().trim_start_matches("http://").to_string();
-    assert_eq!(headers["spin-full-url"], format!("http://{authority}/wild/deeper/a/b/?op=headers&x=1"));
+    assert_eq!(
+        headers["spin-full-url"],
+        format!("http://{authority}/wild/deeper/a/b/?op=headers&x=1")
+    );
     assert_eq!(headers["spin-path-info"], "/a/b/");
     assert_eq!(headers["spin-matched-route"], "/wild/deeper/...");
     assert_eq!(headers["spin-raw-component-route"], "/wild/deeper/...");
     assert_eq!(headers["spin-component-route"], "/wild/deeper");
     assert_eq!(headers["spin-base-path"], "/");
-    let client = headers["spin-client-addr"].as_str().expect("spin-client-addr");
+    let client = headers["spin-client-addr"]
+        .as_str()
+        .expect("spin-client-addr");
     let (ip, port) = client.rsplit_once(':').expect("ip:port");
     assert_eq!(ip, "127.0.0.1");
     assert!(port.parse::<u16>().is_ok(), "{client}");
     assert_eq!(seen["method"], "GET");
-    assert_eq!(seen["uri"], format!("http://{authority}/wild/deeper/a/b/?op=headers&x=1"));
+    assert_eq!(
+        seen["uri"],
+        format!("http://{authority}/wild/deeper/a/b/?op=headers&x=1")
+    );
 }
 
 #[test]
@@ -100,12 +117,18 @@ fn request_headers_reach_the_guest_and_host_header_sets_the_full_url() {
     let app = start(&[]);
     let (status, body) = get_with(
         &app.url("/exact?op=headers"),
-        &[("x-client-info", "supabase-js/2"), ("host", "example.test:8080")],
+        &[
+            ("x-client-info", "supabase-js/2"),
+            ("host", "example.test:8080"),
+        ],
     );
     assert_eq!(status, 200, "{body}");
     let seen: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(seen["headers"]["x-client-info"], "supabase-js/2");
-    assert_eq!(seen["headers"]["spin-full-url"], "http://example.test:8080/exact?op=headers");
+    assert_eq!(
+        seen["headers"]["spin-full-url"],
+        "http://example.test:8080/exact?op=headers"
+    );
 }
 
 #[test]
@@ -119,27 +142,51 @@ fn every_request_gets_a_fresh_instance() {
 #[test]
 fn component_variables_are_templates_over_app_variables() {
     let app = start(&[("greeting", "hi")]);
-    assert_eq!(get_json(&app.url("/probe?op=var&name=greeting"))["value"], "hi, world");
-    assert_eq!(get_json(&app.url("/probe?op=var&name=token"))["value"], "s3cret");
+    assert_eq!(
+        get_json(&app.url("/probe?op=var&name=greeting"))["value"],
+        "hi, world"
+    );
+    assert_eq!(
+        get_json(&app.url("/probe?op=var&name=token"))["value"],
+        "s3cret"
+    );
     let app = start(&[]);
-    assert_eq!(get_json(&app.url("/probe?op=var&name=greeting"))["value"], "hello, world");
+    assert_eq!(
+        get_json(&app.url("/probe?op=var&name=greeting"))["value"],
+        "hello, world"
+    );
 }
 
 #[test]
 fn a_variable_the_component_does_not_list_is_undefined() {
     let app = start(&[]);
-    let error = get_json(&app.url("/probe?op=var&name=secret_token"))["error"].as_str().unwrap().to_string();
-    assert_eq!(error, r#"Error::Undefined("no variable for \"probe\".\"secret_token\"")"#);
-    let error = get_json(&app.url("/exact?op=var&name=greeting"))["error"].as_str().unwrap().to_string();
+    let error = get_json(&app.url("/probe?op=var&name=secret_token"))["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        error,
+        r#"Error::Undefined("no variable for \"probe\".\"secret_token\"")"#
+    );
+    let error = get_json(&app.url("/exact?op=var&name=greeting"))["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(error.starts_with("Error::Undefined("), "{error}");
-    let error = get_json(&app.url("/probe?op=var&name=Not-Valid"))["error"].as_str().unwrap().to_string();
+    let error = get_json(&app.url("/probe?op=var&name=Not-Valid"))["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(error.starts_with("Error::InvalidName("), "{error}");
 }
 
 #[test]
 fn missing_required_variable_stops_start_up_with_spins_message() {
     let error = TestApp::try_start_manifest(&common::fixture(), &[("greeting", "hi")]).unwrap_err();
-    assert_eq!(error, r#"no provider resolved required variable(s): [Key("secret_token")]"#);
+    assert_eq!(
+        error,
+        r#"no provider resolved required variable(s): [Key("secret_token")]"#
+    );
 }
 
 /// A one-request-at-a-time HTTP server on loopback answering `200 upstream-ok`.
@@ -178,7 +225,10 @@ fn outbound_http_to_an_allowed_host_goes_through() {
     let port = upstream();
     let base = format!("http://127.0.0.1:{port}");
     let app = start(&[("upstream", &base)]);
-    let answer = post_json(&app.url("/probe?op=http"), &json!({"url": format!("{base}/v1/x")}));
+    let answer = post_json(
+        &app.url("/probe?op=http"),
+        &json!({"url": format!("{base}/v1/x")}),
+    );
     assert_eq!(answer, json!({"status": 200, "body": "upstream-ok"}));
 }
 
@@ -192,9 +242,15 @@ fn outbound_http_to_other_hosts_is_denied() {
         format!("https://127.0.0.1:{port}/v1/x"),
     ] {
         let answer = post_json(&app.url("/probe?op=http"), &json!({"url": url}));
-        assert_eq!(answer["error"], "ErrorCode::HttpRequestDenied", "{url}: {answer}");
+        assert_eq!(
+            answer["error"], "ErrorCode::HttpRequestDenied",
+            "{url}: {answer}"
+        );
     }
-    let answer = post_json(&app.url("/closed?op=http"), &json!({"url": format!("http://127.0.0.1:{port}/")}));
+    let answer = post_json(
+        &app.url("/closed?op=http"),
+        &json!({"url": format!("http://127.0.0.1:{port}/")}),
+    );
     assert_eq!(answer["error"], "ErrorCode::HttpRequestDenied");
 }
 
@@ -202,7 +258,10 @@ fn outbound_http_to_other_hosts_is_denied() {
 fn an_empty_allowed_host_template_allows_nothing() {
     let port = upstream();
     let app = start(&[]);
-    let answer = post_json(&app.url("/probe?op=http"), &json!({"url": format!("http://127.0.0.1:{port}/")}));
+    let answer = post_json(
+        &app.url("/probe?op=http"),
+        &json!({"url": format!("http://127.0.0.1:{port}/")}),
+    );
     assert_eq!(answer["error"], "ErrorCode::HttpRequestDenied");
 }
 
@@ -216,8 +275,14 @@ fn first_byte_timeout_of_the_guest_is_honoured() {
         &app.url("/probe?op=http"),
         &json!({"url": format!("{base}/slow"), "first_byte_timeout_ms": 200}),
     );
-    assert_eq!(answer["error"], "ErrorCode::ConnectionReadTimeout", "{answer}");
-    assert!(started.elapsed() < Duration::from_secs(3), "the timeout did not cut the wait short");
+    assert_eq!(
+        answer["error"], "ErrorCode::ConnectionReadTimeout",
+        "{answer}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the timeout did not cut the wait short"
+    );
 }
 
 #[test]
@@ -225,8 +290,14 @@ fn guest_output_is_captured_line_by_line() {
     let app = start(&[]);
     get_json(&app.url("/probe?op=log&text=hello%20there"));
     let logs = app.logs();
-    assert!(logs.contains(&"stdout: hello there".to_string()), "{logs:?}");
-    assert!(logs.contains(&"stderr: hello there".to_string()), "{logs:?}");
+    assert!(
+        logs.contains(&"stdout: hello there".to_string()),
+        "{logs:?}"
+    );
+    assert!(
+        logs.contains(&"stderr: hello there".to_string()),
+        "{logs:?}"
+    );
 }
 
 #[test]
@@ -236,7 +307,11 @@ fn a_trapping_guest_gets_500_with_an_empty_body_and_its_panic_is_logged() {
     assert_eq!(status, 500);
     assert_eq!(body, "");
     let logs = app.logs();
-    assert!(logs.iter().any(|line| line.contains("the probe was asked to trap")), "{logs:?}");
+    assert!(
+        logs.iter()
+            .any(|line| line.contains("the probe was asked to trap")),
+        "{logs:?}"
+    );
     // The app keeps serving.
     assert_eq!(get_json(&app.url("/probe?op=counter"))["count"], 1);
 }
@@ -248,5 +323,8 @@ fn instantiation_can_be_measured_for_benchmarks() {
         .block_on(app.app().measure_instantiation("probe", 20))
         .expect("the probe instantiates");
     assert_eq!(report.iterations, 20);
-    assert!(report.max >= report.p50 && report.p50 > Duration::ZERO, "{report}");
+    assert!(
+        report.max >= report.p50 && report.p50 > Duration::ZERO,
+        "{report}"
+    );
 }

@@ -27,7 +27,9 @@ pub struct TestApp {
 
 impl std::fmt::Debug for TestApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestApp").field("addr", &self.addr).finish_non_exhaustive()
+        f.debug_struct("TestApp")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
     }
 }
 
@@ -75,7 +77,10 @@ impl TestApp {
         let options = HostOptions {
             manifest: path.to_path_buf(),
             providers: VariableProviders {
-                explicit: vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>(),
+                explicit: vars
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<HashMap<_, _>>(),
                 environment: false,
                 dotenv: HashMap::new(),
             },
@@ -125,7 +130,11 @@ impl Drop for TestApp {
     fn drop(&mut self) {
         if std::thread::panicking() {
             let logs = self.logs();
-            eprintln!("--- guest output of the app at {} ({} lines) ---", self.base_url(), logs.len());
+            eprintln!(
+                "--- guest output of the app at {} ({} lines) ---",
+                self.base_url(),
+                logs.len()
+            );
             for line in logs {
                 eprintln!("{line}");
             }

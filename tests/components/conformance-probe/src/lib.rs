@@ -21,7 +21,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use serde_json::{Value, json};
 use spin_sdk::http::{Request, Response};
 use spin_sdk::http_component;
-use spin_sdk::pg4::{Connection, DbValue, Interval, ParameterValue, PgError, QueryError, RangeBoundKind, RowSet};
+use spin_sdk::pg4::{
+    Connection, DbValue, Interval, ParameterValue, PgError, QueryError, RangeBoundKind, RowSet,
+};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -38,16 +40,14 @@ fn percent_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(&text[i + 1..i + 3], 16) {
-                    Ok(byte) => {
-                        out.push(byte);
-                        i += 3;
-                        continue;
-                    }
-                    Err(_) => out.push(b'%'),
+            b'%' if i + 2 < bytes.len() => match u8::from_str_radix(&text[i + 1..i + 3], 16) {
+                Ok(byte) => {
+                    out.push(byte);
+                    i += 3;
+                    continue;
                 }
-            }
+                Err(_) => out.push(b'%'),
+            },
             b'+' => out.push(b' '),
             byte => out.push(byte),
         }
@@ -110,7 +110,9 @@ fn handle(request: Request) -> Response {
 
 fn outbound_http(spec: &Value) -> Value {
     use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
-    use spin_sdk::wit::wasi::http0_2_0::types::{Fields, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
+    use spin_sdk::wit::wasi::http0_2_0::types::{
+        Fields, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    };
 
     let url = spec["url"].as_str().unwrap_or_default();
     let (scheme, rest) = match url.split_once("://") {
@@ -188,7 +190,9 @@ fn value_json(value: &DbValue) -> Value {
         DbValue::Binary(v) => json!({"binary": v}),
         DbValue::Date((y, m, d)) => json!({"date": [y, m, d]}),
         DbValue::Time((h, m, s, ns)) => json!({"time": [h, m, s, ns]}),
-        DbValue::Datetime((y, mo, d, h, mi, s, ns)) => json!({"datetime": [y, mo, d, h, mi, s, ns]}),
+        DbValue::Datetime((y, mo, d, h, mi, s, ns)) => {
+            json!({"datetime": [y, mo, d, h, mi, s, ns]})
+        }
         DbValue::Timestamp(v) => json!({"timestamp": v}),
         DbValue::Uuid(v) => json!({"uuid": v}),
         DbValue::Jsonb(v) => json!({"jsonb": String::from_utf8_lossy(v)}),
@@ -200,7 +204,9 @@ fn value_json(value: &DbValue) -> Value {
         DbValue::ArrayInt64(v) => json!({"array-int64": v}),
         DbValue::ArrayDecimal(v) => json!({"array-decimal": v}),
         DbValue::ArrayStr(v) => json!({"array-str": v}),
-        DbValue::Interval(i) => json!({"interval": {"micros": i.micros, "days": i.days, "months": i.months}}),
+        DbValue::Interval(i) => {
+            json!({"interval": {"micros": i.micros, "days": i.days, "months": i.months}})
+        }
         DbValue::DbNull => json!("db-null"),
         DbValue::Unsupported(v) => json!({"unsupported": v}),
     }
@@ -212,7 +218,10 @@ fn tuple<const N: usize>(value: &Value) -> Option<[i64; N]> {
     numbers.try_into().ok()
 }
 
-fn range_bound<T>(value: &Value, item: impl Fn(&Value) -> Option<T>) -> Option<(T, RangeBoundKind)> {
+fn range_bound<T>(
+    value: &Value,
+    item: impl Fn(&Value) -> Option<T>,
+) -> Option<(T, RangeBoundKind)> {
     let pair = value.as_array()?;
     let kind = match pair.get(1)?.as_str()? {
         "inclusive" => RangeBoundKind::Inclusive,
@@ -225,12 +234,20 @@ fn param(spec: &Value) -> Result<ParameterValue, String> {
     if spec.as_str() == Some("db-null") {
         return Ok(ParameterValue::DbNull);
     }
-    let object = spec.as_object().filter(|o| o.len() == 1).ok_or_else(|| format!("bad parameter {spec}"))?;
+    let object = spec
+        .as_object()
+        .filter(|o| o.len() == 1)
+        .ok_or_else(|| format!("bad parameter {spec}"))?;
     let (kind, value) = object.iter().next().expect("one entry");
     let bad = || format!("bad {kind} parameter {value}");
     let int = || value.as_i64().ok_or_else(bad);
     let strings = || -> Result<Vec<Option<String>>, String> {
-        value.as_array().ok_or_else(bad).map(|items| items.iter().map(|v| v.as_str().map(str::to_string)).collect())
+        value.as_array().ok_or_else(bad).map(|items| {
+            items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
     };
     Ok(match kind.as_str() {
         "boolean" => ParameterValue::Boolean(value.as_bool().ok_or_else(bad)?),
@@ -242,7 +259,12 @@ fn param(spec: &Value) -> Result<ParameterValue, String> {
         "floating64" => ParameterValue::Floating64(value.as_f64().ok_or_else(bad)?),
         "str" => ParameterValue::Str(value.as_str().ok_or_else(bad)?.to_string()),
         "binary" => ParameterValue::Binary(
-            value.as_array().ok_or_else(bad)?.iter().map(|b| b.as_u64().unwrap_or(0) as u8).collect(),
+            value
+                .as_array()
+                .ok_or_else(bad)?
+                .iter()
+                .map(|b| b.as_u64().unwrap_or(0) as u8)
+                .collect(),
         ),
         "date" => {
             let [y, m, d] = tuple::<3>(value).ok_or_else(bad)?;
@@ -254,7 +276,9 @@ fn param(spec: &Value) -> Result<ParameterValue, String> {
         }
         "datetime" => {
             let [y, mo, d, h, mi, s, ns] = tuple::<7>(value).ok_or_else(bad)?;
-            ParameterValue::Datetime((y as i32, mo as u8, d as u8, h as u8, mi as u8, s as u8, ns as u32))
+            ParameterValue::Datetime((
+                y as i32, mo as u8, d as u8, h as u8, mi as u8, s as u8, ns as u32,
+            ))
         }
         "timestamp" => ParameterValue::Timestamp(int()?),
         "uuid" => ParameterValue::Uuid(value.as_str().ok_or_else(bad)?.to_string()),
@@ -268,12 +292,27 @@ fn param(spec: &Value) -> Result<ParameterValue, String> {
         }
         "range-int64" => {
             let items = value.as_array().ok_or_else(bad)?;
-            ParameterValue::RangeInt64((range_bound(&items[0], Value::as_i64), range_bound(&items[1], Value::as_i64)))
+            ParameterValue::RangeInt64((
+                range_bound(&items[0], Value::as_i64),
+                range_bound(&items[1], Value::as_i64),
+            ))
         }
         "array-int32" => ParameterValue::ArrayInt32(
-            value.as_array().ok_or_else(bad)?.iter().map(|v| v.as_i64().map(|n| n as i32)).collect(),
+            value
+                .as_array()
+                .ok_or_else(bad)?
+                .iter()
+                .map(|v| v.as_i64().map(|n| n as i32))
+                .collect(),
         ),
-        "array-int64" => ParameterValue::ArrayInt64(value.as_array().ok_or_else(bad)?.iter().map(Value::as_i64).collect()),
+        "array-int64" => ParameterValue::ArrayInt64(
+            value
+                .as_array()
+                .ok_or_else(bad)?
+                .iter()
+                .map(Value::as_i64)
+                .collect(),
+        ),
         "array-str" => ParameterValue::ArrayStr(strings()?),
         "array-decimal" => ParameterValue::ArrayDecimal(strings()?),
         "interval" => ParameterValue::Interval(Interval {
@@ -305,12 +344,18 @@ fn decoded(rows: &RowSet, column: &str, as_type: &str) -> Value {
         return Value::Null;
     };
     let text = match as_type {
-        "naive_datetime" => row.get::<chrono::NaiveDateTime>(column).map(|v| v.to_string()),
+        "naive_datetime" => row
+            .get::<chrono::NaiveDateTime>(column)
+            .map(|v| v.to_string()),
         "naive_date" => row.get::<chrono::NaiveDate>(column).map(|v| v.to_string()),
         "uuid" => row.get::<uuid::Uuid>(column).map(|v| v.to_string()),
-        "decimal" => row.get::<rust_decimal::Decimal>(column).map(|v| v.to_string()),
+        "decimal" => row
+            .get::<rust_decimal::Decimal>(column)
+            .map(|v| v.to_string()),
         "json" => row.get::<serde_json::Value>(column).map(|v| v.to_string()),
-        "string_array" => row.get::<Vec<Option<String>>>(column).map(|v| format!("{v:?}")),
+        "string_array" => row
+            .get::<Vec<Option<String>>>(column)
+            .map(|v| format!("{v:?}")),
         "i64" => row.get::<i64>(column).map(|v| v.to_string()),
         "i32" => row.get::<i32>(column).map(|v| v.to_string()),
         "string" => row.get::<String>(column),
@@ -323,8 +368,10 @@ fn decoded(rows: &RowSet, column: &str, as_type: &str) -> Value {
 
 fn run_step(connection: &Connection, step: &Value) -> Value {
     let statement = step["statement"].as_str().unwrap_or_default();
-    let params: Result<Vec<ParameterValue>, String> =
-        step["params"].as_array().map(|items| items.iter().map(param).collect()).unwrap_or(Ok(Vec::new()));
+    let params: Result<Vec<ParameterValue>, String> = step["params"]
+        .as_array()
+        .map(|items| items.iter().map(param).collect())
+        .unwrap_or(Ok(Vec::new()));
     let params = match params {
         Ok(params) => params,
         Err(error) => return json!({"probe-error": error}),
@@ -342,15 +389,22 @@ fn run_step(connection: &Connection, step: &Value) -> Value {
                 .iter()
                 .map(|c| json!({"name": c.name, "type": format!("{:?}", c.data_type).trim_start_matches("DbDataType::")}))
                 .collect();
-            let values: Vec<Value> =
-                rows.rows.iter().map(|row| Value::Array(row.iter().map(value_json).collect())).collect();
+            let values: Vec<Value> = rows
+                .rows
+                .iter()
+                .map(|row| Value::Array(row.iter().map(value_json).collect()))
+                .collect();
             let decodes: Vec<Value> = step["decode"]
                 .as_array()
                 .map(|items| {
                     items
                         .iter()
                         .map(|d| {
-                            decoded(&rows, d["column"].as_str().unwrap_or_default(), d["as"].as_str().unwrap_or_default())
+                            decoded(
+                                &rows,
+                                d["column"].as_str().unwrap_or_default(),
+                                d["as"].as_str().unwrap_or_default(),
+                            )
                         })
                         .collect()
                 })
@@ -369,7 +423,12 @@ fn postgres(spec: &Value) -> Value {
     };
     let steps: Vec<Value> = spec["steps"]
         .as_array()
-        .map(|steps| steps.iter().map(|step| run_step(&connection, step)).collect())
+        .map(|steps| {
+            steps
+                .iter()
+                .map(|step| run_step(&connection, step))
+                .collect()
+        })
         .unwrap_or_default();
     json!({"steps": steps})
 }

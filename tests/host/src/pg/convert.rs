@@ -71,7 +71,11 @@ pub fn columns(rows: &[Row]) -> Vec<Column> {
         .collect()
 }
 
-fn value<'a, T: FromSql<'a>>(row: &'a Row, index: usize, wrap: impl Fn(T) -> DbValue) -> anyhow::Result<DbValue> {
+fn value<'a, T: FromSql<'a>>(
+    row: &'a Row,
+    index: usize,
+    wrap: impl Fn(T) -> DbValue,
+) -> anyhow::Result<DbValue> {
     let value: Option<T> = row.try_get(index)?;
     Ok(value.map(wrap).unwrap_or(DbValue::DbNull))
 }
@@ -138,24 +142,43 @@ pub fn db_value(row: &Row, index: usize) -> anyhow::Result<DbValue> {
         Type::INT4 => value(row, index, DbValue::Int32),
         Type::INT8 => value(row, index, DbValue::Int64),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR => value(row, index, DbValue::Str),
-        Type::TIMESTAMP => try_value(row, index, |v: chrono::NaiveDateTime| Ok(DbValue::Datetime(datetime_tuple(v)?))),
+        Type::TIMESTAMP => try_value(row, index, |v: chrono::NaiveDateTime| {
+            Ok(DbValue::Datetime(datetime_tuple(v)?))
+        }),
         // Observed in Spin: a `timestamptz` arrives as the same naive tuple, in UTC.
         Type::TIMESTAMPTZ => try_value(row, index, |v: chrono::DateTime<chrono::Utc>| {
             Ok(DbValue::Datetime(datetime_tuple(v.naive_utc())?))
         }),
         Type::DATE => try_value(row, index, |v: chrono::NaiveDate| {
-            Ok(DbValue::Date((v.year(), v.month().try_into()?, v.day().try_into()?)))
+            Ok(DbValue::Date((
+                v.year(),
+                v.month().try_into()?,
+                v.day().try_into()?,
+            )))
         }),
         Type::TIME => try_value(row, index, |v: chrono::NaiveTime| {
-            Ok(DbValue::Time((v.hour().try_into()?, v.minute().try_into()?, v.second().try_into()?, v.nanosecond())))
+            Ok(DbValue::Time((
+                v.hour().try_into()?,
+                v.minute().try_into()?,
+                v.second().try_into()?,
+                v.nanosecond(),
+            )))
         }),
         Type::UUID => value(row, index, |v: uuid::Uuid| DbValue::Uuid(v.to_string())),
         Type::JSONB => try_value(row, index, |v: serde_json::Value| {
-            Ok(DbValue::Jsonb(serde_json::to_vec(&v).context("invalid JSON from database")?))
+            Ok(DbValue::Jsonb(
+                serde_json::to_vec(&v).context("invalid JSON from database")?,
+            ))
         }),
-        Type::NUMERIC => value(row, index, |v: rust_decimal::Decimal| DbValue::Decimal(v.to_string())),
-        Type::INT4_RANGE => value(row, index, |v: postgres_range::Range<i32>| DbValue::RangeInt32(range_to_wit(v, |x| *x))),
-        Type::INT8_RANGE => value(row, index, |v: postgres_range::Range<i64>| DbValue::RangeInt64(range_to_wit(v, |x| *x))),
+        Type::NUMERIC => value(row, index, |v: rust_decimal::Decimal| {
+            DbValue::Decimal(v.to_string())
+        }),
+        Type::INT4_RANGE => value(row, index, |v: postgres_range::Range<i32>| {
+            DbValue::RangeInt32(range_to_wit(v, |x| *x))
+        }),
+        Type::INT8_RANGE => value(row, index, |v: postgres_range::Range<i64>| {
+            DbValue::RangeInt64(range_to_wit(v, |x| *x))
+        }),
         Type::NUM_RANGE => value(row, index, |v: postgres_range::Range<RangeableDecimal>| {
             DbValue::RangeDecimal(range_to_wit(v, |x| x.0.to_string()))
         }),
@@ -164,7 +187,9 @@ pub fn db_value(row: &Row, index: usize) -> anyhow::Result<DbValue> {
         Type::NUMERIC_ARRAY => value(row, index, |v: Vec<Option<rust_decimal::Decimal>>| {
             DbValue::ArrayDecimal(v.iter().map(|d| d.map(|d| d.to_string())).collect())
         }),
-        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY | Type::BPCHAR_ARRAY => value(row, index, DbValue::ArrayStr),
+        Type::TEXT_ARRAY | Type::VARCHAR_ARRAY | Type::BPCHAR_ARRAY => {
+            value(row, index, DbValue::ArrayStr)
+        }
         Type::INTERVAL => value(row, index, |v: PgInterval| DbValue::Interval(v.0)),
         _ => value(row, index, |v: RawBytes| DbValue::Unsupported(v.0)),
     }
@@ -176,7 +201,8 @@ pub fn db_row(row: &Row) -> anyhow::Result<Vec<DbValue>> {
 }
 
 fn date(&(y, m, d): &(i32, u8, u8)) -> anyhow::Result<chrono::NaiveDate> {
-    chrono::NaiveDate::from_ymd_opt(y, m.into(), d.into()).ok_or_else(|| anyhow!("invalid date y={y}, m={m}, d={d}"))
+    chrono::NaiveDate::from_ymd_opt(y, m.into(), d.into())
+        .ok_or_else(|| anyhow!("invalid date y={y}, m={m}, d={d}"))
 }
 
 fn time(&(h, min, s, ns): &(u8, u8, u8, u32)) -> anyhow::Result<chrono::NaiveTime> {
@@ -193,11 +219,17 @@ fn range_to_pg<T: postgres_range::Normalizable + PartialOrd, U>(
     map: impl Fn(&U) -> anyhow::Result<T>,
 ) -> anyhow::Result<postgres_range::Range<T>> {
     let lower = match lower {
-        Some((value, kind)) => Some(postgres_range::RangeBound::new(map(value)?, pg_bound_kind(*kind))),
+        Some((value, kind)) => Some(postgres_range::RangeBound::new(
+            map(value)?,
+            pg_bound_kind(*kind),
+        )),
         None => None,
     };
     let upper = match upper {
-        Some((value, kind)) => Some(postgres_range::RangeBound::new(map(value)?, pg_bound_kind(*kind))),
+        Some((value, kind)) => Some(postgres_range::RangeBound::new(
+            map(value)?,
+            pg_bound_kind(*kind),
+        )),
         None => None,
     };
     Ok(postgres_range::Range::new(lower, upper))
@@ -217,14 +249,16 @@ pub fn sql_param(value: &ParameterValue) -> anyhow::Result<SqlParam> {
         ParameterValue::Binary(v) => Box::new(v.clone()),
         ParameterValue::Date(v) => Box::new(date(v)?),
         ParameterValue::Time(v) => Box::new(time(v)?),
-        ParameterValue::Datetime((y, mon, d, h, min, s, ns)) => {
-            Box::new(chrono::NaiveDateTime::new(date(&(*y, *mon, *d))?, time(&(*h, *min, *s, *ns))?))
-        }
+        ParameterValue::Datetime((y, mon, d, h, min, s, ns)) => Box::new(
+            chrono::NaiveDateTime::new(date(&(*y, *mon, *d))?, time(&(*h, *min, *s, *ns))?),
+        ),
         ParameterValue::Timestamp(seconds) => Box::new(
             chrono::DateTime::<chrono::Utc>::from_timestamp(*seconds, 0)
                 .ok_or_else(|| anyhow!("invalid epoch timestamp {seconds}"))?,
         ),
-        ParameterValue::Uuid(v) => Box::new(uuid::Uuid::parse_str(v).with_context(|| format!("invalid UUID {v}"))?),
+        ParameterValue::Uuid(v) => {
+            Box::new(uuid::Uuid::parse_str(v).with_context(|| format!("invalid UUID {v}"))?)
+        }
         ParameterValue::Jsonb(v) => Box::new(
             serde_json::from_slice::<serde_json::Value>(v)
                 .with_context(|| format!("invalid JSON {}", String::from_utf8_lossy(v)))?,
@@ -232,7 +266,9 @@ pub fn sql_param(value: &ParameterValue) -> anyhow::Result<SqlParam> {
         ParameterValue::Decimal(v) => Box::new(decimal(v)?),
         ParameterValue::RangeInt32(v) => Box::new(range_to_pg(v, |x: &i32| Ok(*x))?),
         ParameterValue::RangeInt64(v) => Box::new(range_to_pg(v, |x: &i64| Ok(*x))?),
-        ParameterValue::RangeDecimal(v) => Box::new(range_to_pg(v, |x: &String| Ok(RangeableDecimal(decimal(x)?)))?),
+        ParameterValue::RangeDecimal(v) => Box::new(range_to_pg(v, |x: &String| {
+            Ok(RangeableDecimal(decimal(x)?))
+        })?),
         ParameterValue::ArrayInt32(v) => Box::new(v.clone()),
         ParameterValue::ArrayInt64(v) => Box::new(v.clone()),
         ParameterValue::ArrayDecimal(v) => Box::new(
@@ -257,7 +293,11 @@ pub fn sql_params(values: &[ParameterValue]) -> anyhow::Result<Vec<SqlParam>> {
 struct PgNull;
 
 impl ToSql for PgNull {
-    fn to_sql(&self, _: &Type, _: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        _: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         Ok(IsNull::Yes)
     }
 
@@ -265,7 +305,11 @@ impl ToSql for PgNull {
         true
     }
 
-    fn to_sql_checked(&self, _: &Type, _: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql_checked(
+        &self,
+        _: &Type,
+        _: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         Ok(IsNull::Yes)
     }
 }
@@ -275,7 +319,11 @@ impl ToSql for PgNull {
 struct PgInterval(Interval);
 
 impl ToSql for PgInterval {
-    fn to_sql(&self, _: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        _: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         out.put_i64(self.0.micros);
         out.put_i32(self.0.days);
         out.put_i32(self.0.months);
@@ -290,14 +338,21 @@ impl ToSql for PgInterval {
 }
 
 impl<'a> FromSql<'a> for PgInterval {
-    fn from_sql(_: &Type, mut raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(
+        _: &Type,
+        mut raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         if raw.len() != 16 {
             return Err("unexpected binary format for Postgres INTERVAL".into());
         }
         let micros = raw.get_i64();
         let days = raw.get_i32();
         let months = raw.get_i32();
-        Ok(Self(Interval { micros, days, months }))
+        Ok(Self(Interval {
+            micros,
+            days,
+            months,
+        }))
     }
 
     fn accepts(ty: &Type) -> bool {
@@ -323,7 +378,11 @@ impl<'a> FromSql<'a> for RawBytes {
 struct RangeableDecimal(rust_decimal::Decimal);
 
 impl ToSql for RangeableDecimal {
-    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
         self.0.to_sql(ty, out)
     }
 
@@ -335,7 +394,10 @@ impl ToSql for RangeableDecimal {
 }
 
 impl<'a> FromSql<'a> for RangeableDecimal {
-    fn from_sql(ty: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
         Ok(Self(rust_decimal::Decimal::from_sql(ty, raw)?))
     }
 
@@ -367,9 +429,15 @@ mod tests {
 
     #[test]
     fn column_types_map_as_in_spin() {
-        assert!(matches!(data_type(&Type::TIMESTAMPTZ), DbDataType::Datetime));
+        assert!(matches!(
+            data_type(&Type::TIMESTAMPTZ),
+            DbDataType::Datetime
+        ));
         assert!(matches!(data_type(&Type::JSONB), DbDataType::Jsonb));
         assert!(matches!(data_type(&Type::JSON), DbDataType::Other(name) if name == "json"));
-        assert!(matches!(data_type(&Type::VARCHAR_ARRAY), DbDataType::ArrayStr));
+        assert!(matches!(
+            data_type(&Type::VARCHAR_ARRAY),
+            DbDataType::ArrayStr
+        ));
     }
 }

@@ -53,11 +53,13 @@ impl PgPools {
         let roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
         Self {
             pools: Mutex::new(HashMap::new()),
             tls: MakeRustlsConnect::new(config),
@@ -72,9 +74,12 @@ impl PgPools {
             match pools.get(address) {
                 Some(pool) => pool.clone(),
                 None => {
-                    let config = address
-                        .parse::<tokio_postgres::Config>()
-                        .map_err(|error| format!("{:?}", anyhow::Error::new(error).context("parsing Postgres connection string")))?;
+                    let config = address.parse::<tokio_postgres::Config>().map_err(|error| {
+                        format!(
+                            "{:?}",
+                            anyhow::Error::new(error).context("parsing Postgres connection string")
+                        )
+                    })?;
                     let pool = Arc::new(Pool {
                         config,
                         idle: Mutex::new(Vec::new()),
@@ -119,7 +124,8 @@ impl PgPools {
             .collect();
         for pool in pools {
             pool.idle.lock().unwrap_or_else(|e| e.into_inner()).clear();
-            let tasks: Vec<JoinHandle<()>> = std::mem::take(&mut *pool.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+            let tasks: Vec<JoinHandle<()>> =
+                std::mem::take(&mut *pool.tasks.lock().unwrap_or_else(|e| e.into_inner()));
             for task in tasks {
                 if !task.is_finished() {
                     // A connection still checked out by a request in flight ends when
@@ -150,11 +156,12 @@ impl Pool {
     }
 
     async fn connect(&self, tls: &MakeRustlsConnect) -> Result<PooledClient, String> {
-        let (client, connection) = self
-            .config
-            .connect(tls.clone())
-            .await
-            .map_err(|error| format!("{:?}", anyhow::Error::new(error).context("connecting to PostgreSQL")))?;
+        let (client, connection) = self.config.connect(tls.clone()).await.map_err(|error| {
+            format!(
+                "{:?}",
+                anyhow::Error::new(error).context("connecting to PostgreSQL")
+            )
+        })?;
         let task = tokio::spawn(async move {
             // The connection ends when the client is dropped or the server goes away;
             // the next checkout sees `is_closed` and connects again.
@@ -171,7 +178,10 @@ impl Pool {
     }
 
     fn put_back(&self, client: PooledClient) {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner()).push(client);
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(client);
     }
 }
 
@@ -195,9 +205,15 @@ fn first_keywords(sql: &str) -> (String, String) {
     loop {
         rest = rest.trim_start();
         if let Some(comment) = rest.strip_prefix("--") {
-            rest = comment.split_once('\n').map(|(_, after)| after).unwrap_or("");
+            rest = comment
+                .split_once('\n')
+                .map(|(_, after)| after)
+                .unwrap_or("");
         } else if let Some(comment) = rest.strip_prefix("/*") {
-            rest = comment.split_once("*/").map(|(_, after)| after).unwrap_or("");
+            rest = comment
+                .split_once("*/")
+                .map(|(_, after)| after)
+                .unwrap_or("");
         } else {
             break;
         }
@@ -206,7 +222,10 @@ fn first_keywords(sql: &str) -> (String, String) {
         .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
         .filter(|word| !word.is_empty())
         .map(|word| word.to_ascii_uppercase());
-    (words.next().unwrap_or_default(), words.next().unwrap_or_default())
+    (
+        words.next().unwrap_or_default(),
+        words.next().unwrap_or_default(),
+    )
 }
 
 fn transaction_effect(sql: &str) -> TransactionEffect {
@@ -308,7 +327,9 @@ pub struct Checkout {
 impl Checkout {
     /// The client.
     pub fn client(&mut self) -> &mut PooledClient {
-        self.client.as_mut().expect("a checkout holds its client until released")
+        self.client
+            .as_mut()
+            .expect("a checkout holds its client until released")
     }
 
     /// Returns the client to the pool, rolling back a transaction the guest left open.
@@ -353,7 +374,9 @@ impl Drop for Checkout {
 
 /// A permit of a throwaway semaphore, to move the real one out of a dropped checkout.
 fn placeholder_permit() -> OwnedSemaphorePermit {
-    Arc::new(Semaphore::new(1)).try_acquire_owned().expect("a fresh semaphore has a permit")
+    Arc::new(Semaphore::new(1))
+        .try_acquire_owned()
+        .expect("a fresh semaphore has a permit")
 }
 
 #[cfg(test)]
@@ -363,13 +386,25 @@ mod tests {
     #[test]
     fn transaction_statements_are_recognised() {
         assert_eq!(transaction_effect("BEGIN"), TransactionEffect::Begins);
-        assert_eq!(transaction_effect("  begin isolation level serializable"), TransactionEffect::Begins);
-        assert_eq!(transaction_effect("-- c\nSTART TRANSACTION"), TransactionEffect::Begins);
+        assert_eq!(
+            transaction_effect("  begin isolation level serializable"),
+            TransactionEffect::Begins
+        );
+        assert_eq!(
+            transaction_effect("-- c\nSTART TRANSACTION"),
+            TransactionEffect::Begins
+        );
         assert_eq!(transaction_effect("commit"), TransactionEffect::Ends);
         assert_eq!(transaction_effect("ROLLBACK"), TransactionEffect::Ends);
-        assert_eq!(transaction_effect("ROLLBACK TO SAVEPOINT a"), TransactionEffect::None);
+        assert_eq!(
+            transaction_effect("ROLLBACK TO SAVEPOINT a"),
+            TransactionEffect::None
+        );
         assert_eq!(transaction_effect("/* x */ END"), TransactionEffect::Ends);
         assert_eq!(transaction_effect("SELECT 1"), TransactionEffect::None);
-        assert_eq!(transaction_effect("DO $$ BEGIN END $$"), TransactionEffect::None);
+        assert_eq!(
+            transaction_effect("DO $$ BEGIN END $$"),
+            TransactionEffect::None
+        );
     }
 }

@@ -74,5 +74,10 @@ pub fn component_at(app: &TestApp, path: &str) -> Option<String> {
     }
     assert_eq!(status, 200, "{path}: {body}");
     let json: Value = serde_json::from_str(&body).expect("JSON");
-    Some(json["value"].as_str().expect("a component name").to_string())
+    Some(
+        json["value"]
+            .as_str()
+            .expect("a component name")
+            .to_string(),
+    )
 }
