@@ -60,11 +60,17 @@ const TOKEN_TTL_RANGE: (i64, i64) = (10, 7200);
 pub struct DemoConfig {
     /// `demo_db_url`: the `demo_relay` role's connection string; never `db_url`.
     demo_db_url: String,
+    /// How callers' JWTs are verified.
     pub auth: AuthConfig,
+    /// The key (optional: without it the relay answers `503` in demo mode) and base URL.
     pub openai: OpenAiConfig,
+    /// `openai_realtime_model`.
     pub realtime_model: String,
+    /// `realtime_voice`.
     pub voice: String,
+    /// `token_ttl_seconds`, 10–7200.
     pub token_ttl_seconds: i64,
+    /// `rate_limit_per_minute`, per user, for SDP relaying and for token minting.
     pub rate_limit_per_minute: i64,
 }
 
@@ -122,18 +128,26 @@ impl DemoConfig {
 /// What a session route does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionAction {
+    /// `POST /sessions/{id}/sdp`: relay an SDP offer to OpenAI.
     Sdp,
+    /// `POST /sessions/{id}/token`: mint an ephemeral client secret.
     Token,
+    /// `POST /sessions/{id}/interactions`: log a batch of interactions.
     Interactions,
+    /// `POST /sessions/{id}/end`: end the session with its telemetry.
     End,
 }
 
 /// The function's routes, from the path below its base.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {
+    /// `GET /activities[?type=…]`.
     ListActivities,
+    /// `GET /activities/{id}`, with the id as written in the path.
     GetActivity(&'a str),
+    /// `POST /sessions`.
     CreateSession,
+    /// `POST /sessions/{id}/{action}`, with the id as written in the path.
     Session(&'a str, SessionAction),
 }
 

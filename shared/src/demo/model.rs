@@ -14,7 +14,9 @@ use uuid::Uuid;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown value `{value}`, expected one of: {expected}")]
 pub struct UnknownValue {
+    /// What was given (at most 64 characters of it).
     pub value: String,
+    /// The accepted spellings, comma-separated.
     pub expected: &'static str,
 }
 
@@ -88,7 +90,9 @@ string_enum!(DemoType, "readflow, pronunciation, speed-quiz", {
 /// Where a demo session stands (`demo_voice_sessions.status`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SessionStatus {
+    /// Created and not yet ended: it may relay, mint and log.
     Active,
+    /// Ended by its owner; it refuses everything with `409`.
     Ended,
 }
 

@@ -53,6 +53,7 @@ pub struct AudioConfig {
     pub output: AudioOutput,
 }
 
+/// `audio.input`: what happens to the student's audio.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AudioInput {
     pub transcription: Transcription,
@@ -75,6 +76,7 @@ pub struct TurnDetection {
     pub eagerness: &'static str,
 }
 
+/// `audio.output`: the model's voice.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AudioOutput {
     pub voice: String,
