@@ -94,6 +94,12 @@ bench: build
 deploy:
 	@scripts/deploy.sh
 
+.PHONY: fixtures
+fixtures: ## regenerate the auth and bucketing known-answer fixtures (Python 3 + pip, Node 18+)
+	python3 -m venv .venv-fixtures && .venv-fixtures/bin/pip install -q PyJWT cryptography
+	.venv-fixtures/bin/python shared/fixtures/jwt/generate.py
+	node shared/fixtures/bucket/generate.mjs
+
 .PHONY: db-start db-stop
 db-start: ## the local database alone (migrated, seeded); prints its connection strings
 	@scripts/localdb.sh start
