@@ -61,7 +61,11 @@ impl SearchConfig {
             db_url: config::required(vars, config::DB_URL)?,
             auth: AuthConfig::load(vars)?,
             openai: OpenAiConfig::load(vars)?,
-            model: config::optional(vars, config::OPENAI_SEARCH_MODEL, config::DEFAULT_OPENAI_SEARCH_MODEL)?,
+            model: config::optional(
+                vars,
+                config::OPENAI_SEARCH_MODEL,
+                config::DEFAULT_OPENAI_SEARCH_MODEL,
+            )?,
             rate_limit_per_minute: config::ranged(
                 vars,
                 config::RATE_LIMIT_PER_MINUTE,
@@ -109,16 +113,29 @@ impl Resolved {
 /// Where [`resolve`] gets answers from: the cache and OpenAI (a fake in unit tests).
 pub trait AnswerSources {
     /// A cached answer for `cache_key` at most `max_age_seconds` old.
-    fn cached(&mut self, cache_key: &str, max_age_seconds: i64) -> Result<Option<CachedAnswer>, ApiError>;
+    fn cached(
+        &mut self,
+        cache_key: &str,
+        max_age_seconds: i64,
+    ) -> Result<Option<CachedAnswer>, ApiError>;
     /// OpenAI's answer to the request.
     fn ask_upstream(&mut self, request: &SearchRequest) -> Result<Found, SearchFailure>;
     /// Keeps a new answer; a failure here must not cost the caller the answer.
-    fn remember(&mut self, cache_key: &str, normalized_query: &str, request: &SearchRequest, found: &Found);
+    fn remember(
+        &mut self,
+        cache_key: &str,
+        normalized_query: &str,
+        request: &SearchRequest,
+        found: &Found,
+    );
 }
 
 /// The cache policy of section 6a: fresh cache, else OpenAI (remembering its answer),
 /// else, for failures of the service only, an answer up to a day old.
-pub fn resolve(sources: &mut impl AnswerSources, request: &SearchRequest) -> Result<Resolved, ApiError> {
+pub fn resolve(
+    sources: &mut impl AnswerSources,
+    request: &SearchRequest,
+) -> Result<Resolved, ApiError> {
     let normalized = key::normalize_query(&request.query);
     let cache_key = key::cache_key(&normalized, request.locale.map(|language| language.tag));
 
@@ -135,10 +152,16 @@ pub fn resolve(sources: &mut impl AnswerSources, request: &SearchRequest) -> Res
                 upstream_failure: None,
             })
         }
-        Err(failure) if failure.allows_stale() => match sources.cached(&cache_key, cache::STALE_SECONDS)? {
-            Some(cached) => Ok(Resolved::from_cache(cached, Origin::Stale, Some(failure.describe()))),
-            None => Err(failure.into_error()),
-        },
+        Err(failure) if failure.allows_stale() => {
+            match sources.cached(&cache_key, cache::STALE_SECONDS)? {
+                Some(cached) => Ok(Resolved::from_cache(
+                    cached,
+                    Origin::Stale,
+                    Some(failure.describe()),
+                )),
+                None => Err(failure.into_error()),
+            }
+        }
         Err(failure) => Err(failure.into_error()),
     }
 }
@@ -173,7 +196,11 @@ impl SearchAnswer {
 }
 
 /// Serves every route of the function.
-pub fn handle(incoming: &Incoming, vars: &impl Variables, now_unix: i64) -> Result<Reply, ApiError> {
+pub fn handle(
+    incoming: &Incoming,
+    vars: &impl Variables,
+    now_unix: i64,
+) -> Result<Reply, ApiError> {
     let started = Instant::now();
     match incoming.segments().as_slice() {
         [] => {
@@ -185,7 +212,12 @@ pub fn handle(incoming: &Incoming, vars: &impl Variables, now_unix: i64) -> Resu
 }
 
 /// `POST /`: a web search for a signed-in user.
-fn search(incoming: &Incoming, config: &SearchConfig, now_unix: i64, started: Instant) -> Result<Reply, ApiError> {
+fn search(
+    incoming: &Incoming,
+    config: &SearchConfig,
+    now_unix: i64,
+    started: Instant,
+) -> Result<Reply, ApiError> {
     let claims = auth::authenticate(incoming, &config.auth, now_unix)?;
     auth::require_role(&claims, &[Role::Authenticated])?;
     let request = SearchRequest::parse(incoming.body(http::JSON_LIMIT)?)?;
@@ -217,16 +249,37 @@ struct LiveSources<'a> {
 }
 
 impl AnswerSources for LiveSources<'_> {
-    fn cached(&mut self, cache_key: &str, max_age_seconds: i64) -> Result<Option<CachedAnswer>, ApiError> {
+    fn cached(
+        &mut self,
+        cache_key: &str,
+        max_age_seconds: i64,
+    ) -> Result<Option<CachedAnswer>, ApiError> {
         cache::find_younger_than(self.db, cache_key, max_age_seconds)
     }
 
     fn ask_upstream(&mut self, request: &SearchRequest) -> Result<Found, SearchFailure> {
-        let api_key = self.config.openai.api_key.as_deref().ok_or(SearchFailure::NotConfigured)?;
-        openai::search(&self.config.openai.base_url, api_key, &self.config.model, &request.query, request.locale)
+        let api_key = self
+            .config
+            .openai
+            .api_key
+            .as_deref()
+            .ok_or(SearchFailure::NotConfigured)?;
+        openai::search(
+            &self.config.openai.base_url,
+            api_key,
+            &self.config.model,
+            &request.query,
+            request.locale,
+        )
     }
 
-    fn remember(&mut self, cache_key: &str, normalized_query: &str, request: &SearchRequest, found: &Found) {
+    fn remember(
+        &mut self,
+        cache_key: &str,
+        normalized_query: &str,
+        request: &SearchRequest,
+        found: &Found,
+    ) {
         let entry = NewCachedAnswer {
             cache_key,
             normalized_query,
@@ -236,7 +289,11 @@ impl AnswerSources for LiveSources<'_> {
         };
         let stored = cache::store(self.db, &entry).and_then(|()| cache::delete_expired(self.db));
         if let Err(error) = stored {
-            log_event(self.request_id, "cache_write_failed", error.log_detail().unwrap_or(error.code()));
+            log_event(
+                self.request_id,
+                "cache_write_failed",
+                error.log_detail().unwrap_or(error.code()),
+            );
         }
     }
 }
@@ -301,9 +358,16 @@ mod tests {
     }
 
     impl AnswerSources for Fake {
-        fn cached(&mut self, cache_key: &str, max_age_seconds: i64) -> Result<Option<CachedAnswer>, ApiError> {
+        fn cached(
+            &mut self,
+            cache_key: &str,
+            max_age_seconds: i64,
+        ) -> Result<Option<CachedAnswer>, ApiError> {
             self.lookups.push((cache_key.to_string(), max_age_seconds));
-            Ok(self.stored.clone().filter(|answer| answer.age_seconds <= max_age_seconds))
+            Ok(self
+                .stored
+                .clone()
+                .filter(|answer| answer.age_seconds <= max_age_seconds))
         }
 
         fn ask_upstream(&mut self, _request: &SearchRequest) -> Result<Found, SearchFailure> {
@@ -311,7 +375,13 @@ mod tests {
             self.upstream.clone()
         }
 
-        fn remember(&mut self, cache_key: &str, normalized_query: &str, request: &SearchRequest, _found: &Found) {
+        fn remember(
+            &mut self,
+            cache_key: &str,
+            normalized_query: &str,
+            request: &SearchRequest,
+            _found: &Found,
+        ) {
             self.remembered.push((
                 cache_key.to_string(),
                 normalized_query.to_string(),
@@ -345,14 +415,22 @@ mod tests {
     #[test]
     fn without_a_fresh_answer_upstream_answers_and_is_remembered_under_the_normalised_key() {
         let mut fake = Fake::new(Some(cached("Old.", 601)), Ok(found()));
-        let resolved = resolve(&mut fake, &request(r#"{"query": "  Tides  IN Lisbon ", "locale": "PT-br"}"#)).unwrap();
+        let resolved = resolve(
+            &mut fake,
+            &request(r#"{"query": "  Tides  IN Lisbon ", "locale": "PT-br"}"#),
+        )
+        .unwrap();
         assert_eq!(resolved.origin, Origin::Upstream);
         assert_eq!(resolved.answer, "Fresh from the web.");
         assert_eq!(fake.upstream_calls, 1);
         let expected_key = key::cache_key("tides in lisbon", Some("pt-BR"));
         assert_eq!(
             fake.remembered,
-            vec![(expected_key.clone(), "tides in lisbon".to_string(), Some("pt-BR".to_string()))]
+            vec![(
+                expected_key.clone(),
+                "tides in lisbon".to_string(),
+                Some("pt-BR".to_string())
+            )]
         );
         assert_eq!(fake.lookups, vec![(expected_key, 600)]);
     }
@@ -360,8 +438,14 @@ mod tests {
     #[test]
     fn a_service_failure_is_covered_by_an_answer_up_to_a_day_old() {
         for failure in [
-            SearchFailure::ServerError { status: 500, error_type: "server_error".into() },
-            SearchFailure::RateLimited { retry_after: 2, error_type: "requests".into() },
+            SearchFailure::ServerError {
+                status: 500,
+                error_type: "server_error".into(),
+            },
+            SearchFailure::RateLimited {
+                retry_after: 2,
+                error_type: "requests".into(),
+            },
             SearchFailure::Timeout,
             SearchFailure::Unreachable("connection refused".into()),
         ] {
@@ -370,7 +454,10 @@ mod tests {
             assert_eq!(resolved.origin, Origin::Stale, "{failure:?}");
             assert_eq!(resolved.answer, "Two hours old.");
             assert_eq!(resolved.upstream_failure, Some(failure.describe()));
-            assert_eq!(fake.lookups.iter().map(|(_, age)| *age).collect::<Vec<_>>(), vec![600, 86_400]);
+            assert_eq!(
+                fake.lookups.iter().map(|(_, age)| *age).collect::<Vec<_>>(),
+                vec![600, 86_400]
+            );
             assert!(fake.remembered.is_empty());
         }
     }
@@ -378,8 +465,20 @@ mod tests {
     #[test]
     fn a_service_failure_without_a_day_old_answer_maps_as_section_3() {
         let cases = [
-            (SearchFailure::ServerError { status: 500, error_type: "x".into() }, 502),
-            (SearchFailure::RateLimited { retry_after: 2, error_type: "x".into() }, 503),
+            (
+                SearchFailure::ServerError {
+                    status: 500,
+                    error_type: "x".into(),
+                },
+                502,
+            ),
+            (
+                SearchFailure::RateLimited {
+                    retry_after: 2,
+                    error_type: "x".into(),
+                },
+                503,
+            ),
             (SearchFailure::Timeout, 504),
         ];
         for (failure, status) in cases {
@@ -391,7 +490,10 @@ mod tests {
 
     #[test]
     fn a_refusal_or_missing_answer_is_502_even_with_a_stale_answer_at_hand() {
-        for failure in [SearchFailure::Refusal, SearchFailure::NoAnswer("no message".into())] {
+        for failure in [
+            SearchFailure::Refusal,
+            SearchFailure::NoAnswer("no message".into()),
+        ] {
             let mut fake = Fake::new(Some(cached("Two hours old.", 7200)), Err(failure));
             let error = resolve(&mut fake, &request(r#"{"query": "Q"}"#)).unwrap_err();
             assert_eq!(error.status(), 502);
@@ -406,8 +508,16 @@ mod tests {
         let error = resolve(&mut fake, &request(r#"{"query": "Q"}"#)).unwrap_err();
         assert_eq!(error.status(), 503);
         assert_eq!(error.body()["mode"], "demo");
-        let mut fake = Fake::new(Some(cached("Cached.", 10)), Err(SearchFailure::NotConfigured));
-        assert_eq!(resolve(&mut fake, &request(r#"{"query": "Q"}"#)).unwrap().origin, Origin::Fresh);
+        let mut fake = Fake::new(
+            Some(cached("Cached.", 10)),
+            Err(SearchFailure::NotConfigured),
+        );
+        assert_eq!(
+            resolve(&mut fake, &request(r#"{"query": "Q"}"#))
+                .unwrap()
+                .origin,
+            Origin::Fresh
+        );
     }
 
     #[test]
@@ -432,18 +542,38 @@ mod tests {
                 "took_ms": 37,
             })
         );
-        let stale = SearchAnswer::new(Resolved { origin: Origin::Stale, ..resolved.clone() }, 10, 1);
+        let stale = SearchAnswer::new(
+            Resolved {
+                origin: Origin::Stale,
+                ..resolved.clone()
+            },
+            10,
+            1,
+        );
         assert!(stale.cached && stale.stale);
         assert_eq!(stale.citations.len(), 4);
-        let fresh = SearchAnswer::new(Resolved { origin: Origin::Fresh, ..resolved }, 5, 1);
+        let fresh = SearchAnswer::new(
+            Resolved {
+                origin: Origin::Fresh,
+                ..resolved
+            },
+            5,
+            1,
+        );
         assert!(fresh.cached && !fresh.stale);
     }
 
     #[test]
     fn config_reads_the_search_model_with_its_default() {
         let mut vars: HashMap<&'static str, String> = [
-            (config::DB_URL, "postgres://u:p@127.0.0.1:5432/db".to_string()),
-            (config::SUPABASE_JWT_SECRET, "a-secret-of-enough-length-for-hs256".to_string()),
+            (
+                config::DB_URL,
+                "postgres://u:p@127.0.0.1:5432/db".to_string(),
+            ),
+            (
+                config::SUPABASE_JWT_SECRET,
+                "a-secret-of-enough-length-for-hs256".to_string(),
+            ),
         ]
         .into_iter()
         .collect();
@@ -454,8 +584,18 @@ mod tests {
         vars.insert(config::OPENAI_SEARCH_MODEL, "gpt-4.1".into());
         assert_eq!(SearchConfig::load(&vars).unwrap().model, "gpt-4.1");
         vars.insert(config::RATE_LIMIT_PER_MINUTE, "0".into());
-        assert!(SearchConfig::load(&vars).unwrap_err().to_string().contains("rate_limit_per_minute"));
+        assert!(
+            SearchConfig::load(&vars)
+                .unwrap_err()
+                .to_string()
+                .contains("rate_limit_per_minute")
+        );
         vars.remove(config::DB_URL);
-        assert!(SearchConfig::load(&vars).unwrap_err().to_string().contains("db_url"));
+        assert!(
+            SearchConfig::load(&vars)
+                .unwrap_err()
+                .to_string()
+                .contains("db_url")
+        );
     }
 }

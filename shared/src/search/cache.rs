@@ -64,8 +64,11 @@ pub fn find_younger_than(
         return Ok(None);
     };
     let citations: Value = db::column(&row, "citations")?;
-    let citations: Vec<Citation> = serde_json::from_value(citations)
-        .map_err(|error| ApiError::internal(format!("search_cache.citations has an unexpected shape: {error}")))?;
+    let citations: Vec<Citation> = serde_json::from_value(citations).map_err(|error| {
+        ApiError::internal(format!(
+            "search_cache.citations has an unexpected shape: {error}"
+        ))
+    })?;
     Ok(Some(CachedAnswer {
         answer: db::column(&row, "answer")?,
         citations,

@@ -42,10 +42,20 @@ mod tests {
 
     #[test]
     fn spacing_and_case_do_not_change_the_normalised_query() {
-        assert_eq!(normalize_query("  What's the WEATHER\tin  Paris?\n"), "what's the weather in paris?");
-        assert_eq!(normalize_query("what's the weather in paris?"), "what's the weather in paris?");
+        assert_eq!(
+            normalize_query("  What's the WEATHER\tin  Paris?\n"),
+            "what's the weather in paris?"
+        );
+        assert_eq!(
+            normalize_query("what's the weather in paris?"),
+            "what's the weather in paris?"
+        );
         assert_eq!(normalize_query("Straße ÉTÉ"), "straße été");
-        assert_eq!(normalize_query("a\u{3000}b"), "a b", "ideographic space is whitespace too");
+        assert_eq!(
+            normalize_query("a\u{3000}b"),
+            "a b",
+            "ideographic space is whitespace too"
+        );
     }
 
     #[test]
@@ -75,9 +85,15 @@ mod tests {
     #[test]
     fn queries_differing_in_spacing_or_case_share_a_key() {
         let a = cache_key(&normalize_query("Who won the  Tour de France?"), Some("en"));
-        let b = cache_key(&normalize_query(" who WON the tour de france? "), Some("en"));
+        let b = cache_key(
+            &normalize_query(" who WON the tour de france? "),
+            Some("en"),
+        );
         assert_eq!(a, b);
-        let c = cache_key(&normalize_query("Who won the Tour de France 2024?"), Some("en"));
+        let c = cache_key(
+            &normalize_query("Who won the Tour de France 2024?"),
+            Some("en"),
+        );
         assert_ne!(a, c);
     }
 }

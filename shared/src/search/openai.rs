@@ -48,7 +48,10 @@ pub struct Found {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SearchFailure {
     /// OpenAI answered `429`; `retry_after` is its wait, in whole seconds.
-    RateLimited { retry_after: u64, error_type: String },
+    RateLimited {
+        retry_after: u64,
+        error_type: String,
+    },
     /// OpenAI answered `5xx`.
     ServerError { status: u16, error_type: String },
     /// No answer within [`UPSTREAM_TIMEOUT`].
@@ -95,8 +98,12 @@ impl SearchFailure {
                 UPSTREAM_TIMEOUT.as_secs()
             ),
             SearchFailure::Unreachable(reason) => format!("OpenAI responses unreachable: {reason}"),
-            SearchFailure::Rejected(reason) => format!("OpenAI responses refused the request: {reason}"),
-            SearchFailure::Refusal => "OpenAI responses answered with a refusal instead of text".into(),
+            SearchFailure::Rejected(reason) => {
+                format!("OpenAI responses refused the request: {reason}")
+            }
+            SearchFailure::Refusal => {
+                "OpenAI responses answered with a refusal instead of text".into()
+            }
             SearchFailure::NoAnswer(reason) => format!("OpenAI responses gave no answer: {reason}"),
             SearchFailure::NotConfigured => "openai_api_key is not set".into(),
         }
@@ -198,7 +205,10 @@ pub fn interpret(outcome: Result<OutboundResponse, OutboundError>) -> Result<Fou
     match response.status {
         200..=299 => {
             let body: Value = serde_json::from_slice(&response.body).map_err(|_| {
-                SearchFailure::NoAnswer(format!("status {} with a body that is not JSON", response.status))
+                SearchFailure::NoAnswer(format!(
+                    "status {} with a body that is not JSON",
+                    response.status
+                ))
             })?;
             extract_answer(&body)
         }
@@ -210,7 +220,10 @@ pub fn interpret(outcome: Result<OutboundResponse, OutboundError>) -> Result<Fou
             status,
             error_type: error_type(&response),
         }),
-        status => Err(SearchFailure::Rejected(format!("status {status} ({})", error_type(&response)))),
+        status => Err(SearchFailure::Rejected(format!(
+            "status {status} ({})",
+            error_type(&response)
+        ))),
     }
 }
 
@@ -227,7 +240,9 @@ pub fn extract_answer(response: &Value) -> Result<Found, SearchFailure> {
         .filter(|item| item.get("type").and_then(Value::as_str) == Some("message"))
         .collect();
     if messages.is_empty() {
-        return Err(SearchFailure::NoAnswer("the output has no message item".into()));
+        return Err(SearchFailure::NoAnswer(
+            "the output has no message item".into(),
+        ));
     }
 
     let mut texts: Vec<&str> = Vec::new();
@@ -240,17 +255,17 @@ pub fn extract_answer(response: &Value) -> Result<Found, SearchFailure> {
     for part in parts {
         match part.get("type").and_then(Value::as_str) {
             Some("output_text") => {
-                if let Some(text) = part.get("text").and_then(Value::as_str) {
-                    if !text.trim().is_empty() {
-                        texts.push(text.trim());
-                    }
+                if let Some(text) = part.get("text").and_then(Value::as_str)
+                    && !text.trim().is_empty()
+                {
+                    texts.push(text.trim());
                 }
                 let annotations = part.get("annotations").and_then(Value::as_array);
                 for annotation in annotations.into_iter().flatten() {
-                    if let Some(citation) = url_citation(annotation) {
-                        if !citations.iter().any(|known| known.url == citation.url) {
-                            citations.push(citation);
-                        }
+                    if let Some(citation) = url_citation(annotation)
+                        && !citations.iter().any(|known| known.url == citation.url)
+                    {
+                        citations.push(citation);
                     }
                 }
             }
@@ -314,7 +329,9 @@ fn error_type(response: &OutboundResponse) -> String {
             .and_then(Value::as_str)
             .filter(|text| {
                 text.len() <= 80
-                    && text.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+                    && text
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
             })
             .map(str::to_string)
     };
@@ -334,7 +351,9 @@ pub fn search(
     query: &str,
     locale: Option<&Language>,
 ) -> Result<Found, SearchFailure> {
-    interpret(outbound::send(&search_request(base_url, api_key, model, query, locale)))
+    interpret(outbound::send(&search_request(
+        base_url, api_key, model, query, locale,
+    )))
 }
 
 #[cfg(test)]
@@ -342,10 +361,17 @@ mod tests {
     use super::*;
     use crate::languages;
 
-    fn answer(status: u16, headers: &[(&str, &str)], body: &str) -> Result<OutboundResponse, OutboundError> {
+    fn answer(
+        status: u16,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Result<OutboundResponse, OutboundError> {
         Ok(OutboundResponse {
             status,
-            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             body: body.as_bytes().to_vec(),
         })
     }
@@ -369,10 +395,20 @@ mod tests {
 
     #[test]
     fn the_request_is_the_contracts_responses_request() {
-        let request = search_request("http://127.0.0.1:9100/", "sk-test", "gpt-4.1-mini", "Tides in Lisbon", None);
+        let request = search_request(
+            "http://127.0.0.1:9100/",
+            "sk-test",
+            "gpt-4.1-mini",
+            "Tides in Lisbon",
+            None,
+        );
         assert_eq!(request.method, "POST");
         assert_eq!(request.url, "http://127.0.0.1:9100/v1/responses");
-        assert!(request.headers.contains(&("authorization".into(), "Bearer sk-test".into())));
+        assert!(
+            request
+                .headers
+                .contains(&("authorization".into(), "Bearer sk-test".into()))
+        );
         assert_eq!(request.timeout, Duration::from_secs(15));
         let body: Value = serde_json::from_slice(&request.body).unwrap();
         assert_eq!(
@@ -391,7 +427,10 @@ mod tests {
         let instruction = input[0]["content"].as_str().unwrap();
         assert!(instruction.contains("Answer in French"), "{instruction}");
         assert!(instruction.contains("fr"), "{instruction}");
-        assert_eq!(input[1], json!({"role": "user", "content": "Tides in Lisbon"}));
+        assert_eq!(
+            input[1],
+            json!({"role": "user", "content": "Tides in Lisbon"})
+        );
         assert_eq!(body["tools"], json!([{"type": "web_search"}]));
     }
 
@@ -413,9 +452,18 @@ mod tests {
         assert_eq!(
             found.citations,
             vec![
-                Citation { url: "https://b.example/tides".into(), title: "Tide table".into() },
-                Citation { url: "https://a.example/port".into(), title: "Port of Lisbon".into() },
-                Citation { url: "https://c.example/".into(), title: "https://c.example/".into() },
+                Citation {
+                    url: "https://b.example/tides".into(),
+                    title: "Tide table".into()
+                },
+                Citation {
+                    url: "https://a.example/port".into(),
+                    title: "Port of Lisbon".into()
+                },
+                Citation {
+                    url: "https://c.example/".into(),
+                    title: "https://c.example/".into()
+                },
             ]
         );
     }
@@ -433,7 +481,8 @@ mod tests {
 
     #[test]
     fn a_refusal_is_a_refusal_and_502() {
-        let body = response_with(json!([{"type": "refusal", "refusal": "I can't help with that."}]));
+        let body =
+            response_with(json!([{"type": "refusal", "refusal": "I can't help with that."}]));
         let failure = extract_answer(&body).unwrap_err();
         assert_eq!(failure, SearchFailure::Refusal);
         assert!(!failure.allows_stale());
@@ -444,32 +493,61 @@ mod tests {
 
     #[test]
     fn no_message_item_is_no_answer_and_502() {
-        let body = json!({"output": [{"type": "web_search_call", "id": "ws_1", "status": "completed"}]});
+        let body =
+            json!({"output": [{"type": "web_search_call", "id": "ws_1", "status": "completed"}]});
         let failure = extract_answer(&body).unwrap_err();
         assert!(matches!(failure, SearchFailure::NoAnswer(_)), "{failure:?}");
         assert!(!failure.allows_stale());
         assert_eq!(failure.into_error().status(), 502);
-        for body in [json!({}), json!({"output": "x"}), response_with(json!([])), response_with(json!([{"type": "output_text", "text": "  "}]))] {
-            assert!(matches!(extract_answer(&body), Err(SearchFailure::NoAnswer(_))), "{body}");
+        for body in [
+            json!({}),
+            json!({"output": "x"}),
+            response_with(json!([])),
+            response_with(json!([{"type": "output_text", "text": "  "}])),
+        ] {
+            assert!(
+                matches!(extract_answer(&body), Err(SearchFailure::NoAnswer(_))),
+                "{body}"
+            );
         }
-        assert!(matches!(interpret(answer(200, &[], "<html>")), Err(SearchFailure::NoAnswer(_))));
+        assert!(matches!(
+            interpret(answer(200, &[], "<html>")),
+            Err(SearchFailure::NoAnswer(_))
+        ));
     }
 
     #[test]
     fn openai_429_is_503_with_its_retry_after_and_allows_stale() {
-        let failure = interpret(answer(429, &[("retry-after", "1.2")], r#"{"error": {"type": "requests", "code": "rate_limit_exceeded"}}"#)).unwrap_err();
+        let failure = interpret(answer(
+            429,
+            &[("retry-after", "1.2")],
+            r#"{"error": {"type": "requests", "code": "rate_limit_exceeded"}}"#,
+        ))
+        .unwrap_err();
         assert!(failure.allows_stale());
         let error = failure.into_error();
         assert_eq!(error.status(), 503);
-        assert_eq!(error.headers(), vec![("retry-after".to_string(), "2".to_string())]);
-        assert!(error.log_detail().unwrap().contains("requests/rate_limit_exceeded"));
+        assert_eq!(
+            error.headers(),
+            vec![("retry-after".to_string(), "2".to_string())]
+        );
+        assert!(
+            error
+                .log_detail()
+                .unwrap()
+                .contains("requests/rate_limit_exceeded")
+        );
         let error = interpret(answer(429, &[], "")).unwrap_err().into_error();
-        assert_eq!(error.headers(), vec![("retry-after".to_string(), "5".to_string())]);
+        assert_eq!(
+            error.headers(),
+            vec![("retry-after".to_string(), "5".to_string())]
+        );
     }
 
     #[test]
     fn server_errors_silence_and_broken_connections_allow_stale() {
-        let failure = interpret(answer(500, &[], r#"{"error": {"type": "server_error"}}"#)).unwrap_err();
+        let failure =
+            interpret(answer(500, &[], r#"{"error": {"type": "server_error"}}"#)).unwrap_err();
         assert!(failure.allows_stale());
         assert_eq!(failure.into_error().status(), 502);
         let failure = interpret(answer(503, &[], "")).unwrap_err();
@@ -477,7 +555,8 @@ mod tests {
         let failure = interpret(Err(OutboundError::Timeout)).unwrap_err();
         assert!(failure.allows_stale());
         assert_eq!(failure.into_error().status(), 504);
-        let failure = interpret(Err(OutboundError::Failed("connection refused".into()))).unwrap_err();
+        let failure =
+            interpret(Err(OutboundError::Failed("connection refused".into()))).unwrap_err();
         assert!(failure.allows_stale());
         assert_eq!(failure.into_error().status(), 502);
     }
@@ -492,11 +571,18 @@ mod tests {
             assert_eq!(error.status(), 502);
             assert_eq!(error.code(), "upstream_error");
             let detail = error.log_detail().unwrap();
-            assert!(detail.contains("invalid_request_error/invalid_api_key"), "{detail}");
-            assert!(!detail.contains("sk-live") && !detail.contains("my question"), "{detail}");
+            assert!(
+                detail.contains("invalid_request_error/invalid_api_key"),
+                "{detail}"
+            );
+            assert!(
+                !detail.contains("sk-live") && !detail.contains("my question"),
+                "{detail}"
+            );
             assert!(!error.body().to_string().contains("sk-live"));
         }
-        let failure = interpret(Err(OutboundError::NotAllowed("HttpRequestDenied".into()))).unwrap_err();
+        let failure =
+            interpret(Err(OutboundError::NotAllowed("HttpRequestDenied".into()))).unwrap_err();
         assert!(!failure.allows_stale());
     }
 

@@ -34,7 +34,10 @@ pub struct SearchRequest {
 impl std::fmt::Debug for SearchRequest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SearchRequest")
-            .field("query", &format_args!("[{} chars]", self.query.chars().count()))
+            .field(
+                "query",
+                &format_args!("[{} chars]", self.query.chars().count()),
+            )
             .field("locale", &self.locale.map(|language| language.tag))
             .field("max_citations", &self.max_citations)
             .finish()
@@ -123,8 +126,8 @@ mod tests {
                 .unwrap();
         assert_eq!(request.locale.map(|language| language.tag), Some("pt-BR"));
         assert_eq!(request.max_citations, 10);
-        let request = SearchRequest::parse(br#"{"query": "q", "locale": null, "max_citations": 1}"#)
-            .unwrap();
+        let request =
+            SearchRequest::parse(br#"{"query": "q", "locale": null, "max_citations": 1}"#).unwrap();
         assert_eq!(request.locale, None);
         assert_eq!(request.max_citations, 1);
     }
@@ -146,7 +149,11 @@ mod tests {
     fn the_query_limit_counts_characters_after_trimming() {
         let at_limit = format!(r#"{{"query": "  {}  "}}"#, "é".repeat(MAX_QUERY_CHARS));
         assert_eq!(
-            SearchRequest::parse(at_limit.as_bytes()).unwrap().query.chars().count(),
+            SearchRequest::parse(at_limit.as_bytes())
+                .unwrap()
+                .query
+                .chars()
+                .count(),
             MAX_QUERY_CHARS
         );
         let over = format!(r#"{{"query": "{}"}}"#, "a".repeat(MAX_QUERY_CHARS + 1));
@@ -155,7 +162,10 @@ mod tests {
 
     #[test]
     fn a_refusal_does_not_quote_the_query() {
-        let over = format!(r#"{{"query": "secret-topic {}"}}"#, "a".repeat(MAX_QUERY_CHARS));
+        let over = format!(
+            r#"{{"query": "secret-topic {}"}}"#,
+            "a".repeat(MAX_QUERY_CHARS)
+        );
         let error = SearchRequest::parse(over.as_bytes()).unwrap_err();
         assert!(!error.body().to_string().contains("secret-topic"));
         assert!(!format!("{error:?}").contains("secret-topic"));
@@ -176,7 +186,11 @@ mod tests {
     fn max_citations_outside_one_to_ten_or_not_an_integer_is_refused_naming_it() {
         for value in ["0", "11", "-1", "2.5", "\"5\"", "99999999999999999999"] {
             let body = format!(r#"{{"query": "q", "max_citations": {value}}}"#);
-            assert_eq!(refused_field(&body).as_deref(), Some("max_citations"), "{value}");
+            assert_eq!(
+                refused_field(&body).as_deref(),
+                Some("max_citations"),
+                "{value}"
+            );
         }
     }
 
