@@ -31,9 +31,10 @@ pub fn insert(db: &Db, user_id: Uuid, metrics: &SessionMetrics) -> Result<Stored
                RETURNING id, created_at";
     let params = [
         ParameterValue::from(user_id),
+        // `session_id` is a `text` column; the UUID goes in in its canonical form.
         metrics
             .session_id
-            .map_or(ParameterValue::DbNull, ParameterValue::from),
+            .map_or(ParameterValue::DbNull, |id| db::text(&id.to_string())),
         db::text(metrics.implementation_type.as_str()),
         ParameterValue::Boolean(metrics.connection_success),
         ParameterValue::Floating64(metrics.connection_time_ms),

@@ -1,0 +1,1200 @@
+//! `voice-monitoring` through the host against a real PostgreSQL (CONTRACT.md section 6):
+//! metrics and errors in, the dashboard's summary with the migration guide's red flags
+//! and recommendation out, and the guarded rollout change with its audit row.
+//!
+//! Every test has its own database. Windows are seeded with SQL (with chosen ages) where
+//! the test is about the rules, and through `POST /metrics` where it is about ingestion.
+//!
+//! ```sh
+//! cargo test --profile host -p voice-edge-integration --test voice_monitoring
+//! ```
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use uuid::Uuid;
+use voice_edge_testkit::app::TestApp;
+use voice_edge_testkit::pg::TestDb;
+
+const JWT_SECRET: &str = "monitoring-test-jwt-secret-0123456789abcdef";
+const FLAG: &str = "voice_webrtc_migration";
+const MONITORING: &str = "/functions/v1/voice-monitoring";
+const TOKEN: &str = "/functions/v1/realtime-student-guide-token";
+
+// ---------------------------------------------------------------------------------------
+// HTTP and tokens
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Value,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+fn call(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> Response {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let payload = match body {
+        Some(body) => {
+            request = request.header("content-type", "application/json");
+            body.to_string()
+        }
+        None => String::new(),
+    };
+    let request = request.body(payload).expect("a valid request");
+    let mut response = agent.run(request).expect("the app answers");
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("").to_string()))
+        .collect();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Response {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs() as i64
+}
+
+/// An HS256 token as Supabase Auth mints them.
+fn mint(claims: &Value) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+    let signing_input = format!("{header}.{payload}");
+    let mut mac = Hmac::<Sha256>::new_from_slice(JWT_SECRET.as_bytes()).expect("any key length");
+    mac.update(signing_input.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signing_input}.{signature}")
+}
+
+fn service_role_token() -> String {
+    mint(
+        &json!({"iss": "supabase", "role": "service_role", "iat": now_unix(), "exp": now_unix() + 3600}),
+    )
+}
+
+fn anon_token() -> String {
+    mint(&json!({"iss": "supabase", "role": "anon", "iat": now_unix(), "exp": now_unix() + 3600}))
+}
+
+/// A user of `auth.users` and a token of theirs.
+struct User {
+    id: Uuid,
+    token: String,
+}
+
+/// Creates a user with the platform role `app_role` (`None`: a student).
+fn user(db: &TestDb, app_role: Option<&str>) -> User {
+    let id = Uuid::new_v4();
+    let app_metadata = match app_role {
+        Some(role) => json!({"provider": "email", "role": role}),
+        None => json!({"provider": "email"}),
+    };
+    db.client()
+        .execute(
+            "INSERT INTO auth.users (id, email, raw_app_meta_data) VALUES ($1, $2, $3)",
+            &[&id, &format!("{id}@school.example"), &app_metadata],
+        )
+        .expect("inserting a user");
+    let token = mint(&json!({
+        "sub": id.to_string(),
+        "role": "authenticated",
+        "aud": "authenticated",
+        "iat": now_unix(),
+        "exp": now_unix() + 3600,
+        "app_metadata": app_metadata,
+        "user_metadata": {},
+        "is_anonymous": false,
+    }));
+    User { id, token }
+}
+
+// ---------------------------------------------------------------------------------------
+// The app and its database
+
+struct Env {
+    db: TestDb,
+    app: TestApp,
+    student: User,
+    teacher: User,
+    admin: User,
+}
+
+impl Env {
+    fn start() -> Env {
+        let db = TestDb::create();
+        let mut vars = db.app_vars();
+        vars.push(("supabase_jwt_secret".into(), JWT_SECRET.into()));
+        vars.push((
+            "classconnect_webhook_secret".into(),
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+        ));
+        let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let app = TestApp::start(&pairs);
+        let student = user(&db, None);
+        let teacher = user(&db, Some("teacher"));
+        let admin = user(&db, Some("admin"));
+        Env {
+            db,
+            app,
+            student,
+            teacher,
+            admin,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.app.url(&format!("{MONITORING}{path}"))
+    }
+
+    fn summary(&self, hours: u32) -> Value {
+        let response = call(
+            "GET",
+            &self.url(&format!("/summary?hours={hours}")),
+            Some(&self.teacher.token),
+            None,
+        );
+        assert_eq!(response.status, 200, "{:?}", response.body);
+        response.body
+    }
+
+    fn rollout(&self, token: &str, body: Value) -> Response {
+        call("POST", &self.url("/rollout"), Some(token), Some(&body))
+    }
+
+    fn set_flag(&self, enabled: bool, percentage: i32) {
+        self.db
+            .client()
+            .execute(
+                "UPDATE voice_feature_flags SET enabled = $1, rollout_percentage = $2 WHERE flag_name = $3",
+                &[&enabled, &percentage, &FLAG],
+            )
+            .expect("setting the flag");
+    }
+
+    fn flag(&self) -> (bool, i32) {
+        let row = self
+            .db
+            .client()
+            .query_one(
+                "SELECT enabled, rollout_percentage FROM voice_feature_flags WHERE flag_name = $1",
+                &[&FLAG],
+            )
+            .expect("the flag row");
+        (row.get("enabled"), row.get("rollout_percentage"))
+    }
+
+    fn count(&self, table: &str) -> i64 {
+        self.db
+            .client()
+            .query_one(&format!("SELECT count(*) AS n FROM {table}"), &[])
+            .expect("counting rows")
+            .get("n")
+    }
+
+    /// Stores sessions as clients would have reported them, each `hours_ago` old.
+    fn seed_sessions(&self, sessions: &[Session]) {
+        let mut client = self.db.client();
+        let owner = Uuid::new_v4();
+        client
+            .execute("INSERT INTO auth.users (id) VALUES ($1)", &[&owner])
+            .expect("inserting the sessions' owner");
+        for session in sessions {
+            client
+                .execute(
+                    "INSERT INTO voice_session_metrics (
+                         user_id, implementation_type, connection_success, connection_time_ms,
+                         avg_latency_ms, p95_latency_ms, p99_latency_ms, audio_chunks_sent,
+                         audio_chunks_received, buffer_underruns, reconnection_attempts,
+                         duration_ms, created_at)
+                     VALUES ($1, $2, $3, 300, $4, $4, $4, 500, 500, $5, $6, 60000,
+                             now() - make_interval(secs => $7))",
+                    &[
+                        &owner,
+                        &session.implementation,
+                        &session.connected,
+                        &session.latency_ms,
+                        &session.underruns,
+                        &session.reconnections,
+                        &(session.hours_ago * 3600.0),
+                    ],
+                )
+                .expect("seeding a session");
+        }
+    }
+
+    /// Stores `count` client errors of `implementation`, each `hours_ago` old.
+    fn seed_errors(&self, implementation: &str, count: usize, hours_ago: f64) {
+        let mut client = self.db.client();
+        let owner = Uuid::new_v4();
+        client
+            .execute("INSERT INTO auth.users (id) VALUES ($1)", &[&owner])
+            .expect("inserting the errors' owner");
+        for _ in 0..count {
+            client
+                .execute(
+                    "INSERT INTO voice_session_errors (
+                         user_id, implementation_type, error_type, error_message, is_retryable,
+                         created_at)
+                     VALUES ($1, $2, 'connection_failed', 'seeded', true,
+                             now() - make_interval(secs => $3))",
+                    &[&owner, &implementation, &(hours_ago * 3600.0)],
+                )
+                .expect("seeding an error");
+        }
+    }
+
+    /// Changes one seeded session of `implementation` (the oldest-sorting id).
+    fn update_one_session(&self, implementation: &str, set: &str) {
+        let changed = self
+            .db
+            .client()
+            .execute(
+                &format!(
+                    "UPDATE voice_session_metrics SET {set} WHERE id = (
+                         SELECT id FROM voice_session_metrics
+                         WHERE implementation_type = $1 AND connection_success
+                         ORDER BY id LIMIT 1)"
+                ),
+                &[&implementation],
+            )
+            .expect("updating a session");
+        assert_eq!(changed, 1);
+    }
+}
+
+/// One seeded session.
+#[derive(Debug, Clone, Copy)]
+struct Session {
+    implementation: &'static str,
+    connected: bool,
+    latency_ms: f64,
+    underruns: i32,
+    reconnections: i32,
+    hours_ago: f64,
+}
+
+impl Session {
+    /// A connected session of an hour ago at 200 ms, with nothing wrong.
+    fn ok(implementation: &'static str) -> Session {
+        Session {
+            implementation,
+            connected: true,
+            latency_ms: 200.0,
+            underruns: 0,
+            reconnections: 0,
+            hours_ago: 1.0,
+        }
+    }
+
+    fn failed(implementation: &'static str) -> Session {
+        Session {
+            connected: false,
+            latency_ms: 0.0,
+            ..Session::ok(implementation)
+        }
+    }
+
+    fn times(self, count: usize) -> Vec<Session> {
+        vec![self; count]
+    }
+}
+
+fn names(summary: &Value) -> Vec<String> {
+    summary["red_flags"]
+        .as_array()
+        .expect("red_flags is an array")
+        .iter()
+        .map(|flag| flag["name"].as_str().expect("a name").to_string())
+        .collect()
+}
+
+/// A window of 20 sessions per implementation in which WebRTC connects 17 times: 85 %.
+fn seed_85_percent_window(env: &Env) {
+    let mut sessions = Session::ok("webrtc").times(17);
+    sessions.extend(Session::failed("webrtc").times(3));
+    sessions.extend(Session::ok("websocket").times(20));
+    env.seed_sessions(&sessions);
+}
+
+// ---------------------------------------------------------------------------------------
+// The 85 % window: red flag, rollback, raise refused, lowering works
+
+#[test]
+fn summary_of_a_window_where_webrtc_connects_85_percent_shows_the_red_flag_and_rollback() {
+    let env = Env::start();
+    seed_85_percent_window(&env);
+
+    let summary = env.summary(24);
+    let webrtc = &summary["implementations"]["webrtc"];
+    assert_eq!(webrtc["sessions"], 20);
+    assert_eq!(webrtc["successful_sessions"], 17);
+    assert_eq!(webrtc["success_rate_percent"], 85.0);
+    assert_eq!(
+        summary["implementations"]["websocket"]["success_rate_percent"],
+        100.0
+    );
+    assert_eq!(
+        summary["red_flags"],
+        json!([{"name": "webrtc_success_rate", "implementation": "webrtc", "value": 85.0, "threshold": 90.0}])
+    );
+    assert_eq!(summary["recommendation"], "rollback");
+    assert_eq!(summary["window_hours"], 24);
+    assert_eq!(summary["flag"]["name"], FLAG);
+    assert_eq!(summary["flag"]["enabled"], false);
+    assert_eq!(summary["flag"]["rollout_percentage"], 0);
+    assert_eq!(summary["thresholds"]["min_sessions_per_implementation"], 20);
+}
+
+#[test]
+fn raising_the_rollout_while_webrtc_connects_85_percent_is_409_and_changes_nothing() {
+    let env = Env::start();
+    seed_85_percent_window(&env);
+    env.set_flag(true, 10);
+
+    let response = env.rollout(
+        &env.admin.token,
+        json!({"percentage": 50, "reason": "phase 2"}),
+    );
+    assert_eq!(response.status, 409, "{:?}", response.body);
+    assert_eq!(response.body["code"], 409);
+    assert_eq!(response.body["error"], "red_flags_standing");
+    assert!(
+        response.body["message"]
+            .as_str()
+            .unwrap()
+            .contains("webrtc_success_rate")
+    );
+    assert_eq!(response.header("access-control-allow-origin"), Some("*"));
+
+    // Re-enabling a disabled flag exposes students too.
+    env.set_flag(false, 10);
+    let response = env.rollout(
+        &env.admin.token,
+        json!({"percentage": 10, "reason": "back on"}),
+    );
+    assert_eq!(response.status, 409, "{:?}", response.body);
+
+    assert_eq!(env.flag(), (false, 10));
+    assert_eq!(
+        env.count("voice_rollout_audit"),
+        0,
+        "a refused change writes nothing"
+    );
+}
+
+#[test]
+fn forcing_a_raise_over_a_red_flag_goes_through_and_is_audited_as_forced() {
+    let env = Env::start();
+    seed_85_percent_window(&env);
+    env.set_flag(true, 10);
+
+    let response = env.rollout(
+        &env.admin.token,
+        json!({"percentage": 50, "reason": "failures are one school's firewall", "force": true}),
+    );
+    assert_eq!(response.status, 200, "{:?}", response.body);
+    assert_eq!(response.body["forced"], true);
+    assert_eq!(response.body["direction"], "raise");
+    assert_eq!(response.body["flag"]["rollout_percentage"], 50);
+    assert_eq!(response.body["red_flags"][0]["name"], "webrtc_success_rate");
+    assert_eq!(env.flag(), (true, 50));
+
+    let row = env
+        .db
+        .client()
+        .query_one(
+            "SELECT forced, red_flags, from_percentage, to_percentage FROM voice_rollout_audit",
+            &[],
+        )
+        .expect("one audit row");
+    assert!(row.get::<_, bool>("forced"));
+    assert_eq!(row.get::<_, i32>("from_percentage"), 10);
+    assert_eq!(row.get::<_, i32>("to_percentage"), 50);
+    let red_flags: Value = row.get("red_flags");
+    assert_eq!(red_flags[0]["name"], "webrtc_success_rate");
+}
+
+#[test]
+fn lowering_to_zero_during_a_red_flag_works_and_the_token_function_then_falls_back_for_everyone() {
+    let env = Env::start();
+    seed_85_percent_window(&env);
+    env.set_flag(true, 100);
+    let students: Vec<User> = (0..12).map(|_| user(&env.db, None)).collect();
+    for student in &students {
+        let flag = call(
+            "GET",
+            &env.app.url(&format!("{TOKEN}/flag")),
+            Some(&student.token),
+            None,
+        );
+        assert_eq!(flag.status, 200, "{:?}", flag.body);
+        assert_eq!(flag.body["enrolled"], true, "at 100 % everyone is enrolled");
+    }
+
+    let response = env.rollout(
+        &env.admin.token,
+        json!({"percentage": 0, "reason": "WebRTC success rate 85 %"}),
+    );
+    assert_eq!(response.status, 200, "{:?}", response.body);
+    assert_eq!(response.body["direction"], "lower");
+    assert_eq!(response.body["forced"], false);
+    assert_eq!(
+        response.body["previous"],
+        json!({"enabled": true, "rollout_percentage": 100})
+    );
+    assert_eq!(response.body["flag"]["enabled"], false);
+    assert_eq!(response.body["flag"]["rollout_percentage"], 0);
+    assert!(Uuid::parse_str(response.body["audit_id"].as_str().unwrap()).is_ok());
+    assert_eq!(env.flag(), (false, 0));
+
+    let row = env
+        .db
+        .client()
+        .query_one(
+            "SELECT id, flag_name, actor_id, actor_role, from_enabled, from_percentage, to_enabled,
+                    to_percentage, reason, forced
+             FROM voice_rollout_audit",
+            &[],
+        )
+        .expect("exactly one audit row");
+    assert_eq!(
+        row.get::<_, Uuid>("id").to_string(),
+        response.body["audit_id"].as_str().unwrap()
+    );
+    assert_eq!(row.get::<_, String>("flag_name"), FLAG);
+    assert_eq!(row.get::<_, Option<Uuid>>("actor_id"), Some(env.admin.id));
+    assert_eq!(row.get::<_, String>("actor_role"), "admin");
+    assert!(row.get::<_, bool>("from_enabled"));
+    assert_eq!(row.get::<_, i32>("from_percentage"), 100);
+    assert!(!row.get::<_, bool>("to_enabled"));
+    assert_eq!(row.get::<_, i32>("to_percentage"), 0);
+    assert_eq!(row.get::<_, String>("reason"), "WebRTC success rate 85 %");
+    assert!(!row.get::<_, bool>("forced"));
+
+    // The token function reads the flag on every request: nobody is enrolled any more.
+    for student in &students {
+        let answer = call(
+            "POST",
+            &env.app.url(TOKEN),
+            Some(&student.token),
+            Some(&json!({"persona": "student-tutor"})),
+        );
+        assert_eq!(answer.status, 200, "{:?}", answer.body);
+        assert_eq!(answer.body["mode"], "fallback");
+        assert_eq!(answer.body["implementation"], "websocket");
+        assert_eq!(answer.body["enrolled"], false);
+        assert!(answer.body.get("token").is_none());
+    }
+
+    let summary = env.summary(24);
+    assert_eq!(summary["flag"]["enabled"], false);
+    assert_eq!(
+        summary["recommendation"], "rollback",
+        "the window itself has not changed"
+    );
+}
+
+#[test]
+fn service_role_may_roll_out_and_is_audited_without_a_user() {
+    let env = Env::start();
+    let response = env.rollout(
+        &service_role_token(),
+        json!({"percentage": 10, "reason": "phase 1"}),
+    );
+    assert_eq!(response.status, 200, "{:?}", response.body);
+    assert_eq!(response.body["direction"], "raise");
+    assert_eq!(env.flag(), (true, 10));
+    let row = env
+        .db
+        .client()
+        .query_one(
+            "SELECT actor_id, actor_role, to_enabled FROM voice_rollout_audit",
+            &[],
+        )
+        .expect("one audit row");
+    assert_eq!(row.get::<_, Option<Uuid>>("actor_id"), None);
+    assert_eq!(row.get::<_, String>("actor_role"), "service_role");
+    assert!(row.get::<_, bool>("to_enabled"));
+}
+
+#[test]
+fn concurrent_rollout_changes_each_start_from_the_one_before() {
+    let env = Env::start();
+    let handles: Vec<_> = (1..=8)
+        .map(|step| {
+            let url = env.url("/rollout");
+            let token = env.admin.token.clone();
+            std::thread::spawn(move || {
+                call(
+                    "POST",
+                    &url,
+                    Some(&token),
+                    Some(&json!({"percentage": step * 10, "reason": format!("step {step}")})),
+                )
+                .status
+            })
+        })
+        .collect();
+    for handle in handles {
+        assert_eq!(handle.join().expect("a request thread"), 200);
+    }
+
+    // Each change's "from" is the state some other change (or the seed) left: following
+    // them from the seed's (disabled, 0) visits every row once.
+    let rows = env
+        .db
+        .client()
+        .query(
+            "SELECT from_enabled, from_percentage, to_enabled, to_percentage FROM voice_rollout_audit",
+            &[],
+        )
+        .expect("audit rows");
+    assert_eq!(rows.len(), 8);
+    let mut remaining: Vec<((bool, i32), (bool, i32))> = rows
+        .iter()
+        .map(|row| {
+            (
+                (row.get("from_enabled"), row.get("from_percentage")),
+                (row.get("to_enabled"), row.get("to_percentage")),
+            )
+        })
+        .collect();
+    let mut state = (false, 0);
+    while let Some(index) = remaining.iter().position(|(from, _)| *from == state) {
+        state = remaining.remove(index).1;
+    }
+    assert!(
+        remaining.is_empty(),
+        "changes that did not see the one before: {remaining:?}"
+    );
+    assert_eq!(env.flag(), state);
+}
+
+// ---------------------------------------------------------------------------------------
+// Each other red flag, at and just past its threshold
+
+#[test]
+fn webrtc_success_rate_of_exactly_90_percent_is_no_red_flag_and_just_below_is() {
+    let env = Env::start();
+    let mut sessions = Session::ok("webrtc").times(18);
+    sessions.extend(Session::failed("webrtc").times(2));
+    sessions.extend(Session::ok("websocket").times(20));
+    env.seed_sessions(&sessions);
+    let summary = env.summary(24);
+    assert_eq!(
+        summary["implementations"]["webrtc"]["success_rate_percent"],
+        90.0
+    );
+    assert!(names(&summary).is_empty(), "{summary}");
+    assert_eq!(summary["recommendation"], "proceed");
+
+    env.seed_sessions(&[Session::failed("webrtc")]);
+    let summary = env.summary(24);
+    assert_eq!(names(&summary), ["webrtc_success_rate"]);
+    let value = summary["red_flags"][0]["value"].as_f64().unwrap();
+    assert!((value - 100.0 * 18.0 / 21.0).abs() < 1e-9, "{value}");
+    assert_eq!(summary["recommendation"], "rollback");
+}
+
+#[test]
+fn webrtc_latency_of_exactly_twice_websockets_is_no_red_flag_and_just_past_is() {
+    let env = Env::start();
+    let webrtc = Session {
+        latency_ms: 300.0,
+        ..Session::ok("webrtc")
+    };
+    let websocket = Session {
+        latency_ms: 150.0,
+        ..Session::ok("websocket")
+    };
+    let mut sessions = webrtc.times(20);
+    sessions.extend(websocket.times(20));
+    // A session that never connected reports no real latency; it must not count.
+    sessions.push(Session {
+        latency_ms: 9000.0,
+        ..Session::failed("webrtc")
+    });
+    env.seed_sessions(&sessions);
+    let summary = env.summary(24);
+    assert_eq!(
+        summary["implementations"]["webrtc"]["avg_latency_ms"],
+        300.0
+    );
+    assert_eq!(
+        summary["implementations"]["websocket"]["avg_latency_ms"],
+        150.0
+    );
+    assert!(names(&summary).is_empty(), "{summary}");
+    assert_eq!(summary["recommendation"], "proceed");
+
+    env.update_one_session("webrtc", "avg_latency_ms = 320");
+    let summary = env.summary(24);
+    assert_eq!(
+        summary["implementations"]["webrtc"]["avg_latency_ms"],
+        301.0
+    );
+    assert_eq!(names(&summary), ["webrtc_latency_ratio"]);
+    let flag = &summary["red_flags"][0];
+    assert!((flag["value"].as_f64().unwrap() - 301.0 / 150.0).abs() < 1e-9);
+    assert_eq!(flag["threshold"], 2.0);
+    assert_eq!(summary["recommendation"], "rollback");
+}
+
+#[test]
+fn error_rate_of_exactly_5_percent_is_no_red_flag_and_just_past_is_in_either_implementation() {
+    let env = Env::start();
+    let mut sessions = Session::ok("webrtc").times(20);
+    sessions.extend(Session::ok("websocket").times(20));
+    env.seed_sessions(&sessions);
+    env.seed_errors("webrtc", 1, 1.0);
+    env.seed_errors("websocket", 1, 1.0);
+    // Errors older than the window do not count.
+    env.seed_errors("webrtc", 10, 30.0);
+    let summary = env.summary(24);
+    assert_eq!(summary["implementations"]["webrtc"]["errors"], 1);
+    assert_eq!(
+        summary["implementations"]["webrtc"]["error_rate_percent"],
+        5.0
+    );
+    assert_eq!(
+        summary["implementations"]["websocket"]["error_rate_percent"],
+        5.0
+    );
+    assert!(names(&summary).is_empty(), "{summary}");
+
+    env.seed_errors("websocket", 1, 1.0);
+    let summary = env.summary(24);
+    assert_eq!(names(&summary), ["websocket_error_rate"]);
+    assert_eq!(summary["red_flags"][0]["value"], 10.0);
+    assert_eq!(summary["red_flags"][0]["threshold"], 5.0);
+    assert_eq!(summary["recommendation"], "rollback");
+
+    env.seed_errors("webrtc", 1, 1.0);
+    let summary = env.summary(24);
+    assert_eq!(
+        names(&summary),
+        ["webrtc_error_rate", "websocket_error_rate"]
+    );
+}
+
+#[test]
+fn buffer_underruns_of_exactly_10_per_session_are_no_red_flag_and_just_past_are() {
+    let env = Env::start();
+    let mut sessions = Session {
+        underruns: 10,
+        ..Session::ok("webrtc")
+    }
+    .times(20);
+    sessions.extend(Session::ok("websocket").times(20));
+    env.seed_sessions(&sessions);
+    let summary = env.summary(24);
+    assert_eq!(
+        summary["implementations"]["webrtc"]["buffer_underruns_per_session"],
+        10.0
+    );
+    assert!(names(&summary).is_empty(), "{summary}");
+
+    env.update_one_session("webrtc", "buffer_underruns = 11");
+    let summary = env.summary(24);
+    assert_eq!(names(&summary), ["webrtc_buffer_underruns_per_session"]);
+    assert_eq!(summary["red_flags"][0]["value"], 10.05);
+    assert_eq!(summary["red_flags"][0]["threshold"], 10.0);
+    assert_eq!(summary["recommendation"], "rollback");
+}
+
+#[test]
+fn reconnections_of_exactly_3_per_session_are_no_red_flag_and_just_past_are() {
+    let env = Env::start();
+    let mut sessions = Session::ok("webrtc").times(20);
+    sessions.extend(
+        Session {
+            reconnections: 3,
+            ..Session::ok("websocket")
+        }
+        .times(20),
+    );
+    env.seed_sessions(&sessions);
+    let summary = env.summary(24);
+    assert_eq!(
+        summary["implementations"]["websocket"]["reconnections_per_session"],
+        3.0
+    );
+    assert!(names(&summary).is_empty(), "{summary}");
+
+    env.update_one_session("websocket", "reconnection_attempts = 4");
+    let summary = env.summary(24);
+    assert_eq!(names(&summary), ["websocket_reconnections_per_session"]);
+    assert_eq!(summary["red_flags"][0]["value"], 3.05);
+    assert_eq!(summary["red_flags"][0]["threshold"], 3.0);
+    assert_eq!(summary["recommendation"], "rollback");
+}
+
+#[test]
+fn too_few_sessions_hold_until_each_implementation_has_twenty() {
+    let env = Env::start();
+    let mut sessions = Session::ok("webrtc").times(19);
+    sessions.extend(Session::ok("websocket").times(20));
+    env.seed_sessions(&sessions);
+    let summary = env.summary(24);
+    assert!(names(&summary).is_empty());
+    assert_eq!(summary["recommendation"], "hold");
+
+    env.seed_sessions(&[Session::ok("webrtc")]);
+    assert_eq!(env.summary(24)["recommendation"], "proceed");
+}
+
+// ---------------------------------------------------------------------------------------
+// Percentiles and windows
+
+/// `percentile_cont`: linear interpolation between the two closest ranks.
+fn percentile_cont(sorted: &[f64], fraction: f64) -> f64 {
+    let position = fraction * (sorted.len() - 1) as f64;
+    let lower = position.floor() as usize;
+    let upper = position.ceil() as usize;
+    sorted[lower] + (sorted[upper] - sorted[lower]) * (position - lower as f64)
+}
+
+fn assert_close(actual: &Value, expected: f64, what: &str) {
+    let actual = actual
+        .as_f64()
+        .unwrap_or_else(|| panic!("{what} is not a number: {actual}"));
+    assert!(
+        (actual - expected).abs() <= 1e-9 * expected.abs().max(1.0),
+        "{what}: got {actual}, computed {expected}"
+    );
+}
+
+fn metrics_body(implementation: &str, connected: bool, latency: f64) -> Value {
+    json!({
+        "implementation_type": implementation,
+        "connection_success": connected,
+        "connection_time_ms": 250,
+        "avg_latency_ms": latency,
+        "p95_latency_ms": latency * 1.5,
+        "p99_latency_ms": latency * 2.0,
+        "audio_chunks_sent": 1200,
+        "audio_chunks_received": 1180,
+        "buffer_underruns": 1,
+        "reconnection_attempts": 0,
+        "duration_ms": 90000,
+    })
+}
+
+#[test]
+fn latency_average_and_percentiles_match_percentile_cont_computed_independently() {
+    let env = Env::start();
+    let mut expected: Vec<(&str, Vec<f64>)> =
+        vec![("webrtc", Vec::new()), ("websocket", Vec::new())];
+    // A fixed pseudo-random spread of latencies with fractions, reported through the API.
+    let mut seed: u64 = 0x5eed_1234;
+    for (implementation, count) in [("webrtc", 37), ("websocket", 23)] {
+        for index in 0..count {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let latency = 40.0 + ((seed >> 33) % 90_000) as f64 / 100.0;
+            let connected = index % 9 != 4;
+            let response = call(
+                "POST",
+                &env.url("/metrics"),
+                Some(&env.student.token),
+                Some(&metrics_body(implementation, connected, latency)),
+            );
+            assert_eq!(response.status, 201, "{:?}", response.body);
+            if connected {
+                let list = &mut expected
+                    .iter_mut()
+                    .find(|(name, _)| *name == implementation)
+                    .unwrap()
+                    .1;
+                list.push(latency);
+            }
+        }
+    }
+
+    let summary = env.summary(24);
+    for (implementation, mut latencies) in expected {
+        latencies.sort_by(f64::total_cmp);
+        let report = &summary["implementations"][implementation];
+        let mean = latencies.iter().sum::<f64>() / latencies.len() as f64;
+        assert_close(
+            &report["avg_latency_ms"],
+            mean,
+            &format!("{implementation} average"),
+        );
+        assert_close(
+            &report["p95_latency_ms"],
+            percentile_cont(&latencies, 0.95),
+            &format!("{implementation} p95"),
+        );
+        assert_close(
+            &report["p99_latency_ms"],
+            percentile_cont(&latencies, 0.99),
+            &format!("{implementation} p99"),
+        );
+        assert_eq!(report["successful_sessions"], latencies.len());
+    }
+    assert_eq!(summary["implementations"]["webrtc"]["sessions"], 37);
+    assert_eq!(summary["implementations"]["websocket"]["sessions"], 23);
+}
+
+#[test]
+fn the_window_counts_only_sessions_of_the_last_hours_asked_for() {
+    let env = Env::start();
+    let mut sessions = Session::ok("webrtc").times(3);
+    sessions.extend(
+        Session {
+            hours_ago: 30.0,
+            ..Session::failed("webrtc")
+        }
+        .times(5),
+    );
+    sessions.push(Session {
+        hours_ago: 700.0,
+        ..Session::ok("websocket")
+    });
+    env.seed_sessions(&sessions);
+
+    let day = env.summary(24);
+    assert_eq!(day["implementations"]["webrtc"]["sessions"], 3);
+    assert_eq!(day["implementations"]["websocket"]["sessions"], 0);
+    assert!(day["implementations"]["websocket"]["success_rate_percent"].is_null());
+    assert!(names(&day).is_empty());
+    assert_eq!(day["recommendation"], "hold");
+
+    let two_days = env.summary(48);
+    assert_eq!(two_days["window_hours"], 48);
+    assert_eq!(two_days["implementations"]["webrtc"]["sessions"], 8);
+    assert_eq!(names(&two_days), ["webrtc_success_rate"]);
+
+    let month = env.summary(720);
+    assert_eq!(month["implementations"]["websocket"]["sessions"], 1);
+}
+
+#[test]
+fn summary_hours_outside_1_to_720_is_400_naming_hours() {
+    let env = Env::start();
+    for hours in ["0", "721", "-1", "1.5", "week"] {
+        let response = call(
+            "GET",
+            &env.url(&format!("/summary?hours={hours}")),
+            Some(&env.teacher.token),
+            None,
+        );
+        assert_eq!(response.status, 400, "hours={hours}: {:?}", response.body);
+        assert_eq!(response.body["field"], "hours");
+        assert_eq!(response.body["error"], "invalid_request");
+    }
+    let default = call("GET", &env.url("/summary"), Some(&env.teacher.token), None);
+    assert_eq!(default.status, 200);
+    assert_eq!(default.body["window_hours"], 24);
+}
+
+// ---------------------------------------------------------------------------------------
+// Who may do what
+
+#[test]
+fn a_student_gets_403_on_summary_and_rollout_and_a_teacher_on_rollout() {
+    let env = Env::start();
+    let response = call("GET", &env.url("/summary"), Some(&env.student.token), None);
+    assert_eq!(response.status, 403, "{:?}", response.body);
+    assert_eq!(response.body["error"], "forbidden");
+    assert_eq!(response.body["code"], 403);
+
+    let ask = json!({"percentage": 100, "reason": "let me in"});
+    let response = env.rollout(&env.student.token, ask.clone());
+    assert_eq!(response.status, 403, "{:?}", response.body);
+    assert_eq!(response.body["error"], "forbidden");
+    let response = env.rollout(&env.teacher.token, ask.clone());
+    assert_eq!(response.status, 403, "{:?}", response.body);
+    let response = env.rollout(&anon_token(), ask);
+    assert_eq!(response.status, 403, "{:?}", response.body);
+    assert_eq!(env.flag(), (false, 0));
+    assert_eq!(env.count("voice_rollout_audit"), 0);
+
+    let teacher = call("GET", &env.url("/summary"), Some(&env.teacher.token), None);
+    assert_eq!(teacher.status, 200);
+    let admin = call("GET", &env.url("/summary"), Some(&env.admin.token), None);
+    assert_eq!(admin.status, 200);
+    let service = call(
+        "GET",
+        &env.url("/summary"),
+        Some(&service_role_token()),
+        None,
+    );
+    assert_eq!(service.status, 200);
+}
+
+#[test]
+fn metrics_and_errors_need_a_signed_in_user() {
+    let env = Env::start();
+    let body = metrics_body("webrtc", true, 120.0);
+    let response = call("POST", &env.url("/metrics"), None, Some(&body));
+    assert_eq!(response.status, 401);
+    assert_eq!(
+        response.body,
+        json!({"code": 401, "message": "Missing authorization header", "error": "missing_authorization"})
+    );
+    assert_eq!(response.header("access-control-allow-origin"), Some("*"));
+    let response = call(
+        "POST",
+        &env.url("/metrics"),
+        Some(&anon_token()),
+        Some(&body),
+    );
+    assert_eq!(response.status, 403, "{:?}", response.body);
+    let response = call(
+        "POST",
+        &env.url("/metrics"),
+        Some(&service_role_token()),
+        Some(&body),
+    );
+    assert_eq!(response.status, 403, "{:?}", response.body);
+    assert_eq!(env.count("voice_session_metrics"), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Ingestion
+
+#[test]
+fn metrics_are_stored_for_the_caller_whatever_user_the_body_names() {
+    let env = Env::start();
+    let session_id = Uuid::new_v4();
+    let mut body = metrics_body("websocket", true, 123.25);
+    body["session_id"] = json!(session_id);
+    body["user_id"] = json!(env.admin.id);
+    let response = call(
+        "POST",
+        &env.url("/metrics"),
+        Some(&env.student.token),
+        Some(&body),
+    );
+    assert_eq!(response.status, 201, "{:?}", response.body);
+    let id = Uuid::parse_str(response.body["id"].as_str().unwrap()).unwrap();
+    assert!(response.body["created_at"].as_str().unwrap().ends_with('Z'));
+
+    let row = env
+        .db
+        .client()
+        .query_one(
+            "SELECT user_id, session_id, implementation_type, connection_success, avg_latency_ms,
+                    p95_latency_ms, p99_latency_ms, audio_chunks_sent, buffer_underruns,
+                    duration_ms
+             FROM voice_session_metrics WHERE id = $1",
+            &[&id],
+        )
+        .expect("the stored row");
+    assert_eq!(row.get::<_, Uuid>("user_id"), env.student.id);
+    assert_eq!(
+        row.get::<_, Option<String>>("session_id"),
+        Some(session_id.to_string())
+    );
+    assert_eq!(row.get::<_, String>("implementation_type"), "websocket");
+    assert!(row.get::<_, bool>("connection_success"));
+    assert_eq!(row.get::<_, Option<f64>>("avg_latency_ms"), Some(123.25));
+    assert_eq!(row.get::<_, Option<f64>>("p95_latency_ms"), Some(184.875));
+    assert_eq!(row.get::<_, Option<f64>>("p99_latency_ms"), Some(246.5));
+    assert_eq!(row.get::<_, Option<i32>>("audio_chunks_sent"), Some(1200));
+    assert_eq!(row.get::<_, Option<i32>>("buffer_underruns"), Some(1));
+    assert_eq!(row.get::<_, Option<i32>>("duration_ms"), Some(90000));
+    assert_eq!(env.count("voice_session_metrics"), 1);
+}
+
+#[test]
+fn bad_metrics_get_400_naming_the_field_and_store_nothing() {
+    let env = Env::start();
+    let good = metrics_body("webrtc", true, 120.0);
+    let with = |field: &str, value: Value| {
+        let mut body = good.clone();
+        body[field] = value;
+        body
+    };
+    let without = |field: &str| {
+        let mut body = good.clone();
+        body.as_object_mut().unwrap().remove(field);
+        body
+    };
+    let cases = [
+        (with("buffer_underruns", json!(-1)), "buffer_underruns"),
+        (
+            with("reconnection_attempts", json!(-3)),
+            "reconnection_attempts",
+        ),
+        (with("audio_chunks_sent", json!(-10)), "audio_chunks_sent"),
+        (with("avg_latency_ms", json!(-5.0)), "avg_latency_ms"),
+        (with("p95_latency_ms", json!(500)), "p95_latency_ms"),
+        (
+            with("implementation_type", json!("carrier-pigeon")),
+            "implementation_type",
+        ),
+        (
+            with("connection_success", json!("yes")),
+            "connection_success",
+        ),
+        (with("session_id", json!("not-a-uuid")), "session_id"),
+        (without("duration_ms"), "duration_ms"),
+    ];
+    for (body, field) in cases {
+        let response = call(
+            "POST",
+            &env.url("/metrics"),
+            Some(&env.student.token),
+            Some(&body),
+        );
+        assert_eq!(response.status, 400, "{field}: {:?}", response.body);
+        assert_eq!(response.body["code"], 400);
+        assert_eq!(response.body["error"], "invalid_request");
+        assert_eq!(response.body["field"], field, "{:?}", response.body);
+        assert!(response.body["message"].as_str().unwrap().contains(field));
+    }
+    let response = call(
+        "POST",
+        &env.url("/metrics"),
+        Some(&env.student.token),
+        Some(&json!("[")),
+    );
+    assert_eq!(response.status, 400);
+    assert_eq!(env.count("voice_session_metrics"), 0);
+}
+
+#[test]
+fn errors_are_stored_for_the_caller_and_bad_ones_get_400_naming_the_field() {
+    let env = Env::start();
+    let body = json!({
+        "error_type": "connection_failed",
+        "error_message": "ICE negotiation failed",
+        "stack_trace": "Error: ICE negotiation failed\n    at connect (RealtimeVoiceClientWebRTC.ts:120)",
+        "is_retryable": true,
+        "implementation_type": "webrtc",
+        "context": {"attempt": 2, "iceState": "failed"},
+    });
+    let response = call(
+        "POST",
+        &env.url("/errors"),
+        Some(&env.student.token),
+        Some(&body),
+    );
+    assert_eq!(response.status, 201, "{:?}", response.body);
+    let id = Uuid::parse_str(response.body["id"].as_str().unwrap()).unwrap();
+    let row = env
+        .db
+        .client()
+        .query_one(
+            "SELECT user_id, error_type, error_message, stack_trace, is_retryable,
+                    implementation_type, context
+             FROM voice_session_errors WHERE id = $1",
+            &[&id],
+        )
+        .expect("the stored row");
+    assert_eq!(row.get::<_, Uuid>("user_id"), env.student.id);
+    assert_eq!(row.get::<_, String>("error_type"), "connection_failed");
+    assert_eq!(
+        row.get::<_, String>("error_message"),
+        "ICE negotiation failed"
+    );
+    assert!(
+        row.get::<_, Option<String>>("stack_trace")
+            .unwrap()
+            .contains("RealtimeVoiceClientWebRTC.ts")
+    );
+    assert!(row.get::<_, bool>("is_retryable"));
+    assert_eq!(row.get::<_, String>("implementation_type"), "webrtc");
+    assert_eq!(
+        row.get::<_, Option<Value>>("context"),
+        Some(json!({"attempt": 2, "iceState": "failed"}))
+    );
+
+    for (field, value) in [
+        ("implementation_type", json!("grpc")),
+        ("is_retryable", json!("sometimes")),
+        ("error_type", json!("")),
+        ("error_message", json!(null)),
+        ("context", json!("not an object")),
+    ] {
+        let mut bad = body.clone();
+        bad[field] = value;
+        let response = call(
+            "POST",
+            &env.url("/errors"),
+            Some(&env.student.token),
+            Some(&bad),
+        );
+        assert_eq!(response.status, 400, "{field}: {:?}", response.body);
+        assert_eq!(response.body["field"], field, "{:?}", response.body);
+    }
+    assert_eq!(env.count("voice_session_errors"), 1);
+}
+
+#[test]
+fn bad_rollout_bodies_get_400_naming_the_field_and_change_nothing() {
+    let env = Env::start();
+    for (body, field) in [
+        (json!({"percentage": 101, "reason": "x"}), "percentage"),
+        (json!({"percentage": -1, "reason": "x"}), "percentage"),
+        (json!({"reason": "x"}), "percentage"),
+        (json!({"percentage": 10}), "reason"),
+        (json!({"percentage": 10, "reason": "  "}), "reason"),
+        (
+            json!({"percentage": 10, "reason": "x", "force": "yes"}),
+            "force",
+        ),
+    ] {
+        let response = env.rollout(&env.admin.token, body.clone());
+        assert_eq!(response.status, 400, "{body}: {:?}", response.body);
+        assert_eq!(response.body["field"], field, "{:?}", response.body);
+    }
+    assert_eq!(env.flag(), (false, 0));
+    assert_eq!(env.count("voice_rollout_audit"), 0);
+}
+
+#[test]
+fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
+    let env = Env::start();
+    let response = call("GET", &env.url(""), Some(&env.teacher.token), None);
+    assert_eq!(response.status, 404);
+    assert_eq!(response.body["error"], "not_found");
+    let response = call(
+        "GET",
+        &env.url("/metrics/extra"),
+        Some(&env.teacher.token),
+        None,
+    );
+    assert_eq!(response.status, 404);
+    let response = call("POST", &env.url("/summary"), Some(&env.teacher.token), None);
+    assert_eq!(response.status, 405);
+    assert_eq!(response.header("allow"), Some("GET, OPTIONS"));
+    let response = call("GET", &env.url("/rollout"), Some(&env.admin.token), None);
+    assert_eq!(response.status, 405);
+    assert_eq!(response.header("allow"), Some("POST, OPTIONS"));
+    let response = call("OPTIONS", &env.url("/rollout"), None, None);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, Value::String("ok".into()));
+}
