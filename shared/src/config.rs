@@ -182,12 +182,33 @@ mod tests {
 
     #[test]
     fn ranged_refuses_out_of_range_and_garbage() {
-        let ok = ranged(&vars(&[(TOKEN_TTL_SECONDS, "120")]), TOKEN_TTL_SECONDS, 60, 10, 7200);
+        let ok = ranged(
+            &vars(&[(TOKEN_TTL_SECONDS, "120")]),
+            TOKEN_TTL_SECONDS,
+            60,
+            10,
+            7200,
+        );
         assert_eq!(ok, Ok(120));
         assert_eq!(ranged(&vars(&[]), TOKEN_TTL_SECONDS, 60, 10, 7200), Ok(60));
-        assert!(ranged(&vars(&[(TOKEN_TTL_SECONDS, "5")]), TOKEN_TTL_SECONDS, 60, 10, 7200).is_err());
-        let error =
-            ranged(&vars(&[(TOKEN_TTL_SECONDS, "ten")]), TOKEN_TTL_SECONDS, 60, 10, 7200).unwrap_err();
+        assert!(
+            ranged(
+                &vars(&[(TOKEN_TTL_SECONDS, "5")]),
+                TOKEN_TTL_SECONDS,
+                60,
+                10,
+                7200
+            )
+            .is_err()
+        );
+        let error = ranged(
+            &vars(&[(TOKEN_TTL_SECONDS, "ten")]),
+            TOKEN_TTL_SECONDS,
+            60,
+            10,
+            7200,
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("token_ttl_seconds"));
     }
 

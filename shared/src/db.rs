@@ -80,9 +80,17 @@ fn sqlstate_means_unavailable(code: &str) -> bool {
 
 fn text_means_unavailable(text: &str) -> bool {
     let text = text.to_ascii_lowercase();
-    ["connection", "closed", "timed out", "timeout", "communicating", "broken pipe", "reset"]
-        .iter()
-        .any(|needle| text.contains(needle))
+    [
+        "connection",
+        "closed",
+        "timed out",
+        "timeout",
+        "communicating",
+        "broken pipe",
+        "reset",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
 }
 
 impl From<DbError> for ApiError {
@@ -126,7 +134,9 @@ impl Db {
 
     /// Runs a statement and returns the number of rows it changed.
     pub fn execute(&self, sql: &str, params: &[ParameterValue]) -> Result<u64, DbError> {
-        self.connection.execute(sql, params).map_err(DbError::from_pg)
+        self.connection
+            .execute(sql, params)
+            .map_err(DbError::from_pg)
     }
 
     /// Runs `work` inside `BEGIN … COMMIT` on this connection; any error rolls back.
@@ -157,7 +167,9 @@ impl Db {
 /// internal error naming the column.
 pub fn column<T: Decode>(row: &Row<'_>, name: &str) -> Result<T, DbError> {
     row.get::<T>(name).ok_or_else(|| {
-        DbError::Other(format!("column `{name}` is missing or has an unexpected type"))
+        DbError::Other(format!(
+            "column `{name}` is missing or has an unexpected type"
+        ))
     })
 }
 
@@ -204,9 +216,18 @@ mod tests {
 
     #[test]
     fn sqlstates_are_classified() {
-        assert!(matches!(DbError::from_pg(db_error("57P01")), DbError::Unavailable(_)));
-        assert!(matches!(DbError::from_pg(db_error("08006")), DbError::Unavailable(_)));
-        assert!(matches!(DbError::from_pg(db_error("57014")), DbError::Unavailable(_)));
+        assert!(matches!(
+            DbError::from_pg(db_error("57P01")),
+            DbError::Unavailable(_)
+        ));
+        assert!(matches!(
+            DbError::from_pg(db_error("08006")),
+            DbError::Unavailable(_)
+        ));
+        assert!(matches!(
+            DbError::from_pg(db_error("57014")),
+            DbError::Unavailable(_)
+        ));
         let unique = DbError::from_pg(db_error("23505"));
         assert!(unique.is_unique_violation());
         assert_eq!(ApiError::from(unique).status(), 409);

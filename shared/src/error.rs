@@ -42,7 +42,10 @@ pub enum ApiError {
     MethodNotAllowed { allow: Vec<&'static str> },
     /// A state conflict (an ended session, a red flag standing, a duplicate).
     #[error("{message}")]
-    Conflict { error: &'static str, message: String },
+    Conflict {
+        error: &'static str,
+        message: String,
+    },
     /// Something that existed and is no longer available (an expired token session).
     #[error("{0}")]
     Gone(String),
@@ -55,6 +58,14 @@ pub enum ApiError {
     /// A service we depend on answered badly (OpenAI 5xx, a malformed answer).
     #[error("Upstream service error")]
     Upstream { detail: String },
+    /// A service we depend on answered, but not with something we can use (a refusal,
+    /// an answer without content). `error` names what happened for programs.
+    #[error("{message}")]
+    UpstreamAnswer {
+        error: &'static str,
+        message: String,
+        detail: String,
+    },
     /// A service we depend on did not answer in time.
     #[error("Upstream service timed out")]
     UpstreamTimeout { detail: String },
@@ -131,7 +142,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => 415,
             ApiError::RateLimited { .. } => 429,
             ApiError::Config { .. } | ApiError::Internal { .. } => 500,
-            ApiError::Upstream { .. } => 502,
+            ApiError::Upstream { .. } | ApiError::UpstreamAnswer { .. } => 502,
             ApiError::ServiceUnavailable { .. } | ApiError::DatabaseUnavailable { .. } => 503,
             ApiError::UpstreamTimeout { .. } => 504,
         }
@@ -154,6 +165,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType { .. } => "unsupported_media_type",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Upstream { .. } => "upstream_error",
+            ApiError::UpstreamAnswer { error, .. } => error,
             ApiError::UpstreamTimeout { .. } => "upstream_timeout",
             ApiError::ServiceUnavailable { .. } => "service_unavailable",
             ApiError::DatabaseUnavailable { .. } => "database_unavailable",
@@ -175,10 +187,9 @@ impl ApiError {
                 retry_after: Some(secs),
                 ..
             } => vec![("retry-after".into(), secs.to_string())],
-            ApiError::DatabaseUnavailable { .. } => vec![(
-                "retry-after".into(),
-                DATABASE_RETRY_AFTER_SECS.to_string(),
-            )],
+            ApiError::DatabaseUnavailable { .. } => {
+                vec![("retry-after".into(), DATABASE_RETRY_AFTER_SECS.to_string())]
+            }
             _ => Vec::new(),
         }
     }
@@ -187,10 +198,9 @@ impl ApiError {
     /// 401 or a 5xx. Never put into a response body.
     pub fn log_detail(&self) -> Option<&str> {
         match self {
-            ApiError::InvalidJwt { reason } | ApiError::InvalidSignature { reason } => {
-                Some(reason)
-            }
+            ApiError::InvalidJwt { reason } | ApiError::InvalidSignature { reason } => Some(reason),
             ApiError::Upstream { detail }
+            | ApiError::UpstreamAnswer { detail, .. }
             | ApiError::UpstreamTimeout { detail }
             | ApiError::ServiceUnavailable { detail, .. }
             | ApiError::DatabaseUnavailable { detail }
@@ -256,7 +266,10 @@ mod tests {
             detail: "connection refused at 127.0.0.1:5432".into(),
         };
         assert_eq!(error.status(), 503);
-        assert_eq!(error.headers(), vec![("retry-after".to_string(), "5".to_string())]);
+        assert_eq!(
+            error.headers(),
+            vec![("retry-after".to_string(), "5".to_string())]
+        );
         assert!(!error.body().to_string().contains("5432"));
     }
 
@@ -264,7 +277,12 @@ mod tests {
     fn bad_field_names_the_field() {
         let error = ApiError::bad_field("persona", "unknown persona `x`");
         assert_eq!(error.body()["field"], "persona");
-        assert!(error.body()["message"].as_str().unwrap().contains("persona"));
+        assert!(
+            error.body()["message"]
+                .as_str()
+                .unwrap()
+                .contains("persona")
+        );
     }
 
     #[test]
@@ -290,6 +308,9 @@ mod tests {
             allow: vec!["GET", "OPTIONS"],
         };
         assert_eq!(error.status(), 405);
-        assert_eq!(error.headers(), vec![("allow".to_string(), "GET, OPTIONS".to_string())]);
+        assert_eq!(
+            error.headers(),
+            vec![("allow".to_string(), "GET, OPTIONS".to_string())]
+        );
     }
 }

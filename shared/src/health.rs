@@ -88,7 +88,11 @@ impl HealthReport {
 
     /// `503` when unhealthy, else `200`.
     pub fn http_status(&self) -> u16 {
-        if self.status == HealthStatus::Unhealthy { 503 } else { 200 }
+        if self.status == HealthStatus::Unhealthy {
+            503
+        } else {
+            200
+        }
     }
 }
 
@@ -115,7 +119,10 @@ pub fn handle(incoming: &Incoming, vars: &impl Variables) -> Result<Reply, ApiEr
     );
     let mut reply = Reply::json(report.http_status(), &report);
     if report.status == HealthStatus::Unhealthy {
-        reply = reply.header("retry-after", crate::error::DATABASE_RETRY_AFTER_SECS.to_string());
+        reply = reply.header(
+            "retry-after",
+            crate::error::DATABASE_RETRY_AFTER_SECS.to_string(),
+        );
     }
     Ok(reply.header("cache-control", "no-store"))
 }
@@ -125,7 +132,10 @@ fn probe_database(db_url: &str) -> bool {
     match answered {
         Ok(rows) => rows.rows.len() == 1,
         Err(error) => {
-            eprintln!("health: database probe failed: {}", crate::http::redact(&error.to_string()));
+            eprintln!(
+                "health: database probe failed: {}",
+                crate::http::redact(&error.to_string())
+            );
             false
         }
     }
@@ -138,7 +148,10 @@ fn probe_realtime_model(config: &HealthConfig) -> bool {
     };
     let request = OutboundRequest {
         method: "GET",
-        url: format!("{}/v1/models/{}", config.openai.base_url, config.realtime_model),
+        url: format!(
+            "{}/v1/models/{}",
+            config.openai.base_url, config.realtime_model
+        ),
         headers: vec![("authorization".into(), format!("Bearer {key}"))],
         body: Vec::new(),
         timeout: PROBE_TIMEOUT,

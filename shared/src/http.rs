@@ -53,8 +53,14 @@ impl CorsPolicy {
     /// not allowed. Requests without `Origin` (servers, webhooks) are always allowed.
     fn headers_for(&self, origin: Option<&str>) -> Option<Vec<(String, String)>> {
         let mut headers = vec![
-            ("access-control-allow-headers".to_string(), ALLOW_HEADERS.to_string()),
-            ("access-control-allow-methods".to_string(), ALLOW_METHODS.to_string()),
+            (
+                "access-control-allow-headers".to_string(),
+                ALLOW_HEADERS.to_string(),
+            ),
+            (
+                "access-control-allow-methods".to_string(),
+                ALLOW_METHODS.to_string(),
+            ),
         ];
         match (self, origin) {
             (CorsPolicy::AnyOrigin, _) => {
@@ -430,9 +436,10 @@ fn redact_word(word: &str) -> String {
             }
         }
     }
-    let key_like = ["sk-", "ek_", "whsec_", "eyJ"]
-        .iter()
-        .any(|prefix| word.trim_start_matches(['"', '\'', '(']).starts_with(prefix));
+    let key_like = ["sk-", "ek_", "whsec_", "eyJ"].iter().any(|prefix| {
+        word.trim_start_matches(['"', '\'', '('])
+            .starts_with(prefix)
+    });
     if key_like && word.len() > 12 {
         return "[redacted]".to_string();
     }
@@ -449,7 +456,11 @@ pub fn serve(
     handler: impl FnOnce(&Incoming) -> Result<Reply, ApiError>,
 ) -> spin_sdk::http::Response {
     let raw = raw_request(request);
-    let cors = match config::optional(&SpinVariables, config::ALLOWED_ORIGINS, config::DEFAULT_ALLOWED_ORIGINS) {
+    let cors = match config::optional(
+        &SpinVariables,
+        config::ALLOWED_ORIGINS,
+        config::DEFAULT_ALLOWED_ORIGINS,
+    ) {
         Ok(value) => CorsPolicy::parse(&value),
         Err(_) => CorsPolicy::AnyOrigin,
     };
@@ -523,7 +534,10 @@ mod tests {
         );
         assert_eq!(handled.reply.status, 200);
         assert_eq!(handled.reply.body, b"ok");
-        assert_eq!(header(&handled.reply, "access-control-allow-origin"), Some("*"));
+        assert_eq!(
+            header(&handled.reply, "access-control-allow-origin"),
+            Some("*")
+        );
         assert_eq!(
             header(&handled.reply, "access-control-allow-headers"),
             Some("authorization, x-client-info, apikey, content-type")
@@ -580,7 +594,10 @@ mod tests {
             |_| Err(ApiError::MissingAuthorization),
         );
         assert_eq!(handled.reply.status, 401);
-        assert_eq!(header(&handled.reply, "access-control-allow-origin"), Some("*"));
+        assert_eq!(
+            header(&handled.reply, "access-control-allow-origin"),
+            Some("*")
+        );
         let body: Value = serde_json::from_slice(&handled.reply.body).unwrap();
         assert_eq!(
             body,
@@ -622,7 +639,15 @@ mod tests {
         );
         assert!(!handled.log_line.contains('\n'));
         let log: Value = serde_json::from_str(&handled.log_line).unwrap();
-        for field in ["time", "function", "method", "route", "status", "duration_ms", "request_id"] {
+        for field in [
+            "time",
+            "function",
+            "method",
+            "route",
+            "status",
+            "duration_ms",
+            "request_id",
+        ] {
             assert!(log.get(field).is_some(), "log line lacks {field}: {log}");
         }
         assert_eq!(log["status"], 503);
@@ -667,13 +692,22 @@ mod tests {
     #[test]
     fn json_errors_name_the_field() {
         let error = parse_json::<Body>(br#"{"persona": "pirate", "count": 1}"#).unwrap_err();
-        assert!(matches!(&error, ApiError::BadRequest { field: Some(f), .. } if f == "persona"), "{error:?}");
+        assert!(
+            matches!(&error, ApiError::BadRequest { field: Some(f), .. } if f == "persona"),
+            "{error:?}"
+        );
         let error = parse_json::<Body>(br#"{"persona": "student-tutor"}"#).unwrap_err();
-        assert!(matches!(&error, ApiError::BadRequest { field: Some(f), .. } if f == "count"), "{error:?}");
+        assert!(
+            matches!(&error, ApiError::BadRequest { field: Some(f), .. } if f == "count"),
+            "{error:?}"
+        );
         let error =
             parse_json::<Body>(br#"{"persona": "student-tutor", "count": 1, "nested": {}}"#)
                 .unwrap_err();
-        assert!(matches!(&error, ApiError::BadRequest { field: Some(f), .. } if f == "nested.word"), "{error:?}");
+        assert!(
+            matches!(&error, ApiError::BadRequest { field: Some(f), .. } if f == "nested.word"),
+            "{error:?}"
+        );
         let error = parse_json::<Body>(b"{not json").unwrap_err();
         assert!(matches!(&error, ApiError::BadRequest { field: None, .. }));
     }

@@ -37,7 +37,11 @@ impl std::fmt::Debug for OutboundRequest {
             .field("url", &self.url)
             .field(
                 "headers",
-                &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+                &self
+                    .headers
+                    .iter()
+                    .map(|(name, _)| name)
+                    .collect::<Vec<_>>(),
             )
             .field("body_bytes", &self.body.len())
             .field("timeout", &self.timeout)
@@ -95,7 +99,9 @@ pub fn split_url(url: &str) -> Result<UrlParts<'_>, OutboundError> {
     } else if let Some(rest) = url.strip_prefix("http://") {
         (false, rest)
     } else {
-        return Err(OutboundError::Invalid("URL must start with http:// or https://".into()));
+        return Err(OutboundError::Invalid(
+            "URL must start with http:// or https://".into(),
+        ));
     };
     let (authority, path_and_query) = match rest.find('/') {
         Some(index) => (&rest[..index], &rest[index..]),
@@ -153,7 +159,11 @@ pub fn send(request: &OutboundRequest) -> Result<OutboundResponse, OutboundError
         .set_method(&method_of(request.method))
         .map_err(|_| invalid("method"))?;
     outgoing
-        .set_scheme(Some(if parts.https { &Scheme::Https } else { &Scheme::Http }))
+        .set_scheme(Some(if parts.https {
+            &Scheme::Https
+        } else {
+            &Scheme::Http
+        }))
         .map_err(|_| invalid("scheme"))?;
     outgoing
         .set_authority(Some(parts.authority))
@@ -169,7 +179,8 @@ pub fn send(request: &OutboundRequest) -> Result<OutboundResponse, OutboundError
     let _ = options.set_first_byte_timeout(Some(timeout_ns));
     let _ = options.set_between_bytes_timeout(Some(timeout_ns));
 
-    let pending = outgoing_handler::handle(outgoing, Some(options)).map_err(|code| classify(&code))?;
+    let pending =
+        outgoing_handler::handle(outgoing, Some(options)).map_err(|code| classify(&code))?;
     {
         let stream = body.write().map_err(|_| invalid("body stream"))?;
         for chunk in request.body.chunks(4096) {
@@ -199,7 +210,12 @@ pub fn send(request: &OutboundRequest) -> Result<OutboundResponse, OutboundError
         .headers()
         .entries()
         .into_iter()
-        .map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned()))
+        .map(|(name, value)| {
+            (
+                name.to_ascii_lowercase(),
+                String::from_utf8_lossy(&value).into_owned(),
+            )
+        })
         .collect();
     let incoming = response
         .consume()

@@ -110,7 +110,8 @@ impl SearchFailure {
     }
 
     /// The contract's error: no API key is `503` with `"mode": "demo"`, 429 is `503`
-    /// with `Retry-After`, silence `504`, anything else `502 upstream_error` (the log
+    /// with `Retry-After`, silence `504`, a refusal `502 search_refused`, no
+    /// message `502 no_search_answer`, anything else `502 upstream_error` (the log
     /// gets [`SearchFailure::describe`]).
     pub fn into_error(self) -> ApiError {
         let detail = self.describe();
@@ -132,11 +133,19 @@ impl SearchFailure {
                 detail,
             },
             SearchFailure::Timeout => ApiError::UpstreamTimeout { detail },
+            SearchFailure::Refusal => ApiError::UpstreamAnswer {
+                error: "search_refused",
+                message: "The search model declined to answer this query".into(),
+                detail,
+            },
+            SearchFailure::NoAnswer(_) => ApiError::UpstreamAnswer {
+                error: "no_search_answer",
+                message: "The search returned no answer".into(),
+                detail,
+            },
             SearchFailure::ServerError { .. }
             | SearchFailure::Unreachable(_)
-            | SearchFailure::Rejected(_)
-            | SearchFailure::Refusal
-            | SearchFailure::NoAnswer(_) => ApiError::Upstream { detail },
+            | SearchFailure::Rejected(_) => ApiError::Upstream { detail },
         }
     }
 }

@@ -534,10 +534,13 @@ fn a_silent_upstream_without_a_cached_answer_is_504() {
 fn a_refusal_or_a_response_without_a_message_is_502_and_caches_nothing() {
     let world = World::start();
     let jwt = world.student();
-    for mode in [Mode::Refusal, Mode::NoMessage] {
+    for (mode, code) in [
+        (Mode::Refusal, "search_refused"),
+        (Mode::NoMessage, "no_search_answer"),
+    ] {
         world.openai.set_mode(Endpoint::Responses, mode);
         let response = world.search(&jwt, json!({"query": "How to pick a lock"}));
-        assert_error(&response, 502, "upstream_error");
+        assert_error(&response, 502, code);
         assert!(response.body.get("answer").is_none(), "{}", response.text);
     }
     assert_eq!(world.upstream_requests().len(), 2);
