@@ -18,7 +18,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wasmtime::Store;
@@ -480,8 +480,8 @@ impl Server {
                         let app = app.clone();
                         async move { Ok::<_, Infallible>(app.handle(request, client_addr).await) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .keep_alive(true)
+                    // HTTP/1.1 with keep-alive, and HTTP/2 with prior knowledge, as Spin.
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });

@@ -24,18 +24,24 @@ fn config(pooling: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
     if pooling {
+        // The limits `spin up` uses by default: up to 1000 concurrent instances.
         let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(512)
-            .total_core_instances(2048)
-            .total_memories(1024)
-            .total_tables(1024)
-            .total_stacks(512)
-            .max_memory_size(1 << 30)
-            .max_core_instance_size(8 << 20)
-            .max_component_instance_size(8 << 20)
+        pool.total_component_instances(1000)
+            .total_memories(1000)
+            .total_tables(2000)
+            .total_stacks(1000)
+            .total_core_instances(4000)
             .table_elements(100_000)
-            .linear_memory_keep_resident(1 << 20)
-            .table_keep_resident(1 << 16);
+            .max_component_instance_size(10 << 20)
+            .max_core_instance_size(10 << 20)
+            .max_core_instances_per_component(200)
+            .max_tables_per_component(64)
+            .max_memories_per_component(32)
+            .max_tables_per_module(2)
+            .max_memories_per_module(2)
+            .max_memory_size(4 << 30)
+            .linear_memory_keep_resident(2 << 20)
+            .table_keep_resident(512 << 10);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
     config
