@@ -6,7 +6,9 @@
 //!   answers `201` with the SDP answer as body and the call's URL in `Location`, whose
 //!   last segment is the call id.
 //! - [`mint_client_secret`]: `POST {openai_base_url}/v1/realtime/client_secrets` for
-//!   clients that send their offer to OpenAI themselves.
+//!   clients that send their offer to OpenAI themselves, with the demo session's whole
+//!   configuration; its answer is read by the token function's
+//!   [`token::openai::interpret`], the one reading of that endpoint's answers.
 //!
 //! Failures map as the token function's do (contract section 3): no key configured is
 //! `503` with `"mode": "demo"`; OpenAI's `429` is `503` with `Retry-After`; any other
@@ -20,12 +22,16 @@ use serde_json::{Map, Value, json};
 use crate::config::OpenAiConfig;
 use crate::error::ApiError;
 use crate::outbound::{self, OutboundError, OutboundRequest, OutboundResponse};
+use crate::token;
+use crate::token::openai::ClientSecret;
 
-/// How long OpenAI has to answer.
-pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long OpenAI has to answer: the token function's limit (contract section 3).
+pub const UPSTREAM_TIMEOUT: Duration = token::openai::UPSTREAM_TIMEOUT;
 
-/// `Retry-After` when OpenAI rate-limits us without saying for how long.
-const DEFAULT_RETRY_AFTER_SECS: u64 = 10;
+/// `Retry-After` when OpenAI rate-limits us without saying for how long, and the
+/// longest wait passed on: the token function's bounds, so both answer alike.
+const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
+const MAX_RETRY_AFTER_SECS: u64 = 300;
 
 /// OpenAI's answer to a relayed offer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,23 +40,6 @@ pub struct RelayedAnswer {
     pub sdp: String,
     /// From `Location`; `None` when OpenAI sent none.
     pub call_id: Option<String>,
-}
-
-/// An ephemeral client secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ClientSecret {
-    pub value: String,
-    /// Unix seconds.
-    pub expires_at: i64,
-}
-
-impl std::fmt::Debug for ClientSecret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientSecret")
-            .field("value", &"[redacted]")
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
 }
 
 /// The API key, or the contract's `503` "demo mode" answer when none is configured.
@@ -135,8 +124,9 @@ pub fn upstream_status_failure(response: &OutboundResponse, what: &str) -> ApiEr
     if response.status == 429 {
         let retry_after = response
             .header("retry-after")
-            .and_then(|value| value.trim().parse::<u64>().ok())
-            .filter(|secs| (1..=3600).contains(secs))
+            .and_then(|value| value.trim().parse::<f64>().ok())
+            .filter(|secs| secs.is_finite() && *secs >= 0.0)
+            .map(|secs| (secs.ceil() as u64).clamp(1, MAX_RETRY_AFTER_SECS))
             .unwrap_or(DEFAULT_RETRY_AFTER_SECS);
         return ApiError::ServiceUnavailable {
             message: "OpenAI is busy; try again shortly".into(),
@@ -165,31 +155,6 @@ pub fn parse_calls_answer(response: &OutboundResponse) -> Result<RelayedAnswer, 
     }
     let call_id = response.header("location").and_then(call_id_from_location);
     Ok(RelayedAnswer { sdp, call_id })
-}
-
-/// Reads OpenAI's answer to `/v1/realtime/client_secrets`.
-pub fn parse_client_secret(response: &OutboundResponse) -> Result<ClientSecret, ApiError> {
-    if !(200..300).contains(&response.status) {
-        return Err(upstream_status_failure(response, "client secret"));
-    }
-    let malformed = |why: &str| ApiError::Upstream {
-        detail: format!("client secret: {why}"),
-    };
-    let body: Value =
-        serde_json::from_slice(&response.body).map_err(|_| malformed("the answer is not JSON"))?;
-    let value = body
-        .get("value")
-        .and_then(Value::as_str)
-        .filter(|value| !value.is_empty())
-        .ok_or_else(|| malformed("no `value`"))?;
-    let expires_at = body
-        .get("expires_at")
-        .and_then(Value::as_i64)
-        .ok_or_else(|| malformed("no `expires_at`"))?;
-    Ok(ClientSecret {
-        value: value.to_string(),
-        expires_at,
-    })
 }
 
 /// Relays an SDP offer with the session configuration and the server's key.
@@ -237,8 +202,7 @@ pub fn mint_client_secret(
             .expect("JSON values always serialise"),
         timeout: UPSTREAM_TIMEOUT,
     };
-    let response = outbound::send(&request).map_err(outbound_failure)?;
-    parse_client_secret(&response)
+    token::openai::interpret(outbound::send(&request))
 }
 
 #[cfg(test)]
@@ -319,7 +283,13 @@ mod tests {
             error.headers(),
             vec![("retry-after".to_string(), "7".to_string())]
         );
-        let error = parse_client_secret(&response(429, &[], "{}")).unwrap_err();
+        let error =
+            parse_calls_answer(&response(429, &[("retry-after", "1.5")], "{}")).unwrap_err();
+        assert_eq!(
+            error.headers(),
+            vec![("retry-after".to_string(), "2".to_string())]
+        );
+        let error = parse_calls_answer(&response(429, &[], "{}")).unwrap_err();
         assert_eq!(
             error.headers(),
             vec![(
@@ -340,8 +310,6 @@ mod tests {
             assert!(!error.log_detail().unwrap().contains("secret detail"));
         }
         let error = parse_calls_answer(&response(201, &[], "<html>")).unwrap_err();
-        assert_eq!(error.status(), 502);
-        let error = parse_client_secret(&response(200, &[], "{\"expires_at\": 1}")).unwrap_err();
         assert_eq!(error.status(), 502);
     }
 
@@ -368,19 +336,6 @@ mod tests {
         assert_eq!(error.status(), 503);
         assert_eq!(error.body()["mode"], "demo");
         assert_eq!(error.body()["error"], "service_unavailable");
-    }
-
-    #[test]
-    fn client_secret_is_read_and_its_debug_is_redacted() {
-        let secret = parse_client_secret(&response(
-            200,
-            &[],
-            r#"{"value": "ek_abc123", "expires_at": 1764000000, "session": {}}"#,
-        ))
-        .unwrap();
-        assert_eq!(secret.value, "ek_abc123");
-        assert_eq!(secret.expires_at, 1764000000);
-        assert!(!format!("{secret:?}").contains("ek_abc123"));
     }
 
     #[test]
