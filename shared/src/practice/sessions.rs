@@ -1,5 +1,5 @@
-//! The repository of `practice_sessions`: the session a webhook event is about, locked
-//! together with its attempts, and the write of what the event changed.
+//! The repository of `practice_sessions`: the lock every event for a session takes
+//! first, the session read with its attempts, and the write of what an event changed.
 
 use std::str::FromStr;
 
@@ -12,11 +12,22 @@ use super::status::UnknownStatus;
 use super::{or_null, utc_param};
 use crate::db::{self, Db, DbError};
 
-/// Locks the session's row until the transaction ends and reads it with its attempts
-/// (one row per attempt): every delivery for a session takes this lock first, so events
-/// for one session apply one at a time and each sees the ones before it. `None` when
-/// there is no such session.
-pub fn lock_with_attempts(db: &Db, session_id: Uuid) -> Result<Option<SessionState>, DbError> {
+/// Locks the session's row until the transaction ends; `false` when there is no such
+/// session. Every event for a session takes this lock before reading it (deliveries take
+/// it with their claim, [`super::webhook_events::claim`]), so events for one session
+/// apply one at a time and each sees the ones before it.
+pub fn lock(db: &Db, session_id: Uuid) -> Result<bool, DbError> {
+    let rows = db.query(
+        "SELECT id FROM practice_sessions WHERE id = $1 FOR UPDATE",
+        &[session_id.into()],
+    )?;
+    Ok(!rows.rows.is_empty())
+}
+
+/// Reads a session with its attempts (one row per attempt). Call it after the lock, in
+/// a statement of its own: a statement that waited for the lock would still read the
+/// attempts as they were before the wait.
+pub fn read_with_attempts(db: &Db, session_id: Uuid) -> Result<Option<SessionState>, DbError> {
     let rows = db.query(
         "SELECT s.status,
                 s.last_event_at,
@@ -30,8 +41,7 @@ pub fn lock_with_attempts(db: &Db, session_id: Uuid) -> Result<Option<SessionSta
                 a.last_event_at AS attempt_last_event_at
            FROM practice_sessions s
            LEFT JOIN practice_attempts a ON a.session_id = s.id
-          WHERE s.id = $1
-            FOR UPDATE OF s",
+          WHERE s.id = $1",
         &[session_id.into()],
     )?;
     let mut session: Option<SessionState> = None;

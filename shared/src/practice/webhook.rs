@@ -1,10 +1,12 @@
 //! The `practice-webhook` function: ClassConnect's deliveries, verified, applied exactly
 //! once and in order, and the operators' replay of stored deliveries.
 //!
-//! A delivery runs in one transaction: its `webhook_events` row is inserted first
-//! ([`webhook_events::claim`]), so a repeated `webhook-id` — also one arriving while the
-//! first is still being applied — finds the row and changes nothing; then the session
-//! is locked and the event's changes ([`apply::plan_changes`]) are written. A refusal
+//! A delivery runs in one transaction: its `webhook_events` row is inserted first and
+//! the session is locked in the same statement ([`webhook_events::claim`]), so a
+//! repeated `webhook-id` — also one arriving while the first is still being applied —
+//! finds the row and changes nothing, and deliveries for one session apply one after
+//! the other; then the session is read and the event's changes
+//! ([`apply::plan_changes`]) are written. A refusal
 //! the sender can cure (unknown session, invalid data) commits the row as `failed` with
 //! its reason and nothing else; a database failure rolls everything back and answers
 //! `503`, so the sender's retry finds nothing half-done.
@@ -18,6 +20,7 @@ use uuid::Uuid;
 use super::apply::{self, SessionState};
 use super::event::{self, ParsedBody, PracticeEvent};
 use super::status::WebhookEventStatus;
+use super::webhook_events::Claim;
 use super::{attempts, sessions, webhook_events};
 use crate::auth::{self, AuthConfig, Role};
 use crate::config::{self, ConfigError, Variables};
@@ -125,20 +128,21 @@ fn record_delivery(
         ParsedBody::Unknown { .. } => (WebhookEventStatus::Ignored, None),
         ParsedBody::Invalid { error, .. } => (WebhookEventStatus::Failed, Some(error.to_string())),
     };
-    let claimed = webhook_events::claim(
-        db,
-        &webhook_events::NewEvent {
-            id,
-            event_type: parsed.event_type(),
-            status: expected,
-            payload: payload_param(body, &parsed),
-            error: reason.as_deref(),
-        },
-    )?;
-    if !claimed {
+    let session = match &parsed {
+        ParsedBody::Event(event) => Some(event.session_id),
+        _ => None,
+    };
+    let new_event = webhook_events::NewEvent {
+        id,
+        event_type: parsed.event_type(),
+        status: expected,
+        payload: payload_param(body, &parsed),
+        error: reason.as_deref(),
+    };
+    let Claim::Claimed { session_locked } = webhook_events::claim(db, &new_event, session)? else {
         return Ok(Delivered::Duplicate);
-    }
-    let settled = settle(db, parsed)?;
+    };
+    let settled = settle(db, parsed, session_locked)?;
     if settled.status != expected {
         let reason = settled.refusal.as_ref().map(ToString::to_string);
         webhook_events::set_outcome(db, id, settled.status, reason.as_deref())?;
@@ -146,12 +150,12 @@ fn record_delivery(
     Ok(Delivered::Settled(settled))
 }
 
-/// Applies a body's effects; a refusal the sender can cure is returned as `failed`,
-/// any other error aborts the transaction.
-fn settle(db: &Db, parsed: ParsedBody) -> Result<Settled, ApiError> {
+/// Applies a body's effects, its session locked when `session_locked`; a refusal the
+/// sender can cure is returned as `failed`, any other error aborts the transaction.
+fn settle(db: &Db, parsed: ParsedBody, session_locked: bool) -> Result<Settled, ApiError> {
     let settled = |status, refusal| Settled { status, refusal };
     Ok(match parsed {
-        ParsedBody::Event(event) => match apply_event(db, &event) {
+        ParsedBody::Event(event) => match apply_event(db, &event, session_locked) {
             Ok(()) => settled(WebhookEventStatus::Processed, None),
             Err(refusal) if refusal.status() < 500 => {
                 settled(WebhookEventStatus::Failed, Some(refusal))
@@ -163,12 +167,15 @@ fn settle(db: &Db, parsed: ParsedBody) -> Result<Settled, ApiError> {
     })
 }
 
-/// Locks the event's session and writes what the event changes.
-fn apply_event(db: &Db, event: &PracticeEvent) -> Result<(), ApiError> {
+/// Reads the event's (locked) session and writes what the event changes.
+fn apply_event(db: &Db, event: &PracticeEvent, session_locked: bool) -> Result<(), ApiError> {
+    let not_found =
+        || ApiError::not_found(format!("Practice session {} not found", event.session_id));
+    if !session_locked {
+        return Err(not_found());
+    }
     let session: SessionState =
-        sessions::lock_with_attempts(db, event.session_id)?.ok_or_else(|| {
-            ApiError::not_found(format!("Practice session {} not found", event.session_id))
-        })?;
+        sessions::read_with_attempts(db, event.session_id)?.ok_or_else(not_found)?;
     let changes = apply::plan_changes(&session, event);
     if let Some(attempt) = &changes.attempt
         && !attempts::upsert(db, attempt)?
@@ -269,7 +276,12 @@ fn replay_one(db: &Db, id: &str) -> Result<Option<Settled>, ApiError> {
     let Some(stored) = webhook_events::lock_for_replay(db, id)? else {
         return Ok(None);
     };
-    let settled = settle(db, event::parse_body(stored.payload.as_bytes()))?;
+    let parsed = event::parse_body(stored.payload.as_bytes());
+    let session_locked = match &parsed {
+        ParsedBody::Event(event) => sessions::lock(db, event.session_id)?,
+        _ => false,
+    };
+    let settled = settle(db, parsed, session_locked)?;
     let reason = settled.refusal.as_ref().map(ToString::to_string);
     webhook_events::set_outcome(db, &stored.id, settled.status, reason.as_deref())?;
     Ok(Some(settled))

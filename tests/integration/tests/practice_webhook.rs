@@ -847,3 +847,38 @@ fn with_postgres_stopped_a_delivery_gets_503_and_the_senders_retry_is_processed_
     assert_eq!(row["pronunciation_score"], "88.00");
     assert_eq!(row["is_passed"], true);
 }
+
+#[test]
+fn concurrent_scores_for_one_session_all_count_in_its_results() {
+    let world = World::new();
+    let sentences: Vec<String> = (0..12).map(|index| format!("Sentence {index}.")).collect();
+    let sentences: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let session = world.session(Some(&sentences), "analyzing");
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..12)
+            .map(|index| {
+                let world = &world;
+                scope.spawn(move || {
+                    let event =
+                        scored(session, Uuid::new_v4(), index, 50.0 + index as f64, true, 0);
+                    world
+                        .deliver(&format!("msg_same_session_{index}"), &event)
+                        .status
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    assert!(statuses.iter().all(|status| *status == 200), "{statuses:?}");
+    let row = world.session_row(session);
+    assert_eq!(
+        row["attempt_count"], 12,
+        "no concurrent update may be lost: {row}"
+    );
+    assert_eq!(row["pronunciation_score"], "55.50"); // mean of 50..=61
+    assert_eq!(row["status"], "completed");
+    assert_eq!(row["is_passed"], true);
+}
