@@ -107,6 +107,17 @@ pub fn load_component(path: &Path, cache_dir: Option<&Path>) -> anyhow::Result<C
     {
         return Ok(component.clone());
     }
+    // One compilation at a time: tests that start apps in parallel wait for the first
+    // compilation of a component instead of repeating it.
+    static COMPILING: Mutex<()> = Mutex::new(());
+    let _compiling = COMPILING.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(component) = memory_cache()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&digest)
+    {
+        return Ok(component.clone());
+    }
     let cached_file = cache_dir.map(|dir| disk_cache_path(dir, &digest));
     let mut component = None;
     if let Some(file) = cached_file.as_ref().filter(|file| file.exists()) {
@@ -143,5 +154,30 @@ fn write_atomically(file: &Path, component: &Component) -> anyhow::Result<()> {
     let temporary = file.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&temporary, bytes)?;
     std::fs::rename(&temporary, file)?;
+    if let Some(dir) = file.parent() {
+        prune(dir);
+    }
     Ok(())
+}
+
+/// Most compiled components kept on disk; every rebuild of a component adds one.
+const DISK_CACHE_ENTRIES: usize = 48;
+
+/// Deletes the oldest cached components beyond [`DISK_CACHE_ENTRIES`].
+fn prune(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "cwasm"))
+        .filter_map(|entry| Some((entry.metadata().ok()?.modified().ok()?, entry.path())))
+        .collect();
+    if files.len() <= DISK_CACHE_ENTRIES {
+        return;
+    }
+    files.sort();
+    for (_, path) in &files[..files.len() - DISK_CACHE_ENTRIES] {
+        let _ = std::fs::remove_file(path);
+    }
 }
