@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
 use voice_edge_testkit::app::TestApp;
-use voice_edge_testkit::pg::TestDb;
+use voice_edge_testkit::pg::{PgCluster, TestDb};
 
 const JWT_SECRET: &str = "monitoring-test-jwt-secret-0123456789abcdef";
 const FLAG: &str = "voice_webrtc_migration";
@@ -149,7 +149,10 @@ struct Env {
 
 impl Env {
     fn start() -> Env {
-        let db = TestDb::create();
+        Env::start_with(TestDb::create())
+    }
+
+    fn start_with(db: TestDb) -> Env {
         let mut vars = db.app_vars();
         vars.push(("supabase_jwt_secret".into(), JWT_SECRET.into()));
         vars.push((
@@ -1197,4 +1200,73 @@ fn unknown_routes_are_404_and_wrong_methods_405_with_allow() {
     let response = call("OPTIONS", &env.url("/rollout"), None, None);
     assert_eq!(response.status, 200);
     assert_eq!(response.body, Value::String("ok".into()));
+}
+
+// ---------------------------------------------------------------------------------------
+// Failures that are not the caller's
+
+#[test]
+fn a_token_whose_user_no_longer_exists_gets_403_and_stores_nothing() {
+    let env = Env::start();
+    let ghost = mint(&json!({
+        "sub": Uuid::new_v4().to_string(),
+        "role": "authenticated",
+        "aud": "authenticated",
+        "exp": now_unix() + 3600,
+    }));
+    let body = metrics_body("webrtc", true, 120.0);
+    let response = call("POST", &env.url("/metrics"), Some(&ghost), Some(&body));
+    assert_eq!(response.status, 403, "{:?}", response.body);
+    assert_eq!(response.body["error"], "forbidden");
+    assert_eq!(env.count("voice_session_metrics"), 0);
+}
+
+#[test]
+fn database_down_is_503_with_retry_after_and_nothing_is_half_written() {
+    let cluster = PgCluster::start_private();
+    let env = Env::start_with(TestDb::create_in(&cluster));
+    seed_85_percent_window(&env);
+    env.set_flag(true, 100);
+
+    cluster.stop();
+    let requests = [
+        (
+            "POST",
+            "/metrics",
+            env.student.token.clone(),
+            Some(metrics_body("webrtc", true, 120.0)),
+        ),
+        ("GET", "/summary", env.teacher.token.clone(), None),
+        (
+            "POST",
+            "/rollout",
+            env.admin.token.clone(),
+            Some(json!({"percentage": 0, "reason": "rollback"})),
+        ),
+    ];
+    for (method, path, token, body) in &requests {
+        let response = call(method, &env.url(path), Some(token), body.as_ref());
+        assert_eq!(response.status, 503, "{path}: {:?}", response.body);
+        assert_eq!(response.body["error"], "database_unavailable");
+        assert!(response.header("retry-after").is_some());
+        assert!(!response.body.to_string().contains("postgres://"));
+    }
+
+    cluster.start();
+    assert_eq!(
+        env.count("voice_session_metrics"),
+        40,
+        "only the seeded sessions"
+    );
+    assert_eq!(env.flag(), (true, 100));
+    assert_eq!(env.count("voice_rollout_audit"), 0);
+    let response = env.rollout(
+        &env.admin.token,
+        json!({"percentage": 0, "reason": "rollback"}),
+    );
+    assert_eq!(
+        response.status, 200,
+        "works again once the database is back: {:?}",
+        response.body
+    );
 }
