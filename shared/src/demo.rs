@@ -296,6 +296,16 @@ fn owned_active_session(
     Ok(session)
 }
 
+/// Why a change conditional on "the caller's active session" changed nothing: `404`,
+/// `403` or `409`, told apart only on this unhappy path.
+fn refusal(db: &Db, student_id: Uuid, session_id: Uuid) -> ApiError {
+    match owned_active_session(db, student_id, session_id) {
+        Err(error) => error,
+        // Active and the caller's now, so it was not a moment ago: an end in between.
+        Ok(_) => session_ended(),
+    }
+}
+
 fn session_ended() -> ApiError {
     ApiError::Conflict {
         error: "session_ended",
@@ -381,11 +391,9 @@ fn post_interactions(
 ) -> Result<Reply, ApiError> {
     let items = requests::parse_interaction_batch(incoming.body(JSON_LIMIT)?)?;
     let db = connect(config)?;
-    owned_active_session(&db, student_id, session_id)?;
     let inserted = interactions::insert_batch(&db, session_id, student_id, &items)?;
     if inserted == 0 {
-        // The session ended between the check and the insert.
-        return Err(session_ended());
+        return Err(refusal(&db, student_id, session_id));
     }
     Ok(Reply::json(201, &json!({ "inserted": inserted })))
 }
@@ -399,9 +407,8 @@ fn end_session(
     let request: EndSessionRequest = incoming.json_or_empty()?;
     let telemetry = Value::Object(request.telemetry.unwrap_or_default());
     let db = connect(config)?;
-    owned_active_session(&db, student_id, session_id)?;
-    let session =
-        sessions::end(&db, session_id, student_id, &telemetry)?.ok_or_else(session_ended)?;
+    let session = sessions::end(&db, session_id, student_id, &telemetry)?
+        .ok_or_else(|| refusal(&db, student_id, session_id))?;
     let ended_at = session.ended_at.unwrap_or(session.started_at);
     Ok(Reply::json(
         200,
