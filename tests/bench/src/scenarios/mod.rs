@@ -1,0 +1,16 @@
+//! The scenarios, one module each.
+
+pub mod coldstart;
+pub mod instantiate;
+pub mod size;
+pub mod webhook;
+
+use crate::scenario::Scenario;
+
+/// Every scenario, in the order `all` runs them.
+pub const ALL: &[Scenario] = &[
+    webhook::SCENARIO,
+    instantiate::SCENARIO,
+    coldstart::SCENARIO,
+    size::SCENARIO,
+];

@@ -1,0 +1,282 @@
+//! `token`: `realtime-student-guide-token` minting student-tutor tokens, the OpenAI
+//! stand-in answering at once.
+//!
+//! The rollout flag is at 100 % and many students are seeded, each request coming from
+//! the next one round robin (no student goes near the per-minute limit), so every
+//! request takes the whole path: JWT check, the rate-limit upsert, the flag read, the
+//! `client_secrets` call to the stand-in, the token-session insert and its commit.
+//!
+//! Three loads: the throughput run over `--connections` keep-alive connections; a
+//! latency run over one connection, where nothing queues behind anything; and the
+//! stand-in alone, sent the very request the component sends it, over one connection.
+//! What the component and the host add is the latency run minus the stand-in alone
+//! (per percentile, and as a share of the mean); the goal is under 2 ms at p99.
+//!
+//! Checks afterwards: every answer a token; one session row, one counted rate-limit hit
+//! and one upstream call per token.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use uuid::Uuid;
+use voice_edge_shared::personas::Persona;
+use voice_edge_shared::token::openai::{SessionSettings, client_secret_request};
+
+use crate::env::{Env, STANDIN_API_KEY};
+use crate::http1::Request;
+use crate::load::{self, Answer, LoadReport};
+use crate::scenario::{Check, Limits, Outcome, Scenario};
+
+pub const SCENARIO: Scenario = Scenario {
+    name: "token",
+    description: "student-tutor token minting through the host, the OpenAI stand-in answering at once",
+    needs_openai: true,
+    target: "what the component and host add to the upstream call: p99 < 2 ms (1 connection)",
+    run,
+};
+
+const PATH: &str = "/functions/v1/realtime-student-guide-token";
+const UPSTREAM_PATH: &str = "/v1/realtime/client_secrets";
+/// Requests per student over the whole run, well under the limit of 60 a minute.
+const REQUESTS_PER_STUDENT: usize = 30;
+/// Requests of the one-connection latency run (and of the stand-in alone) at most.
+const LATENCY_REQUESTS: usize = 3_000;
+/// The warm-up may take longer: the first requests open the host's connection pool.
+const WARMUP_LIMIT: Duration = Duration::from_secs(120);
+
+fn run(env: &Env, limits: &Limits) -> Result<Outcome> {
+    let openai = env
+        .openai
+        .as_ref()
+        .ok_or_else(|| anyhow!("the token scenario needs the OpenAI stand-in"))?;
+    let mut client = env.client();
+    client.execute(
+        "UPDATE voice_feature_flags SET enabled = true, rollout_percentage = 100 \
+         WHERE flag_name = 'voice_webrtc_migration'",
+        &[],
+    )?;
+
+    let latency_requests = limits.requests.min(LATENCY_REQUESTS);
+    let total = limits.warmup + limits.requests + latency_requests;
+    let students = seed_students(&mut client, total.div_ceil(REQUESTS_PER_STUDENT))?;
+    let addr = env.addr()?;
+    let body = json!({"persona": "student-tutor", "language": "en"}).to_string();
+    let requests: Vec<Request> = (0..total)
+        .map(|index| {
+            let authorization = format!(
+                "Bearer {}",
+                student_jwt(&env.jwt_secret, students[index % students.len()])
+            );
+            Request::post(
+                addr,
+                PATH,
+                &[
+                    ("content-type", "application/json"),
+                    ("authorization", authorization.as_str()),
+                ],
+                body.as_bytes(),
+            )
+        })
+        .collect();
+    let (warmup_requests, rest) = requests.split_at(limits.warmup);
+    let (throughput_requests, latency_run_requests) = rest.split_at(limits.requests);
+
+    let warmup = load::drive(addr, warmup_requests, limits.connections, WARMUP_LIMIT);
+    let throughput = load::drive(
+        addr,
+        throughput_requests,
+        limits.connections,
+        Duration::from_secs_f64(limits.seconds),
+    );
+    let latency = load::drive(
+        addr,
+        latency_run_requests,
+        1,
+        Duration::from_secs_f64(limits.seconds),
+    );
+
+    let tokens = [&warmup, &throughput, &latency]
+        .iter()
+        .map(|report| report.answers.iter().filter(|answer| is_token(answer)).count())
+        .sum::<usize>() as i64;
+    let answered = (warmup.answers.len() + throughput.answers.len() + latency.answers.len()) as i64;
+    let upstream_calls = openai.requests_to(UPSTREAM_PATH).len() as i64;
+    openai.clear();
+
+    let upstream = upstream_alone(openai.address(), latency.answers.len().max(1), limits)?;
+    let upstream_ok = upstream
+        .answers
+        .iter()
+        .filter(|answer| matches!(&answer.result, Ok(response) if response.status == 200))
+        .count();
+
+    let ms = |duration: Duration| duration.as_secs_f64() * 1e3;
+    let added = |p: f64| ms(latency.percentile(p)) - ms(upstream.percentile(p));
+    let (ours_mean, upstream_mean) = (mean_ms(&latency), mean_ms(&upstream));
+    let instantiation = voice_edge_host::runtime().block_on(
+        env.app
+            .app()
+            .measure_instantiation("realtime-student-guide-token", 300),
+    )?;
+    let notes = vec![
+        format!(
+            "the load above: {} connections; warm-up {} requests in {:.1} s",
+            throughput.connections,
+            warmup.answers.len(),
+            warmup.elapsed.as_secs_f64()
+        ),
+        format!(
+            "1 connection, the function: {:.0} /s, p50 {:.2} ms, p99 {:.2} ms, mean {:.2} ms ({} requests)",
+            latency.rate(),
+            ms(latency.percentile(50.0)),
+            ms(latency.percentile(99.0)),
+            ours_mean,
+            latency.answers.len()
+        ),
+        format!(
+            "1 connection, the stand-in alone (the same client_secrets request): p50 {:.2} ms, p99 {:.2} ms, mean {:.2} ms",
+            ms(upstream.percentile(50.0)),
+            ms(upstream.percentile(99.0)),
+            upstream_mean
+        ),
+        format!(
+            "added by the component and the host: p50 {:.2} ms, p99 {:.2} ms; {:.0} % of the mean request time ({:.0} % in the stand-in)",
+            added(50.0),
+            added(99.0),
+            100.0 * (ours_mean - upstream_mean) / ours_mean.max(f64::EPSILON),
+            100.0 * upstream_mean / ours_mean.max(f64::EPSILON)
+        ),
+        format!(
+            "instantiating realtime-student-guide-token: mean {:.3} ms, p50 {:.3} ms, p99 {:.3} ms",
+            ms(instantiation.mean),
+            ms(instantiation.p50),
+            ms(instantiation.p99)
+        ),
+        format!(
+            "{} students, {} requests each at most; PostgreSQL synchronous_commit={}",
+            students.len(),
+            REQUESTS_PER_STUDENT,
+            setting(&mut client, "synchronous_commit")?
+        ),
+    ];
+
+    let count = |client: &mut postgres::Client, sql: &str| -> Result<i64> {
+        Ok(client.query_one(sql, &[]).with_context(|| sql.to_string())?.get(0))
+    };
+    let checks = vec![
+        Check::equal("answers that are not a token", answered - tokens, 0),
+        Check::equal(
+            "realtime_token_sessions rows = tokens",
+            count(&mut client, "SELECT count(*) FROM realtime_token_sessions")?,
+            tokens,
+        ),
+        Check::equal(
+            "rate-limit hits counted = tokens",
+            count(
+                &mut client,
+                "SELECT coalesce(sum(count), 0)::int8 FROM rate_limits WHERE bucket_key LIKE 'mint:user:%'",
+            )?,
+            tokens,
+        ),
+        Check::equal("client_secrets calls = tokens", upstream_calls, tokens),
+        Check::equal(
+            "stand-in alone: answers that are not 200",
+            (upstream.answers.len() - upstream_ok) as i64,
+            0,
+        ),
+    ];
+    Ok(Outcome {
+        load: throughput,
+        notes,
+        checks,
+    })
+}
+
+/// The stand-in sent what the component sends it, over one keep-alive connection.
+fn upstream_alone(
+    addr: std::net::SocketAddr,
+    requests: usize,
+    limits: &Limits,
+) -> Result<LoadReport> {
+    let settings = SessionSettings {
+        model: voice_edge_shared::config::DEFAULT_OPENAI_REALTIME_MODEL.into(),
+        voice: voice_edge_shared::config::DEFAULT_REALTIME_VOICE.into(),
+        instructions: Persona::StudentTutor.instructions("en", "English"),
+        ttl_seconds: voice_edge_shared::config::DEFAULT_TOKEN_TTL_SECONDS,
+    };
+    let outbound = client_secret_request(&format!("http://{addr}"), STANDIN_API_KEY, &settings);
+    let headers: Vec<(&str, &str)> = outbound
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    let request = Request::post(addr, UPSTREAM_PATH, &headers, &outbound.body);
+    let warmup = vec![request.clone(); 200];
+    load::drive(addr, &warmup, 1, WARMUP_LIMIT);
+    Ok(load::drive(
+        addr,
+        &vec![request; requests],
+        1,
+        Duration::from_secs_f64(limits.seconds),
+    ))
+}
+
+fn is_token(answer: &Answer) -> bool {
+    let Ok(response) = &answer.result else {
+        return false;
+    };
+    let body: Option<Value> = serde_json::from_slice(&response.body).ok();
+    response.status == 200
+        && body.as_ref().is_some_and(|body| {
+            body["mode"] == "realtime"
+                && body["token"].as_str().is_some_and(|token| token.starts_with("ek_"))
+        })
+}
+
+fn mean_ms(report: &LoadReport) -> f64 {
+    let answers = &report.answers;
+    if answers.is_empty() {
+        return 0.0;
+    }
+    let total: f64 = answers.iter().map(|answer| answer.latency.as_secs_f64()).sum();
+    total * 1e3 / answers.len() as f64
+}
+
+/// `count` students in `auth.users`.
+fn seed_students(client: &mut postgres::Client, count: usize) -> Result<Vec<Uuid>> {
+    let rows = client.query(
+        "INSERT INTO auth.users (id) SELECT gen_random_uuid() FROM generate_series(1, $1::int4) \
+         RETURNING id",
+        &[&(count as i32)],
+    )?;
+    Ok(rows.iter().map(|row| row.get::<_, Uuid>("id")).collect())
+}
+
+/// A signed-in student's HS256 token, valid for an hour.
+fn student_jwt(secret: &str, student: Uuid) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let encode = |value: &Value| URL_SAFE_NO_PAD.encode(value.to_string());
+    let signing_input = format!(
+        "{}.{}",
+        encode(&json!({"alg": "HS256", "typ": "JWT"})),
+        encode(&json!({
+            "sub": student, "role": "authenticated", "aud": "authenticated",
+            "iat": now, "exp": now + 3600,
+        }))
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(signing_input.as_bytes());
+    format!(
+        "{signing_input}.{}",
+        URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+    )
+}
+
+fn setting(client: &mut postgres::Client, name: &str) -> Result<String> {
+    Ok(client.query_one(&format!("SHOW {name}"), &[])?.get(0))
+}
