@@ -72,11 +72,33 @@ pub struct SessionChange<'a> {
     pub last_event_at: Option<NaiveDateTime>,
 }
 
-/// Everything an event writes; both `None` when it changes nothing.
+/// Everything an event writes. An attempt never changes without its session, whose
+/// results follow from its attempts.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Changes<'a> {
-    pub attempt: Option<AttemptChange<'a>>,
-    pub session: Option<SessionChange<'a>>,
+pub enum Changes<'a> {
+    /// The event is older than what it reports on, or would move a status backwards.
+    #[default]
+    Nothing,
+    Session(SessionChange<'a>),
+    AttemptAndSession(AttemptChange<'a>, SessionChange<'a>),
+}
+
+impl<'a> Changes<'a> {
+    /// The attempt's change, if any.
+    pub fn attempt(&self) -> Option<&AttemptChange<'a>> {
+        match self {
+            Changes::AttemptAndSession(attempt, _) => Some(attempt),
+            _ => None,
+        }
+    }
+
+    /// The session's change, if any.
+    pub fn session(&self) -> Option<&SessionChange<'a>> {
+        match self {
+            Changes::Nothing => None,
+            Changes::Session(session) | Changes::AttemptAndSession(_, session) => Some(session),
+        }
+    }
 }
 
 /// Decides what `event` changes in `session`.
@@ -85,44 +107,35 @@ pub fn plan_changes<'a>(session: &SessionState, event: &'a PracticeEvent) -> Cha
     match &event.kind {
         EventKind::TranscriptImproved {
             improved_transcript,
-        } if not_older(at, session.last_event_at) => Changes {
-            attempt: None,
-            session: Some(SessionChange {
-                improved_transcript: Some(improved_transcript),
-                last_event_at: Some(at),
-                ..SessionChange::default()
-            }),
-        },
+        } if not_older(at, session.last_event_at) => Changes::Session(SessionChange {
+            improved_transcript: Some(improved_transcript),
+            last_event_at: Some(at),
+            ..SessionChange::default()
+        }),
         EventKind::SentencesExtracted { sentences } if not_older(at, session.last_event_at) => {
             let results = results_of(Some(sentences.len()), &session.attempts);
             let mut wanted = vec![SessionStatus::Analyzing];
             if results.all_sentences_scored {
                 wanted.push(SessionStatus::Completed);
             }
-            Changes {
-                attempt: None,
-                session: Some(SessionChange {
-                    status: advance(session.status, &wanted),
-                    sentences: Some(sentences),
-                    results: Some(results),
-                    last_event_at: Some(at),
-                    ..SessionChange::default()
-                }),
-            }
+            Changes::Session(SessionChange {
+                status: advance(session.status, &wanted),
+                sentences: Some(sentences),
+                results: Some(results),
+                last_event_at: Some(at),
+                ..SessionChange::default()
+            })
         }
         EventKind::SessionFailed { error_message }
             if not_older(at, session.last_event_at)
                 && session.status.may_become(SessionStatus::Failed) =>
         {
-            Changes {
-                attempt: None,
-                session: Some(SessionChange {
-                    status: advance(session.status, &[SessionStatus::Failed]),
-                    error_message: Some(error_message),
-                    last_event_at: Some(at),
-                    ..SessionChange::default()
-                }),
-            }
+            Changes::Session(SessionChange {
+                status: advance(session.status, &[SessionStatus::Failed]),
+                error_message: Some(error_message),
+                last_event_at: Some(at),
+                ..SessionChange::default()
+            })
         }
         EventKind::AttemptScored(score) => {
             let change = AttemptChange::Scored {
@@ -145,7 +158,7 @@ pub fn plan_changes<'a>(session: &SessionState, event: &'a PracticeEvent) -> Cha
             };
             plan_attempt_change(session, change)
         }
-        _ => Changes::default(),
+        _ => Changes::Nothing,
     }
 }
 
@@ -161,7 +174,7 @@ fn plan_attempt_change<'a>(session: &SessionState, change: AttemptChange<'a>) ->
         Some(position) => {
             let current = &attempts[position];
             if !not_older(at, current.last_event_at) || !current.status.may_become(next_status) {
-                return Changes::default();
+                return Changes::Nothing;
             }
             position
         }
@@ -192,14 +205,14 @@ fn plan_attempt_change<'a>(session: &SessionState, change: AttemptChange<'a>) ->
     } else {
         None
     };
-    Changes {
-        attempt: Some(change),
-        session: Some(SessionChange {
+    Changes::AttemptAndSession(
+        change,
+        SessionChange {
             status,
             results: Some(results),
             ..SessionChange::default()
-        }),
-    }
+        },
+    )
 }
 
 /// The order rule: an event applies unless it is older than what shaped the row.
@@ -303,7 +316,7 @@ mod tests {
 
     /// Applies planned changes to the in-memory state, as the repositories do to rows.
     fn apply(state: &mut SessionState, changes: &Changes<'_>) {
-        if let Some(change) = &changes.attempt {
+        if let Some(change) = changes.attempt() {
             let (id, at, status) = match change {
                 AttemptChange::Scored { attempt_id, at, .. } => {
                     (*attempt_id, *at, AttemptStatus::Completed)
@@ -331,7 +344,7 @@ mod tests {
                 attempt.is_passed = Some(score.is_passed);
             }
         }
-        if let Some(change) = &changes.session {
+        if let Some(change) = changes.session() {
             if let Some(status) = change.status {
                 state.status = status;
             }
@@ -349,11 +362,11 @@ mod tests {
         let sentences = vec!["One.".to_string(), "Two.".to_string()];
         let event = event(1, EventKind::SentencesExtracted { sentences });
         let changes = plan_changes(&session(SessionStatus::Processing, None), &event);
-        let change = changes.session.unwrap();
+        let change = changes.session().cloned().unwrap();
         assert_eq!(change.status, Some(SessionStatus::Analyzing));
         assert_eq!(change.sentences.unwrap().len(), 2);
         assert_eq!(change.last_event_at, Some(at(1)));
-        assert!(changes.attempt.is_none());
+        assert!(changes.attempt().is_none());
     }
 
     #[test]
@@ -361,7 +374,8 @@ mod tests {
         let sentences = vec!["One.".to_string()];
         let event = event(1, EventKind::SentencesExtracted { sentences });
         let change = plan_changes(&session(SessionStatus::Completed, None), &event)
-            .session
+            .session()
+            .cloned()
             .unwrap();
         assert_eq!(change.status, None);
     }
@@ -376,14 +390,14 @@ mod tests {
                 improved_transcript: "x".into(),
             },
         );
-        assert_eq!(plan_changes(&state, &older), Changes::default());
+        assert_eq!(plan_changes(&state, &older), Changes::Nothing);
         let same_time = event(
             5,
             EventKind::TranscriptImproved {
                 improved_transcript: "x".into(),
             },
         );
-        assert!(plan_changes(&state, &same_time).session.is_some());
+        assert!(plan_changes(&state, &same_time).session().is_some());
     }
 
     #[test]
@@ -392,7 +406,7 @@ mod tests {
         let newer = scored(9, 7, 0, "90", true);
         step(&mut state, &newer);
         let older = scored(3, 7, 0, "20", false);
-        assert_eq!(plan_changes(&state, &older), Changes::default());
+        assert_eq!(plan_changes(&state, &older), Changes::Nothing);
         assert_eq!(
             state.attempts[0].pronunciation_score,
             Some(Decimal::from(90))
@@ -411,7 +425,7 @@ mod tests {
         let mut last = None;
         for (step, event) in events.iter().enumerate() {
             let changes = plan_changes(&state, event);
-            let change = changes.session.clone().unwrap();
+            let change = changes.session().cloned().unwrap();
             let results = change.results.clone().unwrap();
             assert_eq!(results.attempt_count, step as i32 + 1);
             if step < 2 {
@@ -438,7 +452,7 @@ mod tests {
             step(&mut state, &event);
         }
         let third = scored(3, 3, 2, "70", true);
-        let change = plan_changes(&state, &third).session.unwrap();
+        let change = plan_changes(&state, &third).session().cloned().unwrap();
         assert_eq!(change.status, Some(SessionStatus::Completed));
         let results = change.results.unwrap();
         assert!(!results.is_passed);
@@ -461,8 +475,7 @@ mod tests {
         let changes = plan_changes(&state, &failed);
         assert_eq!(
             changes
-                .session
-                .as_ref()
+                .session()
                 .unwrap()
                 .results
                 .as_ref()
@@ -473,7 +486,7 @@ mod tests {
         apply(&mut state, &changes);
         assert_eq!(
             plan_changes(&state, &scored(6, 7, 0, "90", true)),
-            Changes::default()
+            Changes::Nothing
         );
     }
 
@@ -486,13 +499,14 @@ mod tests {
             },
         );
         let change = plan_changes(&session(SessionStatus::Analyzing, None), &fail)
-            .session
+            .session()
+            .cloned()
             .unwrap();
         assert_eq!(change.status, Some(SessionStatus::Failed));
         assert_eq!(change.error_message, Some("timeout"));
         assert_eq!(
             plan_changes(&session(SessionStatus::Completed, None), &fail),
-            Changes::default()
+            Changes::Nothing
         );
     }
 
@@ -510,7 +524,7 @@ mod tests {
         // Older than the score, but the session's clock is its own.
         let late = event(0, EventKind::SentencesExtracted { sentences });
         let changes = plan_changes(&state, &late);
-        let change = changes.session.clone().unwrap();
+        let change = changes.session().cloned().unwrap();
         assert_eq!(change.status, Some(SessionStatus::Analyzing));
         assert_eq!(
             change.results.unwrap().pronunciation_score,
@@ -519,7 +533,10 @@ mod tests {
         apply(&mut state, &changes);
 
         let first_sentence = scored(3, 1, 0, "80", true);
-        let change = plan_changes(&state, &first_sentence).session.unwrap();
+        let change = plan_changes(&state, &first_sentence)
+            .session()
+            .cloned()
+            .unwrap();
         assert_eq!(change.status, Some(SessionStatus::Completed));
         assert_eq!(
             change.results.unwrap().pronunciation_score,

@@ -1,43 +1,67 @@
 //! The repository of `practice_attempts`: the write of a scored or failed attempt,
 //! creating the row when ClassConnect reports on an attempt id that has none yet.
 
-use super::apply::AttemptChange;
+use uuid::Uuid;
+
+use super::apply::{AttemptChange, SessionChange};
+use super::sessions;
 use super::status::AttemptStatus;
 use super::utc_param;
 use crate::db::{self, Db, DbError};
 
-/// Writes an attempt's new state. `false` when the attempt id belongs to another
-/// session (nothing is written).
-pub fn upsert(db: &Db, change: &AttemptChange<'_>) -> Result<bool, DbError> {
-    let rows = match change {
+/// The upsert of a scored attempt; `$1` is the session (shared with
+/// [`sessions::UPDATE_SQL`]), the attempt's own parameters start at `$10`.
+const SCORED_UPSERT: &str = "INSERT INTO practice_attempts
+                (id, session_id, sentence_index, status, pronunciation_score, is_passed,
+                 pronunciation_analysis, feedback_data, transcription_results,
+                 word_level_scores, error_message, last_event_at)
+         VALUES ($10, $1, $11, $12, $13, $14, $15, $16, $17, $18, NULL, $19::text::timestamptz)
+         ON CONFLICT (id) DO UPDATE
+            SET sentence_index = excluded.sentence_index,
+                status = excluded.status,
+                pronunciation_score = excluded.pronunciation_score,
+                is_passed = excluded.is_passed,
+                pronunciation_analysis = excluded.pronunciation_analysis,
+                feedback_data = excluded.feedback_data,
+                transcription_results = excluded.transcription_results,
+                word_level_scores = excluded.word_level_scores,
+                error_message = NULL,
+                last_event_at = excluded.last_event_at,
+                updated_at = now()
+          WHERE practice_attempts.session_id = excluded.session_id
+         RETURNING id";
+
+/// The upsert of a failed attempt, numbered like [`SCORED_UPSERT`].
+const FAILED_UPSERT: &str = "INSERT INTO practice_attempts
+                (id, session_id, status, error_message, last_event_at)
+         VALUES ($10, $1, $11, $12, $13::text::timestamptz)
+         ON CONFLICT (id) DO UPDATE
+            SET status = excluded.status,
+                error_message = excluded.error_message,
+                last_event_at = excluded.last_event_at,
+                updated_at = now()
+          WHERE practice_attempts.session_id = excluded.session_id
+         RETURNING id";
+
+/// Writes an attempt's new state and its session's change in one statement (one
+/// round trip per delivery fewer). `false` when the attempt id belongs to another
+/// session: then neither is written.
+pub fn write_with_session(
+    db: &Db,
+    session_id: Uuid,
+    attempt: &AttemptChange<'_>,
+    session: &SessionChange<'_>,
+) -> Result<bool, DbError> {
+    let mut params = sessions::update_params(session_id, session);
+    let upsert = match attempt {
         AttemptChange::Scored {
             attempt_id,
-            session_id,
             at,
             score,
-        } => db.query(
-            "INSERT INTO practice_attempts
-                    (id, session_id, sentence_index, status, pronunciation_score, is_passed,
-                     pronunciation_analysis, feedback_data, transcription_results,
-                     word_level_scores, error_message, last_event_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11::text::timestamptz)
-             ON CONFLICT (id) DO UPDATE
-                SET sentence_index = excluded.sentence_index,
-                    status = excluded.status,
-                    pronunciation_score = excluded.pronunciation_score,
-                    is_passed = excluded.is_passed,
-                    pronunciation_analysis = excluded.pronunciation_analysis,
-                    feedback_data = excluded.feedback_data,
-                    transcription_results = excluded.transcription_results,
-                    word_level_scores = excluded.word_level_scores,
-                    error_message = NULL,
-                    last_event_at = excluded.last_event_at,
-                    updated_at = now()
-              WHERE practice_attempts.session_id = excluded.session_id
-             RETURNING id",
-            &[
+            ..
+        } => {
+            params.extend([
                 (*attempt_id).into(),
-                (*session_id).into(),
                 score.sentence_index.into(),
                 db::text(AttemptStatus::Completed.as_str()),
                 score.pronunciation_score.into(),
@@ -47,31 +71,34 @@ pub fn upsert(db: &Db, change: &AttemptChange<'_>) -> Result<bool, DbError> {
                 db::jsonb(&score.transcription_results),
                 db::jsonb(&serde_json::json!(score.word_level_scores)),
                 utc_param(*at),
-            ],
-        )?,
+            ]);
+            SCORED_UPSERT
+        }
         AttemptChange::Failed {
             attempt_id,
-            session_id,
             at,
             error_message,
-        } => db.query(
-            "INSERT INTO practice_attempts (id, session_id, status, error_message, last_event_at)
-             VALUES ($1, $2, $3, $4, $5::text::timestamptz)
-             ON CONFLICT (id) DO UPDATE
-                SET status = excluded.status,
-                    error_message = excluded.error_message,
-                    last_event_at = excluded.last_event_at,
-                    updated_at = now()
-              WHERE practice_attempts.session_id = excluded.session_id
-             RETURNING id",
-            &[
+            ..
+        } => {
+            params.extend([
                 (*attempt_id).into(),
-                (*session_id).into(),
                 db::text(AttemptStatus::Failed.as_str()),
                 db::text(error_message),
                 utc_param(*at),
-            ],
-        )?,
+            ]);
+            FAILED_UPSERT
+        }
     };
-    Ok(!rows.rows.is_empty())
+    let sql = format!(
+        "WITH attempt AS ({upsert}),
+              session AS ({} AND EXISTS (SELECT 1 FROM attempt) RETURNING id)
+         SELECT EXISTS (SELECT 1 FROM attempt) AS attempt_written",
+        sessions::UPDATE_SQL
+    );
+    let rows = db.query(&sql, &params)?;
+    let row = rows
+        .rows()
+        .next()
+        .ok_or_else(|| DbError::Other("the attempt write returned no row".into()))?;
+    db::column(&row, "attempt_written")
 }

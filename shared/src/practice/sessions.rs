@@ -11,6 +11,7 @@ use super::apply::{AttemptState, SessionChange, SessionState};
 use super::status::UnknownStatus;
 use super::{or_null, utc_param};
 use crate::db::{self, Db, DbError};
+use spin_sdk::pg4::ParameterValue;
 
 /// Locks the session's row until the transaction ends; `false` when there is no such
 /// session. Every event for a session takes this lock before reading it (deliveries take
@@ -74,14 +75,10 @@ pub fn read_with_attempts(db: &Db, session_id: Uuid) -> Result<Option<SessionSta
     Ok(session)
 }
 
-/// Writes what an event changed; fields the change leaves `None` keep their values.
-pub fn update(db: &Db, session_id: Uuid, change: &SessionChange<'_>) -> Result<(), DbError> {
-    let results = change.results.as_ref();
-    let sentences = change
-        .sentences
-        .map(|sentences| db::jsonb(&serde_json::json!(sentences)));
-    db.execute(
-        "UPDATE practice_sessions
+/// The write of a [`SessionChange`]: parameters `$1`–`$9` from [`update_params`];
+/// fields the change leaves `None` keep their values. [`super::attempts`] embeds it
+/// in the statement that writes an attempt.
+pub(super) const UPDATE_SQL: &str = "UPDATE practice_sessions
             SET status = COALESCE($2, status),
                 improved_transcript = COALESCE($3, improved_transcript),
                 sentences = COALESCE($4, sentences),
@@ -92,23 +89,34 @@ pub fn update(db: &Db, session_id: Uuid, change: &SessionChange<'_>) -> Result<(
                 is_passed = COALESCE($8, is_passed),
                 last_event_at = COALESCE($9::text::timestamptz, last_event_at),
                 updated_at = now()
-          WHERE id = $1",
-        &[
-            session_id.into(),
-            or_null(change.status.map(|status| db::text(status.as_str()))),
-            or_null(change.improved_transcript.map(db::text)),
-            or_null(sentences),
-            or_null(change.error_message.map(db::text)),
-            or_null(results.map(|results| results.attempt_count.into())),
-            or_null(
-                results
-                    .and_then(|results| results.pronunciation_score)
-                    .map(Into::into),
-            ),
-            or_null(results.map(|results| results.is_passed.into())),
-            or_null(change.last_event_at.map(utc_param)),
-        ],
-    )?;
+          WHERE id = $1";
+
+/// The parameters of [`UPDATE_SQL`].
+pub(super) fn update_params(session_id: Uuid, change: &SessionChange<'_>) -> Vec<ParameterValue> {
+    let results = change.results.as_ref();
+    let sentences = change
+        .sentences
+        .map(|sentences| db::jsonb(&serde_json::json!(sentences)));
+    vec![
+        session_id.into(),
+        or_null(change.status.map(|status| db::text(status.as_str()))),
+        or_null(change.improved_transcript.map(db::text)),
+        or_null(sentences),
+        or_null(change.error_message.map(db::text)),
+        or_null(results.map(|results| results.attempt_count.into())),
+        or_null(
+            results
+                .and_then(|results| results.pronunciation_score)
+                .map(Into::into),
+        ),
+        or_null(results.map(|results| results.is_passed.into())),
+        or_null(change.last_event_at.map(utc_param)),
+    ]
+}
+
+/// Writes what a session-level event changed.
+pub fn update(db: &Db, session_id: Uuid, change: &SessionChange<'_>) -> Result<(), DbError> {
+    db.execute(UPDATE_SQL, &update_params(session_id, change))?;
     Ok(())
 }
 

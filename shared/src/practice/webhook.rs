@@ -17,7 +17,7 @@ use serde_json::json;
 use spin_sdk::pg4::ParameterValue;
 use uuid::Uuid;
 
-use super::apply::{self, SessionState};
+use super::apply::{self, Changes, SessionState};
 use super::event::{self, ParsedBody, PracticeEvent};
 use super::status::WebhookEventStatus;
 use super::webhook_events::Claim;
@@ -176,17 +176,17 @@ fn apply_event(db: &Db, event: &PracticeEvent, session_locked: bool) -> Result<(
     }
     let session: SessionState =
         sessions::read_with_attempts(db, event.session_id)?.ok_or_else(not_found)?;
-    let changes = apply::plan_changes(&session, event);
-    if let Some(attempt) = &changes.attempt
-        && !attempts::upsert(db, attempt)?
-    {
-        return Err(ApiError::bad_field(
-            "data.attempt_id",
-            "data.attempt_id belongs to another practice session",
-        ));
-    }
-    if let Some(change) = &changes.session {
-        sessions::update(db, session.id, change)?;
+    match apply::plan_changes(&session, event) {
+        Changes::Nothing => {}
+        Changes::Session(change) => sessions::update(db, session.id, &change)?,
+        Changes::AttemptAndSession(attempt, change) => {
+            if !attempts::write_with_session(db, session.id, &attempt, &change)? {
+                return Err(ApiError::bad_field(
+                    "data.attempt_id",
+                    "data.attempt_id belongs to another practice session",
+                ));
+            }
+        }
     }
     Ok(())
 }

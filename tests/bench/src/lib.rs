@@ -18,6 +18,7 @@
 //! Numbers are printed, never asserted: the exit status is non-zero only when a check
 //! of correctness fails (an unexpected answer, a lost or doubled row).
 
+pub mod cpu;
 pub mod env;
 pub mod http1;
 pub mod load;

@@ -505,7 +505,7 @@ fn unsigned_stale_or_tampered_deliveries_get_401_and_nothing_is_stored() {
     let tampered = body.replacen("50", "51", 1);
     let other_key = "whsec_c29tZW9uZS1lbHNlcy1rZXktMDAwMDAwMDAwMDAwMDA=";
 
-    let cases: Vec<(&str, Vec<(&str, String)>, &[u8])> = vec![
+    let cases: Vec<(&str, Headers, &[u8])> = vec![
         (
             "bad signature",
             headers(
@@ -568,7 +568,9 @@ fn unsigned_stale_or_tampered_deliveries_get_401_and_nothing_is_stored() {
     assert_eq!(world.session_row(session)["attempt_count"], 0);
 }
 
-fn headers(id: &str, timestamp: i64, signature: &str) -> Vec<(&'static str, String)> {
+type Headers = Vec<(&'static str, String)>;
+
+fn headers(id: &str, timestamp: i64, signature: &str) -> Headers {
     vec![
         ("webhook-id", id.to_string()),
         ("webhook-timestamp", timestamp.to_string()),

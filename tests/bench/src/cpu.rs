@@ -1,0 +1,73 @@
+//! CPU time spent by this process and by a PostgreSQL cluster's processes, read from
+//! `/proc`, so a run can say where its CPU went (per request: host and load generator
+//! versus PostgreSQL) before anyone guesses.
+
+use std::path::Path;
+use std::time::Duration;
+
+/// `/proc` counts CPU time in clock ticks of 1/100 s on Linux (`USER_HZ`).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU time (user + system) used so far by this process and by the cluster whose data
+/// directory is `data_dir` (its postmaster and the postmaster's children).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuSample {
+    pub this_process: Duration,
+    pub postgres: Duration,
+}
+
+impl CpuSample {
+    /// Samples now; zero where `/proc` cannot be read.
+    pub fn take(data_dir: &Path) -> CpuSample {
+        let postmaster = std::fs::read_to_string(data_dir.join("postmaster.pid"))
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .next()
+                    .and_then(|line| line.trim().parse::<u32>().ok())
+            });
+        let postgres = postmaster.map_or(Duration::ZERO, |pid| {
+            let children = std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|child| stat(*child).is_some_and(|fields| fields.parent == pid));
+            cpu_of(pid) + children.map(cpu_of).sum::<Duration>()
+        });
+        CpuSample {
+            this_process: cpu_of(std::process::id()),
+            postgres,
+        }
+    }
+
+    /// The CPU used between `earlier` and this sample.
+    pub fn since(&self, earlier: &CpuSample) -> CpuSample {
+        CpuSample {
+            this_process: self.this_process.saturating_sub(earlier.this_process),
+            postgres: self.postgres.saturating_sub(earlier.postgres),
+        }
+    }
+}
+
+struct Stat {
+    parent: u32,
+    ticks: u64,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces; fields follow the last ')'.
+    let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
+    // After the name: state(0) ppid(1) … utime(11) stime(12).
+    Some(Stat {
+        parent: fields.get(1)?.parse().ok()?,
+        ticks: fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?,
+    })
+}
+
+fn cpu_of(pid: u32) -> Duration {
+    stat(pid).map_or(Duration::ZERO, |stat| {
+        Duration::from_secs_f64(stat.ticks as f64 / TICKS_PER_SECOND)
+    })
+}
