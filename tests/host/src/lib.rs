@@ -13,6 +13,8 @@
 //! tests need `cargo build --target wasm32-wasip2 --release -p conformance-probe` first
 //! and a PostgreSQL on the PATH).
 
+#![warn(missing_docs)]
+
 pub mod allowed_hosts;
 pub mod app;
 pub mod engine;
@@ -24,6 +26,7 @@ pub mod state;
 pub mod variables;
 
 /// Host bindings for the Spin interfaces in `wit/`.
+#[allow(missing_docs)]
 pub mod bindings {
     wasmtime::component::bindgen!({
         path: "wit",
