@@ -60,7 +60,7 @@ migrate:
 	@scripts/migrate.sh "$(DB_URL)"
 
 .PHONY: test lint unit test-host test-integration test-e2e
-test: setup build lint unit test-host test-integration test-e2e
+test: setup build lint check-deploy unit test-host test-integration test-e2e
 	@echo "==> all tests passed"
 
 lint:
@@ -86,9 +86,14 @@ test-integration:
 test-e2e:
 	@if [ -f tests/e2e/package.json ]; then scripts/e2e.sh; else echo "==> no end-to-end suite yet"; fi
 
+.PHONY: check-deploy
+check-deploy:
+	@echo "==> deployment files: actionlint, SpinKube manifest, deploy script"
+	@scripts/check-deploy.sh
+
 .PHONY: bench
 bench: build
-	$(CARGO) run --profile host -p voice-edge-bench -- all
+	$(CARGO) run --profile host -p voice-edge-bench --bin voice-edge-bench -- all
 
 .PHONY: deploy
 deploy:
