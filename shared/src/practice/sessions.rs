@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::apply::{AttemptState, SessionChange, SessionState};
 use super::status::UnknownStatus;
 use super::{or_null, utc_param};
-use crate::db::{self, Db, DbError};
+use crate::db::{self, Db, DbError, RowSet};
 use spin_sdk::pg4::ParameterValue;
 
 /// Locks the session's row until the transaction ends; `false` when there is no such
@@ -25,12 +25,9 @@ pub fn lock(db: &Db, session_id: Uuid) -> Result<bool, DbError> {
     Ok(!rows.rows.is_empty())
 }
 
-/// Reads a session with its attempts (one row per attempt). Call it after the lock, in
-/// a statement of its own: a statement that waited for the lock would still read the
-/// attempts as they were before the wait.
-pub fn read_with_attempts(db: &Db, session_id: Uuid) -> Result<Option<SessionState>, DbError> {
-    let rows = db.query(
-        "SELECT s.status,
+/// The columns [`state_from_rows`] decodes: a session `s` joined with its attempts
+/// `a` (one row per attempt). [`super::webhook_events::claim`] reads them too.
+pub(super) const STATE_COLUMNS: &str = "s.status,
                 s.last_event_at,
                 CASE WHEN jsonb_typeof(s.sentences) = 'array'
                      THEN jsonb_array_length(s.sentences) END AS sentence_count,
@@ -39,21 +36,40 @@ pub fn read_with_attempts(db: &Db, session_id: Uuid) -> Result<Option<SessionSta
                 a.sentence_index,
                 a.pronunciation_score,
                 a.is_passed,
-                a.last_event_at AS attempt_last_event_at
+                a.last_event_at AS attempt_last_event_at";
+
+/// Reads a session with its attempts. Call it after the lock, in a statement of its
+/// own: a statement that waited for the lock would still read the attempts as they
+/// were before the wait.
+pub fn read_with_attempts(db: &Db, session_id: Uuid) -> Result<Option<SessionState>, DbError> {
+    let sql = format!(
+        "SELECT {STATE_COLUMNS}
            FROM practice_sessions s
            LEFT JOIN practice_attempts a ON a.session_id = s.id
-          WHERE s.id = $1",
-        &[session_id.into()],
-    )?;
+          WHERE s.id = $1"
+    );
+    let rows = db.query(&sql, &[session_id.into()])?;
+    state_from_rows(&rows, session_id)
+}
+
+/// The session of rows holding [`STATE_COLUMNS`]; rows without a session (`status`
+/// null, from an outer join) are skipped, and `None` means there was none.
+pub(super) fn state_from_rows(
+    rows: &RowSet,
+    session_id: Uuid,
+) -> Result<Option<SessionState>, DbError> {
     let mut session: Option<SessionState> = None;
     for row in rows.rows() {
+        let Some(status) = db::column::<Option<String>>(&row, "status")? else {
+            continue;
+        };
         let state = match &mut session {
             Some(state) => state,
             None => {
                 let sentence_count: Option<i32> = db::column(&row, "sentence_count")?;
                 session.insert(SessionState {
                     id: session_id,
-                    status: parse_status(&db::column::<String>(&row, "status")?)?,
+                    status: parse_status(&status)?,
                     sentence_count: sentence_count.and_then(|count| usize::try_from(count).ok()),
                     last_event_at: db::column::<Option<NaiveDateTime>>(&row, "last_event_at")?,
                     attempts: Vec::new(),

@@ -1,12 +1,12 @@
 //! The `practice-webhook` function: ClassConnect's deliveries, verified, applied exactly
 //! once and in order, and the operators' replay of stored deliveries.
 //!
-//! A delivery runs in one transaction: its `webhook_events` row is inserted first and
-//! the session is locked in the same statement ([`webhook_events::claim`]), so a
-//! repeated `webhook-id` — also one arriving while the first is still being applied —
-//! finds the row and changes nothing, and deliveries for one session apply one after
-//! the other; then the session is read and the event's changes
-//! ([`apply::plan_changes`]) are written. A refusal
+//! A delivery runs in one transaction of four round trips: `BEGIN`; its
+//! `webhook_events` row inserted first, its session locked and read, in one statement
+//! ([`webhook_events::claim`]), so a repeated `webhook-id` — also one arriving while
+//! the first is still being applied — finds the row and changes nothing, and
+//! deliveries for one session apply one after the other; the event's changes
+//! ([`apply::plan_changes`]) written in one statement; `COMMIT`. A refusal
 //! the sender can cure (unknown session, invalid data) commits the row as `failed` with
 //! its reason and nothing else; a database failure rolls everything back and answers
 //! `503`, so the sender's retry finds nothing half-done.
@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::apply::{self, Changes, SessionState};
 use super::event::{self, ParsedBody, PracticeEvent};
 use super::status::WebhookEventStatus;
-use super::webhook_events::Claim;
+use super::webhook_events::{Claim, LockedSession};
 use super::{attempts, sessions, webhook_events};
 use crate::auth::{self, AuthConfig, Role};
 use crate::config::{self, ConfigError, Variables};
@@ -139,10 +139,10 @@ fn record_delivery(
         payload: payload_param(body, &parsed),
         error: reason.as_deref(),
     };
-    let Claim::Claimed { session_locked } = webhook_events::claim(db, &new_event, session)? else {
+    let Claim::Claimed(locked) = webhook_events::claim(db, &new_event, session)? else {
         return Ok(Delivered::Duplicate);
     };
-    let settled = settle(db, parsed, session_locked)?;
+    let settled = settle(db, parsed, locked)?;
     if settled.status != expected {
         let reason = settled.refusal.as_ref().map(ToString::to_string);
         webhook_events::set_outcome(db, id, settled.status, reason.as_deref())?;
@@ -150,12 +150,12 @@ fn record_delivery(
     Ok(Delivered::Settled(settled))
 }
 
-/// Applies a body's effects, its session locked when `session_locked`; a refusal the
-/// sender can cure is returned as `failed`, any other error aborts the transaction.
-fn settle(db: &Db, parsed: ParsedBody, session_locked: bool) -> Result<Settled, ApiError> {
+/// Applies a body's effects to its `locked` session; a refusal the sender can cure is
+/// returned as `failed`, any other error aborts the transaction.
+fn settle(db: &Db, parsed: ParsedBody, locked: LockedSession) -> Result<Settled, ApiError> {
     let settled = |status, refusal| Settled { status, refusal };
     Ok(match parsed {
-        ParsedBody::Event(event) => match apply_event(db, &event, session_locked) {
+        ParsedBody::Event(event) => match apply_event(db, &event, locked) {
             Ok(()) => settled(WebhookEventStatus::Processed, None),
             Err(refusal) if refusal.status() < 500 => {
                 settled(WebhookEventStatus::Failed, Some(refusal))
@@ -167,15 +167,18 @@ fn settle(db: &Db, parsed: ParsedBody, session_locked: bool) -> Result<Settled, 
     })
 }
 
-/// Reads the event's (locked) session and writes what the event changes.
-fn apply_event(db: &Db, event: &PracticeEvent, session_locked: bool) -> Result<(), ApiError> {
+/// Writes what the event changes in its locked session (read here when the claim
+/// could not read it).
+fn apply_event(db: &Db, event: &PracticeEvent, locked: LockedSession) -> Result<(), ApiError> {
     let not_found =
         || ApiError::not_found(format!("Practice session {} not found", event.session_id));
-    if !session_locked {
-        return Err(not_found());
-    }
-    let session: SessionState =
-        sessions::read_with_attempts(db, event.session_id)?.ok_or_else(not_found)?;
+    let session: SessionState = match locked {
+        LockedSession::Missing => return Err(not_found()),
+        LockedSession::Read(session) => session,
+        LockedSession::Unread => {
+            sessions::read_with_attempts(db, event.session_id)?.ok_or_else(not_found)?
+        }
+    };
     match apply::plan_changes(&session, event) {
         Changes::Nothing => {}
         Changes::Session(change) => sessions::update(db, session.id, &change)?,
@@ -277,11 +280,11 @@ fn replay_one(db: &Db, id: &str) -> Result<Option<Settled>, ApiError> {
         return Ok(None);
     };
     let parsed = event::parse_body(stored.payload.as_bytes());
-    let session_locked = match &parsed {
-        ParsedBody::Event(event) => sessions::lock(db, event.session_id)?,
-        _ => false,
+    let locked = match &parsed {
+        ParsedBody::Event(event) if sessions::lock(db, event.session_id)? => LockedSession::Unread,
+        _ => LockedSession::Missing,
     };
-    let settled = settle(db, parsed, session_locked)?;
+    let settled = settle(db, parsed, locked)?;
     let reason = settled.refusal.as_ref().map(ToString::to_string);
     webhook_events::set_outcome(db, &stored.id, settled.status, reason.as_deref())?;
     Ok(Some(settled))

@@ -4,6 +4,8 @@
 use spin_sdk::pg4::ParameterValue;
 use uuid::Uuid;
 
+use super::apply::SessionState;
+use super::sessions;
 use super::status::WebhookEventStatus;
 use crate::db::{self, Db, DbError};
 
@@ -19,27 +21,39 @@ pub struct NewEvent<'a> {
 }
 
 /// What [`claim`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
     /// The id is already `processed` or `ignored`: nothing was written.
     Duplicate,
-    /// The row is this delivery's now; `session_locked` says whether the session asked
-    /// for exists and is locked until the transaction ends.
-    Claimed { session_locked: bool },
+    /// The row is this delivery's now, and the session asked for is locked.
+    Claimed(LockedSession),
+}
+
+/// The session a claim locked, as far as the claim could read it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LockedSession {
+    /// No session with that id (or none asked for).
+    Missing,
+    /// Locked, and read as it stands.
+    Read(SessionState),
+    /// Locked but not read: changed by a transaction that committed after the claim's
+    /// snapshot (the claim waited for it, or raced it). Read it in a new statement.
+    Unread,
 }
 
 /// Records a delivery with the outcome it is expected to have, or takes over a
-/// `failed` row with the same id (the sender's retry), and then locks the practice
-/// session the event is about.
+/// `failed` row with the same id (the sender's retry), then locks the practice session
+/// the event is about and reads it with its attempts — one round trip.
 ///
-/// The insert comes first in the delivery's transaction, so a concurrent delivery of
-/// the same id waits on the primary key until this one commits or rolls back. The
-/// session lock is taken in the same statement (one round trip fewer per delivery,
-/// which is why this statement reaches into `practice_sessions`); the session's rows
-/// must then be read by a later statement, whose snapshot sees everything committed by
-/// the transactions this one waited for.
+/// The insert comes first, so a concurrent delivery of the same id waits on the
+/// primary key until this one commits or rolls back. The lock serialises deliveries for
+/// one session. The read shares the statement's snapshot, taken before any wait for
+/// the lock: it is only current when the session's row version the snapshot sees is
+/// the one locked (every write of an attempt writes its session in the same
+/// transaction, so a newer attempt comes with a newer session row). Otherwise the
+/// answer is [`LockedSession::Unread`] and the caller reads it.
 pub fn claim(db: &Db, event: &NewEvent<'_>, lock_session: Option<Uuid>) -> Result<Claim, DbError> {
-    let rows = db.query(
+    let sql = format!(
         "WITH claimed AS (
              INSERT INTO webhook_events (id, event_type, status, payload, error, processed_at)
              VALUES ($1, $2, $3, $4, $5, now())
@@ -53,12 +67,22 @@ pub fn claim(db: &Db, event: &NewEvent<'_>, lock_session: Option<Uuid>) -> Resul
               WHERE webhook_events.status = 'failed'
              RETURNING id
          ), locked AS (
-             SELECT id FROM practice_sessions
+             SELECT id, xmin::text AS version FROM practice_sessions
               WHERE id = $6::uuid AND EXISTS (SELECT 1 FROM claimed)
                 FOR UPDATE
          )
          SELECT EXISTS (SELECT 1 FROM claimed) AS claimed,
-                EXISTS (SELECT 1 FROM locked) AS session_locked",
+                locked.id IS NOT NULL AS locked,
+                locked.version IS NOT DISTINCT FROM s.xmin::text AS current,
+                {}
+           FROM (SELECT 1) AS one
+           LEFT JOIN locked ON true
+           LEFT JOIN practice_sessions s ON s.id = locked.id
+           LEFT JOIN practice_attempts a ON a.session_id = s.id",
+        sessions::STATE_COLUMNS
+    );
+    let rows = db.query(
+        &sql,
         &[
             db::text(event.id),
             db::text(event.event_type),
@@ -68,17 +92,25 @@ pub fn claim(db: &Db, event: &NewEvent<'_>, lock_session: Option<Uuid>) -> Resul
             super::or_null(lock_session.map(Into::into)),
         ],
     )?;
-    let row = rows
+    let first = rows
         .rows()
         .next()
         .ok_or_else(|| DbError::Other("the claim returned no row".into()))?;
-    Ok(if db::column::<bool>(&row, "claimed")? {
-        Claim::Claimed {
-            session_locked: db::column(&row, "session_locked")?,
-        }
-    } else {
-        Claim::Duplicate
-    })
+    if !db::column::<bool>(&first, "claimed")? {
+        return Ok(Claim::Duplicate);
+    }
+    let (Some(session_id), true) = (lock_session, db::column::<bool>(&first, "locked")?) else {
+        return Ok(Claim::Claimed(LockedSession::Missing));
+    };
+    if !db::column::<bool>(&first, "current")? {
+        return Ok(Claim::Claimed(LockedSession::Unread));
+    }
+    Ok(Claim::Claimed(
+        match sessions::state_from_rows(&rows, session_id)? {
+            Some(state) => LockedSession::Read(state),
+            None => LockedSession::Unread,
+        },
+    ))
 }
 
 /// Sets the outcome of a delivery claimed earlier in the same transaction.
