@@ -78,12 +78,20 @@ fn first(rows: db::RowSet) -> Result<Option<TokenSession>, ApiError> {
 }
 
 /// Stores a new session and returns it, id and creation time included.
+///
+/// The statement commits asynchronously (`synchronous_commit` off for its own
+/// transaction, so call it outside [`Db::transaction`]): waiting for the WAL flush cost
+/// several milliseconds a token on a busy disk, more than everything else the function
+/// does. What that risks is only this: if PostgreSQL crashes, the rows of the last
+/// fraction of a second may be gone (whole rows, never half of one), and a refresh of
+/// such a session gets `404`, after which the client mints a new token.
 pub fn insert(db: &Db, new: &NewTokenSession<'_>) -> Result<TokenSession, ApiError> {
     let rows = db.query(
         &format!(
             "INSERT INTO realtime_token_sessions \
                  (user_id, client_key, persona, language, model, voice, activity_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             SELECT $1::uuid, $2::text, $3::text, $4::text, $5::text, $6::text, $7::uuid \
+             FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit \
              RETURNING {COLUMNS}"
         ),
         &[

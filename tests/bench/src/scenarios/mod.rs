@@ -3,6 +3,7 @@
 pub mod coldstart;
 pub mod instantiate;
 pub mod size;
+pub mod token;
 pub mod webhook;
 
 use crate::scenario::Scenario;
@@ -10,6 +11,7 @@ use crate::scenario::Scenario;
 /// Every scenario, in the order `all` runs them.
 pub const ALL: &[Scenario] = &[
     webhook::SCENARIO,
+    token::SCENARIO,
     instantiate::SCENARIO,
     coldstart::SCENARIO,
     size::SCENARIO,
