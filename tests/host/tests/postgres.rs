@@ -579,6 +579,57 @@ fn a_transaction_left_open_does_not_leak_into_the_next_request() {
     );
 }
 
+/// Waits until no session of `db` is idle inside a transaction (a leaked transaction
+/// would stay so forever); returns whether that happened within two seconds.
+fn no_session_left_in_a_transaction(db: &TestDb) -> bool {
+    let mut client = db.client();
+    for _ in 0..40 {
+        let open: i64 = client
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND state LIKE 'idle in transaction%'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+        if open == 0 {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_guest_that_traps_inside_a_transaction_leaves_none_open() {
+    let db = TestDb::create();
+    let app = app_for(&db);
+    pg(
+        &app,
+        &db.url(),
+        json!([execute("CREATE TABLE probe_trap (x int4)", json!([]))]),
+    );
+    let (status, body) = common::post(
+        &app.url("/probe?op=pg"),
+        &json!({
+            "address": db.url(),
+            "steps": [execute("BEGIN", json!([])), execute("INSERT INTO probe_trap VALUES (1)", json!([]))],
+            "trap_after_steps": true
+        }),
+    );
+    assert_eq!((status, body.as_str()), (500, ""));
+    assert!(
+        no_session_left_in_a_transaction(&db),
+        "the trapped request's transaction is still open"
+    );
+    let mut client = db.client();
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM probe_trap", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 0);
+}
+
 #[test]
 fn connections_are_pooled_across_requests() {
     let db = TestDb::create();

@@ -10,7 +10,8 @@
 //!   `wasi:http/outgoing-handler`, reporting the status or the error code;
 //! - `pg` (POST `{"address", "steps": [{"kind": "query"|"execute", "statement",
 //!   "params": [...], "decode"?: [{"column", "as"}]}]}`): opens one connection and runs
-//!   the steps on it, reporting every value as the host sent it;
+//!   the steps on it, reporting every value as the host sent it (with
+//!   `"trap_after_steps": true` it panics instead of answering, connection still open);
 //! - `log&text=…`: prints the text on stdout and stderr;
 //! - `trap`: panics before answering.
 //!
@@ -430,5 +431,8 @@ fn postgres(spec: &Value) -> Value {
                 .collect()
         })
         .unwrap_or_default();
+    if spec["trap_after_steps"].as_bool() == Some(true) {
+        panic!("the probe traps with its connection open");
+    }
     json!({"steps": steps})
 }

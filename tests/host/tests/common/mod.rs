@@ -53,6 +53,20 @@ pub fn get_json(url: &str) -> Value {
     serde_json::from_str(&body).unwrap_or_else(|_| panic!("GET {url}: not JSON: {body}"))
 }
 
+/// `POST url` with a JSON body: status and body.
+pub fn post(url: &str, body: &Value) -> (u16, String) {
+    let mut response = agent()
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .expect("the host answers");
+    let status = response.status().as_u16();
+    (
+        status,
+        response.body_mut().read_to_string().unwrap_or_default(),
+    )
+}
+
 /// `POST url` with a JSON body, expecting `200` and a JSON answer.
 pub fn post_json(url: &str, body: &Value) -> Value {
     let mut response = agent()
