@@ -176,6 +176,11 @@ pub fn sign_webhook(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String
     format!("{SIGNATURE_VERSION},{}", STANDARD.encode(signature))
 }
 
+/// A fresh `webhook-id`, for senders (the ClassConnect stand-in).
+pub fn new_webhook_id() -> String {
+    format!("msg_{}", uuid::Uuid::new_v4().simple())
+}
+
 /// The key inside a `whsec_…` secret, for senders (tests, the stand-in).
 pub fn decode_secret(secret: &str) -> Option<Vec<u8>> {
     decode_base64(secret.strip_prefix(SECRET_PREFIX).unwrap_or(secret))

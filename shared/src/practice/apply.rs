@@ -48,13 +48,11 @@ pub struct AttemptState {
 pub enum AttemptChange<'a> {
     Scored {
         attempt_id: Uuid,
-        session_id: Uuid,
         at: NaiveDateTime,
         score: &'a AttemptScore,
     },
     Failed {
         attempt_id: Uuid,
-        session_id: Uuid,
         at: NaiveDateTime,
         error_message: &'a str,
     },
@@ -140,7 +138,6 @@ pub fn plan_changes<'a>(session: &SessionState, event: &'a PracticeEvent) -> Cha
         EventKind::AttemptScored(score) => {
             let change = AttemptChange::Scored {
                 attempt_id: score.attempt_id,
-                session_id: session.id,
                 at,
                 score,
             };
@@ -152,7 +149,6 @@ pub fn plan_changes<'a>(session: &SessionState, event: &'a PracticeEvent) -> Cha
         } => {
             let change = AttemptChange::Failed {
                 attempt_id: *attempt_id,
-                session_id: session.id,
                 at,
                 error_message,
             };

@@ -58,7 +58,6 @@ pub fn write_with_session(
             attempt_id,
             at,
             score,
-            ..
         } => {
             params.extend([
                 (*attempt_id).into(),
@@ -78,7 +77,6 @@ pub fn write_with_session(
             attempt_id,
             at,
             error_message,
-            ..
         } => {
             params.extend([
                 (*attempt_id).into(),

@@ -125,7 +125,11 @@ pub enum ParsedBody {
     Unknown {
         event_type: String,
     },
-    /// Refused with a `400`; `event_type` is what the body claimed, when it said.
+    /// Not JSON at all: refused with a `400`.
+    Malformed {
+        error: ApiError,
+    },
+    /// JSON, refused with a `400`; `event_type` is what the body claimed, when it said.
     Invalid {
         event_type: Option<String>,
         error: ApiError,
@@ -138,6 +142,7 @@ impl ParsedBody {
         match self {
             ParsedBody::Event(event) => event.event_type.as_str(),
             ParsedBody::Unknown { event_type } => event_type,
+            ParsedBody::Malformed { .. } => UNREADABLE_TYPE,
             ParsedBody::Invalid { event_type, .. } => {
                 event_type.as_deref().unwrap_or(UNREADABLE_TYPE)
             }
@@ -156,8 +161,7 @@ pub fn parse_body(body: &[u8]) -> ParsedBody {
             .and_then(Value::as_str)
             .map(str::to_string),
         Err(error) => {
-            return ParsedBody::Invalid {
-                event_type: None,
+            return ParsedBody::Malformed {
                 error: ApiError::bad_request(format!("Malformed JSON body: {error}")),
             };
         }
@@ -351,6 +355,9 @@ mod tests {
             ParsedBody::Invalid {
                 error: ApiError::BadRequest { field, .. },
                 ..
+            }
+            | ParsedBody::Malformed {
+                error: ApiError::BadRequest { field, .. },
             } => field,
             other => panic!("expected a 400, got {other:?}"),
         }
@@ -403,8 +410,9 @@ mod tests {
     }
 
     #[test]
-    fn malformed_json_is_invalid_without_a_type() {
+    fn malformed_json_is_malformed_without_a_type() {
         let parsed = parse_body(b"{\"type\": \"practice.attempt.scored\",");
+        assert!(matches!(parsed, ParsedBody::Malformed { .. }));
         assert_eq!(parsed.event_type(), UNREADABLE_TYPE);
         assert_eq!(invalid_field(parsed), None);
     }

@@ -15,7 +15,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use spin_sdk::pg4::ParameterValue;
-use uuid::Uuid;
 
 use super::apply::{self, Changes, SessionState};
 use super::event::{self, ParsedBody, PracticeEvent};
@@ -126,7 +125,9 @@ fn record_delivery(
     let (expected, reason) = match &parsed {
         ParsedBody::Event(_) => (WebhookEventStatus::Processed, None),
         ParsedBody::Unknown { .. } => (WebhookEventStatus::Ignored, None),
-        ParsedBody::Invalid { error, .. } => (WebhookEventStatus::Failed, Some(error.to_string())),
+        ParsedBody::Malformed { error } | ParsedBody::Invalid { error, .. } => {
+            (WebhookEventStatus::Failed, Some(error.to_string()))
+        }
     };
     let session = match &parsed {
         ParsedBody::Event(event) => Some(event.session_id),
@@ -163,7 +164,9 @@ fn settle(db: &Db, parsed: ParsedBody, locked: LockedSession) -> Result<Settled,
             Err(error) => return Err(error),
         },
         ParsedBody::Unknown { .. } => settled(WebhookEventStatus::Ignored, None),
-        ParsedBody::Invalid { error, .. } => settled(WebhookEventStatus::Failed, Some(error)),
+        ParsedBody::Malformed { error } | ParsedBody::Invalid { error, .. } => {
+            settled(WebhookEventStatus::Failed, Some(error))
+        }
     })
 }
 
@@ -197,19 +200,11 @@ fn apply_event(db: &Db, event: &PracticeEvent, locked: LockedSession) -> Result<
 /// The body for `webhook_events.payload`: the bytes themselves when they are JSON,
 /// otherwise the text as a JSON string, so that the row still shows what came.
 fn payload_param(body: &[u8], parsed: &ParsedBody) -> ParameterValue {
-    let is_json = !matches!(
-        parsed,
-        ParsedBody::Invalid {
-            event_type: None,
-            ..
-        }
-    ) || serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok();
-    if is_json {
-        ParameterValue::Jsonb(body.to_vec())
-    } else {
-        db::jsonb(&serde_json::Value::String(
+    match parsed {
+        ParsedBody::Malformed { .. } => db::jsonb(&serde_json::Value::String(
             String::from_utf8_lossy(body).into_owned(),
-        ))
+        )),
+        _ => ParameterValue::Jsonb(body.to_vec()),
     }
 }
 
@@ -288,9 +283,4 @@ fn replay_one(db: &Db, id: &str) -> Result<Option<Settled>, ApiError> {
     let reason = settled.refusal.as_ref().map(ToString::to_string);
     webhook_events::set_outcome(db, &stored.id, settled.status, reason.as_deref())?;
     Ok(Some(settled))
-}
-
-/// A fresh id for a sender that has none (the ClassConnect stand-in).
-pub fn new_webhook_id() -> String {
-    format!("msg_{}", Uuid::new_v4().simple())
 }

@@ -25,8 +25,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use voice_edge_bench::http1::{Connection, Request};
-use voice_edge_shared::practice::webhook::new_webhook_id;
-use voice_edge_shared::webhook_signature::{decode_secret, sign_webhook};
+use voice_edge_shared::webhook_signature::{decode_secret, new_webhook_id, sign_webhook};
 
 const DEFAULT_URL: &str = "http://127.0.0.1:3000/functions/v1/practice-webhook";
 
