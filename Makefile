@@ -6,6 +6,7 @@
 #   make build     the components (target/wasm32-wasip2/release/*.wasm) and the host
 #                  (target/release/voice-edge-host)
 #   make jwt       a development JWT for the local app (ROLE=, SUB=, APP_ROLE=)
+#   make classconnect  sign and post sample ClassConnect deliveries to the local app
 #   make migrate DB_URL=postgres://…   apply sql/migrations to any database
 #   make bench     the benchmarks (results go to BENCHMARKS.md by hand)
 #   make deploy    spin deploy with the variables from the environment
@@ -26,7 +27,7 @@ LOCAL_ENV := .local/dev.env
 
 .PHONY: help
 help:
-	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
 
 .PHONY: setup
 setup: ## install what a fresh machine lacks (wasm target, PostgreSQL)
@@ -50,6 +51,10 @@ build-native:
 up: setup build
 	@scripts/up.sh
 
+.PHONY: classconnect
+classconnect: ## sign and post sample ClassConnect deliveries to the app of `make up`
+	@set -a; . ./$(LOCAL_ENV); set +a; $(CARGO) run -q --profile host -p voice-edge-bench --bin classconnect-standin -- --url http://$(LISTEN)/functions/v1/practice-webhook
+
 .PHONY: jwt
 jwt:
 	@python3 scripts/jwt.py $(if $(ROLE),--role $(ROLE)) $(if $(SUB),--sub $(SUB)) $(if $(APP_ROLE),--app-role $(APP_ROLE))
@@ -66,7 +71,7 @@ test: setup build lint check-deploy unit test-host test-integration test-e2e
 lint:
 	@echo "==> lint: rustfmt and clippy"
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --profile host -p voice-edge-shared -p voice-edge-host -p voice-edge-testkit -p voice-edge-openai-standin --all-targets -- -D warnings
+	$(CARGO) clippy --profile host -p voice-edge-shared -p voice-edge-host -p voice-edge-testkit -p voice-edge-openai-standin -p voice-edge-integration -p voice-edge-bench --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) --release $(addprefix -p ,$(FUNCTIONS)) -- -D warnings
 
 unit:
@@ -81,6 +86,7 @@ test-integration:
 	@echo "==> integration tests (host + components + real PostgreSQL)"
 	$(CARGO) test --profile host -p voice-edge-testkit --lib
 	$(CARGO) test --profile host -p voice-edge-integration
+	$(CARGO) test --profile host -p voice-edge-bench
 	@scripts/cleanup-test-pg.sh
 
 test-e2e:
