@@ -1,6 +1,7 @@
 //! The repository of `practice_attempts`: the write of a scored or failed attempt,
 //! creating the row when ClassConnect reports on an attempt id that has none yet.
 
+use spin_sdk::pg4::ParameterValue;
 use uuid::Uuid;
 
 use super::apply::{AttemptChange, SessionChange};
@@ -9,13 +10,20 @@ use super::status::AttemptStatus;
 use super::utc_param;
 use crate::db::{self, Db, DbError};
 
-/// The upsert of a scored attempt; `$1` is the session (shared with
-/// [`sessions::UPDATE_SQL`]), the attempt's own parameters start at `$10`.
-const SCORED_UPSERT: &str = "INSERT INTO practice_attempts
+/// The upsert of an attempt, for a `WITH attempt AS (…)` clause: `$1` is the session
+/// (shared with [`sessions::UPDATE_SQL`]), the attempt's own parameters start at `$10`
+/// ([`upsert_params`]). It writes nothing when the attempt id belongs to another
+/// session, and nothing unless `gate` (a SQL condition, `true` when none) holds: a
+/// caller that must not write without a guard passing names the guard there.
+pub(super) fn upsert_sql(attempt: &AttemptChange<'_>, gate: &str) -> String {
+    match attempt {
+        AttemptChange::Scored { .. } => format!(
+            "INSERT INTO practice_attempts
                 (id, session_id, sentence_index, status, pronunciation_score, is_passed,
                  pronunciation_analysis, feedback_data, transcription_results,
                  word_level_scores, error_message, last_event_at)
-         VALUES ($10, $1, $11, $12, $13, $14, $15, $16, $17, $18, NULL, $19::text::timestamptz)
+         SELECT $10, $1, $11, $12, $13, $14, $15, $16, $17, $18, NULL, $19::text::timestamptz
+          WHERE {gate}
          ON CONFLICT (id) DO UPDATE
             SET sentence_index = excluded.sentence_index,
                 status = excluded.status,
@@ -29,19 +37,55 @@ const SCORED_UPSERT: &str = "INSERT INTO practice_attempts
                 last_event_at = excluded.last_event_at,
                 updated_at = now()
           WHERE practice_attempts.session_id = excluded.session_id
-         RETURNING id";
-
-/// The upsert of a failed attempt, numbered like [`SCORED_UPSERT`].
-const FAILED_UPSERT: &str = "INSERT INTO practice_attempts
+         RETURNING id"
+        ),
+        AttemptChange::Failed { .. } => format!(
+            "INSERT INTO practice_attempts
                 (id, session_id, status, error_message, last_event_at)
-         VALUES ($10, $1, $11, $12, $13::text::timestamptz)
+         SELECT $10, $1, $11, $12, $13::text::timestamptz
+          WHERE {gate}
          ON CONFLICT (id) DO UPDATE
             SET status = excluded.status,
                 error_message = excluded.error_message,
                 last_event_at = excluded.last_event_at,
                 updated_at = now()
           WHERE practice_attempts.session_id = excluded.session_id
-         RETURNING id";
+         RETURNING id"
+        ),
+    }
+}
+
+/// The attempt's parameters of [`upsert_sql`], `$10` onwards.
+pub(super) fn upsert_params(attempt: &AttemptChange<'_>) -> Vec<ParameterValue> {
+    match attempt {
+        AttemptChange::Scored {
+            attempt_id,
+            at,
+            score,
+        } => vec![
+            (*attempt_id).into(),
+            score.sentence_index.into(),
+            db::text(AttemptStatus::Completed.as_str()),
+            score.pronunciation_score.into(),
+            score.is_passed.into(),
+            db::jsonb(&score.pronunciation_analysis),
+            db::jsonb(&score.feedback_data),
+            db::jsonb(&score.transcription_results),
+            db::jsonb(&serde_json::json!(score.word_level_scores)),
+            utc_param(*at),
+        ],
+        AttemptChange::Failed {
+            attempt_id,
+            at,
+            error_message,
+        } => vec![
+            (*attempt_id).into(),
+            db::text(AttemptStatus::Failed.as_str()),
+            db::text(error_message),
+            utc_param(*at),
+        ],
+    }
+}
 
 /// Writes an attempt's new state and its session's change in one statement (one
 /// round trip per delivery fewer). `false` when the attempt id belongs to another
@@ -53,40 +97,8 @@ pub fn write_with_session(
     session: &SessionChange<'_>,
 ) -> Result<bool, DbError> {
     let mut params = sessions::update_params(session_id, session);
-    let upsert = match attempt {
-        AttemptChange::Scored {
-            attempt_id,
-            at,
-            score,
-        } => {
-            params.extend([
-                (*attempt_id).into(),
-                score.sentence_index.into(),
-                db::text(AttemptStatus::Completed.as_str()),
-                score.pronunciation_score.into(),
-                score.is_passed.into(),
-                db::jsonb(&score.pronunciation_analysis),
-                db::jsonb(&score.feedback_data),
-                db::jsonb(&score.transcription_results),
-                db::jsonb(&serde_json::json!(score.word_level_scores)),
-                utc_param(*at),
-            ]);
-            SCORED_UPSERT
-        }
-        AttemptChange::Failed {
-            attempt_id,
-            at,
-            error_message,
-        } => {
-            params.extend([
-                (*attempt_id).into(),
-                db::text(AttemptStatus::Failed.as_str()),
-                db::text(error_message),
-                utc_param(*at),
-            ]);
-            FAILED_UPSERT
-        }
-    };
+    params.extend(upsert_params(attempt));
+    let upsert = upsert_sql(attempt, "true");
     let sql = format!(
         "WITH attempt AS ({upsert}),
               session AS ({} AND EXISTS (SELECT 1 FROM attempt) RETURNING id)

@@ -1,15 +1,24 @@
 //! The `practice-webhook` function: ClassConnect's deliveries, verified, applied exactly
 //! once and in order, and the operators' replay of stored deliveries.
 //!
-//! A delivery runs in one transaction of four round trips: `BEGIN`; its
-//! `webhook_events` row inserted first, its session locked and read, in one statement
-//! ([`webhook_events::claim`]), so a repeated `webhook-id` — also one arriving while
-//! the first is still being applied — finds the row and changes nothing, and
-//! deliveries for one session apply one after the other; the event's changes
-//! ([`apply::plan_changes`]) written in one statement; `COMMIT`. A refusal
-//! the sender can cure (unknown session, invalid data) commits the row as `failed` with
-//! its reason and nothing else; a database failure rolls everything back and answers
-//! `503`, so the sender's retry finds nothing half-done.
+//! A delivery of a known event type first takes an optimistic path of two autocommit
+//! statements: one reads whether its `webhook-id` is stored and the session with its
+//! attempts and row version ([`webhook_events::look_up`]); the event's changes are
+//! planned from that ([`apply::plan_changes`]); one statement then writes the changes
+//! and the `webhook_events` row together, only if the session is still at the version
+//! read ([`webhook_events::record_if_unchanged`]). A stored id is a duplicate and
+//! changes nothing. Everything else — the session changed in between, no such session,
+//! the sender's retry of a `failed` delivery, an attempt of another session, a body
+//! that is not a valid event — takes the locked path, one transaction of four round
+//! trips: `BEGIN`; the `webhook_events` row inserted first, the session locked and read,
+//! in one statement ([`webhook_events::claim`]), so a repeated `webhook-id` — also one
+//! arriving while the first is still being applied — finds the row and changes nothing,
+//! and deliveries for one session apply one after the other; the event's changes
+//! written in one statement; `COMMIT`. A refusal the sender can cure (unknown session,
+//! invalid data) commits the row as `failed` with its reason and nothing else; a
+//! database failure rolls everything back and answers `503`, so the sender's retry
+//! finds nothing half-done. Either way a delivery's row and its effects commit
+//! together or not at all.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,7 +28,7 @@ use spin_sdk::pg4::ParameterValue;
 use super::apply::{self, Changes, SessionState};
 use super::event::{self, ParsedBody, PracticeEvent};
 use super::status::WebhookEventStatus;
-use super::webhook_events::{Claim, LockedSession};
+use super::webhook_events::{Claim, LockedSession, Lookup};
 use super::{attempts, sessions, webhook_events};
 use crate::auth::{self, AuthConfig, Role};
 use crate::config::{self, ConfigError, Variables};
@@ -89,7 +98,14 @@ fn receive(incoming: &Incoming, config: &WebhookConfig, now_unix: i64) -> Result
     let delivery = verify_webhook_signature(&config.secrets, headers, body, now_unix)?;
     let parsed = event::parse_body(body);
     let db = Db::connect(&config.db_url)?;
-    let answer = db.transaction(|db| record_delivery(db, &delivery.id, body, parsed))?;
+    let optimistic = match &parsed {
+        ParsedBody::Event(event) => record_unlocked(&db, &delivery.id, body, event)?,
+        _ => None,
+    };
+    let answer = match optimistic {
+        Some(answer) => answer,
+        None => db.transaction(|db| record_delivery(db, &delivery.id, body, parsed))?,
+    };
     match answer {
         Delivered::Duplicate => Ok(Reply::json(200, &json!({"status": "duplicate"}))),
         Delivered::Settled(Settled { status, refusal }) => match (status, refusal) {
@@ -113,6 +129,49 @@ struct Settled {
 enum Delivered {
     Duplicate,
     Settled(Settled),
+}
+
+/// The optimistic path: the delivery recorded and applied in two autocommit
+/// statements, without holding a lock between them; `None` when it has to take the
+/// locked path ([`record_delivery`]) instead, nothing having been written.
+fn record_unlocked(
+    db: &Db,
+    id: &str,
+    body: &[u8],
+    event: &PracticeEvent,
+) -> Result<Option<Delivered>, ApiError> {
+    let Lookup {
+        event: stored,
+        session,
+    } = webhook_events::look_up(db, id, event.session_id)?;
+    let session = match (stored, session) {
+        (Some(WebhookEventStatus::Processed | WebhookEventStatus::Ignored), _) => {
+            return Ok(Some(Delivered::Duplicate));
+        }
+        (None, Some(session)) => session,
+        // A retry of a failed delivery, or no such session: rare, and the locked path
+        // records them.
+        (Some(WebhookEventStatus::Failed), _) | (None, None) => return Ok(None),
+    };
+    let changes = apply::plan_changes(&session.state, event);
+    let new_event = webhook_events::NewEvent {
+        id,
+        event_type: event.event_type.as_str(),
+        status: WebhookEventStatus::Processed,
+        payload: ParameterValue::Jsonb(body.to_vec()),
+        error: None,
+    };
+    match webhook_events::record_if_unchanged(db, &new_event, &session, &changes) {
+        Ok(true) => Ok(Some(Delivered::Settled(Settled {
+            status: WebhookEventStatus::Processed,
+            refusal: None,
+        }))),
+        Ok(false) => Ok(None),
+        // The id was stored after the look-up: the locked path tells a duplicate from
+        // a failed delivery to take over.
+        Err(error) if error.is_unique_violation() => Ok(None),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Records and applies one delivery inside the caller's transaction.

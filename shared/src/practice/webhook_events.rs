@@ -1,13 +1,28 @@
 //! The repository of `webhook_events`: one row per authenticated delivery, keyed by its
 //! `webhook-id`, written in the same transaction as the delivery's effects.
+//!
+//! Every transaction that records or replays a delivery first takes an advisory lock
+//! on its id ([`serialise_sql`]), before any row lock: deliveries of one id then run one
+//! after the other, and the statements that lock a session before inserting the event
+//! row ([`record_if_unchanged`]) and those that insert it before locking the session
+//! ([`claim`]) can never wait for each other in a cycle.
 
 use spin_sdk::pg4::ParameterValue;
 use uuid::Uuid;
 
-use super::apply::SessionState;
-use super::sessions;
+use super::apply::{Changes, SessionState};
+use super::status::UnknownStatus;
 use super::status::WebhookEventStatus;
+use super::{attempts, sessions};
 use crate::db::{self, Db, DbError};
+
+/// A statement for a `WITH serialised AS (…)` clause: the transaction's advisory lock on
+/// the delivery id in parameter `$param` (in a key space of its own, the two-key form).
+fn serialise_sql(param: usize) -> String {
+    format!(
+        "SELECT pg_advisory_xact_lock(hashtext('practice-webhook delivery'), hashtext(${param}))"
+    )
+}
 
 /// A delivery to record.
 #[derive(Debug, Clone)]
@@ -54,9 +69,11 @@ pub enum LockedSession {
 /// answer is [`LockedSession::Unread`] and the caller reads it.
 pub fn claim(db: &Db, event: &NewEvent<'_>, lock_session: Option<Uuid>) -> Result<Claim, DbError> {
     let sql = format!(
-        "WITH claimed AS (
+        "WITH serialised AS ({}),
+         claimed AS (
              INSERT INTO webhook_events (id, event_type, status, payload, error, processed_at)
-             VALUES ($1, $2, $3, $4, $5, now())
+             SELECT $1, $2, $3, $4, $5, now()
+              WHERE EXISTS (SELECT 1 FROM serialised)
              ON CONFLICT (id) DO UPDATE
                 SET event_type = excluded.event_type,
                     status = excluded.status,
@@ -79,6 +96,7 @@ pub fn claim(db: &Db, event: &NewEvent<'_>, lock_session: Option<Uuid>) -> Resul
            LEFT JOIN locked ON true
            LEFT JOIN practice_sessions s ON s.id = locked.id
            LEFT JOIN practice_attempts a ON a.session_id = s.id",
+        serialise_sql(1),
         sessions::STATE_COLUMNS
     );
     let rows = db.query(
@@ -113,6 +131,133 @@ pub fn claim(db: &Db, event: &NewEvent<'_>, lock_session: Option<Uuid>) -> Resul
     ))
 }
 
+/// A session as [`look_up`] read it, with the version [`record_if_unchanged`] compares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionedSession {
+    pub state: SessionState,
+    /// The row version read (`xmin`): every write of the session, and every write of
+    /// one of its attempts (which always writes the session too), changes it.
+    pub version: String,
+}
+
+/// What [`look_up`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup {
+    /// The status of a stored delivery with the id, if there is one.
+    pub event: Option<WebhookEventStatus>,
+    /// The session the event is about, if it exists.
+    pub session: Option<VersionedSession>,
+}
+
+/// Reads, in one statement and without locking anything, whether a delivery id is
+/// stored and the session an event is about, with its attempts and version.
+pub fn look_up(db: &Db, id: &str, session_id: Uuid) -> Result<Lookup, DbError> {
+    let sql = format!(
+        "SELECT e.status AS event_status,
+                s.xmin::text AS version,
+                {}
+           FROM (SELECT 1) AS one
+           LEFT JOIN webhook_events e ON e.id = $1
+           LEFT JOIN practice_sessions s ON s.id = $2
+           LEFT JOIN practice_attempts a ON a.session_id = s.id",
+        sessions::STATE_COLUMNS
+    );
+    let rows = db.query(&sql, &[db::text(id), session_id.into()])?;
+    let first = rows
+        .rows()
+        .next()
+        .ok_or_else(|| DbError::Other("the look-up returned no row".into()))?;
+    let event = db::column::<Option<String>>(&first, "event_status")?
+        .map(|status| status.parse())
+        .transpose()
+        .map_err(|error: UnknownStatus| DbError::Other(error.to_string()))?;
+    let version: Option<String> = db::column(&first, "version")?;
+    let session = match (version, sessions::state_from_rows(&rows, session_id)?) {
+        (Some(version), Some(state)) => Some(VersionedSession { state, version }),
+        _ => None,
+    };
+    Ok(Lookup { event, session })
+}
+
+/// Records a delivery together with the `changes` planned from `session` as it was
+/// read, in one statement (so one transaction), provided the session is still at that
+/// version: `true` when everything was written; `false` when nothing was, because the
+/// session changed since it was read (or the attempt turned out to be another
+/// session's), and the delivery has to be applied under the session's lock instead.
+///
+/// The statement takes the delivery's advisory lock, then locks the session only if
+/// its newest version is the one read (in READ COMMITTED a lock waits for a concurrent
+/// writer and then looks at the version it left), then writes the attempt, the session
+/// and the event row, each only if the one before was written. A delivery id stored
+/// since the read fails the statement with a unique violation, which writes nothing.
+pub fn record_if_unchanged(
+    db: &Db,
+    event: &NewEvent<'_>,
+    session: &VersionedSession,
+    changes: &Changes<'_>,
+) -> Result<bool, DbError> {
+    const GUARD: &str = "EXISTS (SELECT 1 FROM guard)";
+    let session_id = session.state.id;
+    let mut params = match changes.session() {
+        Some(change) => sessions::update_params(session_id, change),
+        None => vec![session_id.into()],
+    };
+    let effects = match changes {
+        Changes::Nothing => String::new(),
+        Changes::Session(_) => format!(
+            ", session AS ({} AND {GUARD} RETURNING id)",
+            sessions::UPDATE_SQL
+        ),
+        Changes::AttemptAndSession(attempt, _) => {
+            params.extend(attempts::upsert_params(attempt));
+            format!(
+                ", attempt AS ({}),
+                   session AS ({} AND EXISTS (SELECT 1 FROM attempt) RETURNING id)",
+                attempts::upsert_sql(attempt, GUARD),
+                sessions::UPDATE_SQL
+            )
+        }
+    };
+    let last_write = match changes {
+        Changes::Nothing => "guard",
+        _ => "session",
+    };
+    let first = params.len() + 1;
+    let [id, event_type, status, payload, error, version] =
+        std::array::from_fn(|offset| first + offset);
+    params.extend([
+        db::text(event.id),
+        db::text(event.event_type),
+        db::text(event.status.as_str()),
+        event.payload.clone(),
+        optional_text(event.error),
+        db::text(&session.version),
+    ]);
+    let sql = format!(
+        "WITH serialised AS ({}),
+         guard AS (
+             SELECT id FROM practice_sessions
+              WHERE id = $1 AND xmin::text = ${version}
+                AND EXISTS (SELECT 1 FROM serialised)
+                FOR NO KEY UPDATE
+         ){effects},
+         recorded AS (
+             INSERT INTO webhook_events (id, event_type, status, payload, error, processed_at)
+             SELECT ${id}, ${event_type}, ${status}, ${payload}, ${error}, now()
+              WHERE EXISTS (SELECT 1 FROM {last_write})
+             RETURNING id
+         )
+         SELECT EXISTS (SELECT 1 FROM recorded) AS recorded",
+        serialise_sql(id)
+    );
+    let rows = db.query(&sql, &params)?;
+    let row = rows
+        .rows()
+        .next()
+        .ok_or_else(|| DbError::Other("the delivery write returned no row".into()))?;
+    db::column(&row, "recorded")
+}
+
 /// Sets the outcome of a delivery claimed earlier in the same transaction.
 pub fn set_outcome(
     db: &Db,
@@ -142,11 +287,14 @@ pub struct StoredEvent {
 /// Locks a stored delivery for a replay and counts the attempt; `None` when no
 /// delivery has that id.
 pub fn lock_for_replay(db: &Db, id: &str) -> Result<Option<StoredEvent>, DbError> {
-    let rows = db.query(
-        "UPDATE webhook_events SET attempts = attempts + 1 WHERE id = $1
+    let sql = format!(
+        "WITH serialised AS ({})
+         UPDATE webhook_events SET attempts = attempts + 1
+          WHERE id = $1 AND EXISTS (SELECT 1 FROM serialised)
          RETURNING id, payload::text AS payload",
-        &[db::text(id)],
-    )?;
+        serialise_sql(1)
+    );
+    let rows = db.query(&sql, &[db::text(id)])?;
     rows.rows()
         .next()
         .map(|row| {

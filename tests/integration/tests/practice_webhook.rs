@@ -884,3 +884,74 @@ fn concurrent_scores_for_one_session_all_count_in_its_results() {
     assert_eq!(row["status"], "completed");
     assert_eq!(row["is_passed"], true);
 }
+
+#[test]
+fn repeats_and_other_deliveries_for_one_session_at_once_are_each_applied_once() {
+    // Each of six scores for one session is sent three times at once, so deliveries
+    // race both on the session (some take the locked path) and on their own ids.
+    let world = World::new();
+    let sentences: Vec<String> = (0..6).map(|index| format!("Sentence {index}.")).collect();
+    let sentences: Vec<&str> = sentences.iter().map(String::as_str).collect();
+    let session = world.session(Some(&sentences), "analyzing");
+    let timestamp = now_unix();
+    let deliveries: Vec<(String, String, String)> = (0..6)
+        .map(|index| {
+            let id = format!("msg_race_{index}");
+            let event = scored(session, Uuid::new_v4(), index, 70.0 + index as f64, true, 0);
+            let body = event.to_string();
+            let signature = sign(SECRET, &id, timestamp, body.as_bytes());
+            (id, body, signature)
+        })
+        .collect();
+    let answers: Vec<(String, u16, Value)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = deliveries
+            .iter()
+            .flat_map(|delivery| std::iter::repeat_n(delivery, 3))
+            .map(|(id, body, signature)| {
+                let world = &world;
+                scope.spawn(move || {
+                    let response = world.post_delivery(id, timestamp, signature, body.as_bytes());
+                    (id.clone(), response.status, response.body["status"].clone())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    assert!(
+        answers.iter().all(|(_, status, _)| *status == 200),
+        "{answers:?}"
+    );
+    for (id, _, _) in &deliveries {
+        let mut outcomes: Vec<&Value> = answers
+            .iter()
+            .filter(|(answered, _, _)| answered == id)
+            .map(|(_, _, outcome)| outcome)
+            .collect();
+        outcomes.sort_by_key(|outcome| outcome.to_string());
+        assert_eq!(
+            outcomes,
+            [
+                &json!("duplicate"),
+                &json!("duplicate"),
+                &json!("processed")
+            ],
+            "{id}"
+        );
+        let row = world.event_row(id);
+        assert_eq!(
+            (&row["status"], &row["attempts"]),
+            (&json!("processed"), &json!(1)),
+            "{id}"
+        );
+    }
+    assert_eq!(world.count("SELECT count(*) FROM webhook_events"), 6);
+    assert_eq!(world.count("SELECT count(*) FROM practice_attempts"), 6);
+    let row = world.session_row(session);
+    assert_eq!(row["attempt_count"], 6, "{row}");
+    assert_eq!(row["pronunciation_score"], "72.50"); // mean of 70..=75
+    assert_eq!(row["status"], "completed");
+    assert_eq!(row["is_passed"], true);
+}

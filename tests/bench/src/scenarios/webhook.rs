@@ -5,8 +5,10 @@
 //! ten attempts per session over 20,000 deliveries, a realistic size for the read of a
 //! session's attempts), and one in twenty is a repeat of an earlier delivery, byte for
 //! byte, as a sender's retry is (it may arrive while the original is being applied).
-//! Each scored delivery takes the whole path: signature, the event row and the session
-//! lock, the session read, the attempt and session write, the commit.
+//! Each scored delivery takes the whole path: signature, the look-up of its id and of
+//! the session with its attempts, and the one statement that writes the attempt, the
+//! session and the event row (committing on its own); a repeat whose original is
+//! stored is answered after the look-up, one still in flight takes the locked path.
 //!
 //! Afterwards the rows are counted: one `webhook_events` row and one attempt per
 //! distinct delivery answered, each event processed exactly once, and every session's
