@@ -1,1 +1,284 @@
-//! Integration tests live in `tests/`; see the crate description.
+//! `voice-edge-integration`: real HTTP through the host to the built components, against
+//! a real PostgreSQL. The tests live in `tests/`; this library holds what they share:
+//! an HTTP client that takes every status as an answer, HS256 tokens minted as Supabase
+//! Auth mints them, the variables every app start needs, and users in `auth.users`.
+//!
+//! ```sh
+//! make build-components
+//! cargo test --profile host -p voice-edge-integration
+//! ```
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use uuid::Uuid;
+use voice_edge_testkit::app::TestApp;
+use voice_edge_testkit::pg::TestDb;
+
+/// The ClassConnect webhook secret every app is started with (32 bytes of key).
+pub const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+// ---------------------------------------------------------------------------------------
+// HTTP
+
+/// An answer of the app, whatever its status.
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// The headers, in the order they came.
+    pub headers: Vec<(String, String)>,
+    /// The body as text.
+    pub text: String,
+    /// The body as JSON; a body that is not JSON is a JSON string of its text.
+    pub body: Value,
+}
+
+impl Response {
+    /// The first header called `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.text)
+    }
+}
+
+/// Sends one request and returns the answer; only a failure to get one panics.
+pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut request = ureq::http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(body.to_vec()).expect("a valid request");
+    let mut response = agent.run(request).expect("the app answers");
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("").to_string()))
+        .collect();
+    let text = response.body_mut().read_to_string().unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
+    Response {
+        status,
+        headers,
+        text,
+        body,
+    }
+}
+
+/// `Bearer {token}`, for an `authorization` header.
+pub fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+// ---------------------------------------------------------------------------------------
+// JWTs, minted with the secret the app is given
+
+/// Now, in unix seconds.
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("the clock is after 1970")
+        .as_secs() as i64
+}
+
+/// Base64url without padding, as JWTs encode their parts.
+pub fn b64url(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// An HS256 JWT of `claims` signed with `secret`.
+pub fn hs256(claims: &Value, secret: &str) -> String {
+    let header = json!({"alg": "HS256", "typ": "JWT"});
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
+    );
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(signing_input.as_bytes());
+    format!("{signing_input}.{}", b64url(&mac.finalize().into_bytes()))
+}
+
+/// The claims of a signed-in user's token, valid for an hour.
+pub fn user_claims(user_id: Uuid, is_anonymous: bool, app_metadata: Value) -> Value {
+    let now = now_unix();
+    json!({
+        "sub": user_id.to_string(), "role": "authenticated", "aud": "authenticated",
+        "iat": now, "exp": now + 3600, "is_anonymous": is_anonymous,
+        "app_metadata": app_metadata, "user_metadata": {},
+    })
+}
+
+/// A token of a user signed in with email, without a platform role.
+pub fn user_jwt(user_id: Uuid, secret: &str) -> String {
+    hs256(
+        &user_claims(user_id, false, json!({"provider": "email"})),
+        secret,
+    )
+}
+
+/// A project key: role `role` (`anon`, `service_role`), no `sub`.
+pub fn key_jwt(role: &str, secret: &str) -> String {
+    let now = now_unix();
+    hs256(
+        &json!({"iss": "supabase", "role": role, "iat": now, "exp": now + 3600}),
+        secret,
+    )
+}
+
+/// The project's anon key.
+pub fn anon_jwt(secret: &str) -> String {
+    key_jwt("anon", secret)
+}
+
+// ---------------------------------------------------------------------------------------
+// The app and its database
+
+/// The variables of an app on `db`: the database's, `supabase_jwt_secret`,
+/// [`WEBHOOK_SECRET`], `openai_api_key` when given, then `overrides` in order (a name
+/// given again replaces the earlier value).
+pub fn app_vars(
+    db: &TestDb,
+    jwt_secret: &str,
+    api_key: Option<&str>,
+    overrides: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut vars = db.app_vars();
+    let base = [
+        ("supabase_jwt_secret", jwt_secret),
+        ("classconnect_webhook_secret", WEBHOOK_SECRET),
+    ];
+    let api_key = api_key.map(|key| ("openai_api_key", key));
+    for (name, value) in base
+        .into_iter()
+        .chain(api_key)
+        .chain(overrides.iter().copied())
+    {
+        vars.retain(|(key, _)| key != name);
+        vars.push((name.to_string(), value.to_string()));
+    }
+    vars
+}
+
+/// Starts the app with `vars`.
+pub fn start_app(vars: &[(String, String)]) -> TestApp {
+    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    TestApp::start(&pairs)
+}
+
+/// A row of `auth.users`, as Supabase holds it.
+pub struct AuthUser {
+    /// `id`.
+    pub id: Uuid,
+    /// `email`; none for an anonymous user.
+    pub email: Option<String>,
+    /// `is_anonymous`.
+    pub is_anonymous: bool,
+    /// `raw_app_meta_data`.
+    pub app_metadata: Value,
+}
+
+impl AuthUser {
+    /// A new user signed in with an address at `domain`, with empty app metadata.
+    pub fn with_email(domain: &str) -> AuthUser {
+        let id = Uuid::new_v4();
+        AuthUser {
+            id,
+            email: Some(format!("{id}@{domain}")),
+            is_anonymous: false,
+            app_metadata: json!({}),
+        }
+    }
+
+    /// A new anonymous user: no email.
+    pub fn anonymous() -> AuthUser {
+        AuthUser {
+            id: Uuid::new_v4(),
+            email: None,
+            is_anonymous: true,
+            app_metadata: json!({}),
+        }
+    }
+
+    /// Inserts the row into `db`; the user's id.
+    pub fn insert(&self, db: &TestDb) -> Uuid {
+        db.client()
+            .execute(
+                "INSERT INTO auth.users (id, email, is_anonymous, raw_app_meta_data) \
+                 VALUES ($1, $2, $3, $4)",
+                &[
+                    &self.id,
+                    &self.email,
+                    &self.is_anonymous,
+                    &self.app_metadata,
+                ],
+            )
+            .expect("inserting a user");
+        self.id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_hs256_token_verifies_with_its_secret_and_carries_its_claims() {
+        let claims = json!({"sub": "u1", "exp": 2_000_000_000});
+        let token = hs256(&claims, "s3cret");
+        let parts: Vec<&str> = token.split('.').collect();
+        assert_eq!(parts.len(), 3);
+        let header: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[0]).unwrap()).unwrap();
+        assert_eq!(header, json!({"alg": "HS256", "typ": "JWT"}));
+        let payload: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).unwrap()).unwrap();
+        assert_eq!(payload, claims);
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(format!("{}.{}", parts[0], parts[1]).as_bytes());
+        mac.verify_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap())
+            .expect("the signature verifies");
+    }
+
+    #[test]
+    fn later_variables_replace_earlier_ones_of_the_same_name() {
+        let db = TestDb::create();
+        let vars = app_vars(
+            &db,
+            "jwt",
+            Some("sk-1"),
+            &[("openai_api_key", ""), ("token_ttl_seconds", "60")],
+        );
+        let value = |name: &str| {
+            let found: Vec<&str> = vars
+                .iter()
+                .filter(|(key, _)| key == name)
+                .map(|(_, value)| value.as_str())
+                .collect();
+            assert_eq!(found.len(), 1, "{name} once");
+            found[0].to_string()
+        };
+        assert_eq!(value("openai_api_key"), "");
+        assert_eq!(value("token_ttl_seconds"), "60");
+        assert_eq!(value("supabase_jwt_secret"), "jwt");
+        assert_eq!(value("classconnect_webhook_secret"), WEBHOOK_SECRET);
+        assert_eq!(value("db_url"), db.url());
+    }
+}

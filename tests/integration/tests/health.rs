@@ -1,80 +1,26 @@
 //! `health` through the host against a real PostgreSQL (CONTRACT.md section 6).
 
 use serde_json::Value;
+use voice_edge_integration::{Response, WEBHOOK_SECRET, app_vars, send, start_app};
 use voice_edge_openai_standin::StandIn;
-use voice_edge_testkit::app::TestApp;
 use voice_edge_testkit::pg::{PgCluster, TestDb};
 
 const API_KEY: &str = "sk-test-health-0123456789";
 const JWT_SECRET: &str = "health-test-jwt-secret-0123456789abcdef";
-const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
-
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
 
 fn call(method: &str, url: &str, headers: &[(&str, &str)]) -> Response {
-    let mut request = ureq::http::Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request.body(()).expect("a valid request");
-    let mut response = agent().run(request).expect("the app answers");
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("").to_string()))
-        .collect();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Response {
-        status,
-        headers,
-        body,
-    }
+    send(method, url, headers, b"")
 }
 
 /// The variables every app start needs, for `db`, plus `extra` overriding them.
 fn vars(db: &TestDb, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut vars = db.app_vars();
-    vars.push(("supabase_jwt_secret".into(), JWT_SECRET.into()));
-    vars.push(("classconnect_webhook_secret".into(), WEBHOOK_SECRET.into()));
-    vars.push(("openai_api_key".into(), API_KEY.into()));
-    for (name, value) in extra {
-        vars.retain(|(key, _)| key != name);
-        vars.push((name.to_string(), value.to_string()));
-    }
-    vars
-}
-
-fn start(vars: &[(String, String)]) -> TestApp {
-    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    TestApp::start(&pairs)
+    app_vars(db, JWT_SECRET, Some(API_KEY), extra)
 }
 
 #[test]
 fn healthy_with_the_database_up_and_a_key() {
     let db = TestDb::create();
-    let app = start(&vars(&db, &[]));
+    let app = start_app(&vars(&db, &[]));
     let response = call("GET", &app.url("/functions/v1/health"), &[]);
     assert_eq!(response.status, 200, "{:?}", response.body);
     assert_eq!(response.body["status"], "healthy");
@@ -90,7 +36,7 @@ fn healthy_with_the_database_up_and_a_key() {
 #[test]
 fn degraded_without_an_api_key() {
     let db = TestDb::create();
-    let app = start(&vars(&db, &[("openai_api_key", "")]));
+    let app = start_app(&vars(&db, &[("openai_api_key", "")]));
     let response = call("GET", &app.url("/functions/v1/health"), &[]);
     assert_eq!(response.status, 200);
     assert_eq!(response.body["status"], "degraded");
@@ -103,7 +49,7 @@ fn deep_check_asks_openai_for_the_configured_model() {
     let db = TestDb::create();
     let standin = StandIn::start();
     let base_url = standin.base_url();
-    let app = start(&vars(&db, &[("openai_base_url", &base_url)]));
+    let app = start_app(&vars(&db, &[("openai_base_url", &base_url)]));
 
     let response = call("GET", &app.url("/functions/v1/health?deep=1"), &[]);
     assert_eq!(response.status, 200, "{:?}", response.body);
@@ -117,7 +63,10 @@ fn deep_check_asks_openai_for_the_configured_model() {
         .iter()
         .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
         .map(|(_, value)| value.clone());
-    assert_eq!(authorization.as_deref(), Some(format!("Bearer {API_KEY}").as_str()));
+    assert_eq!(
+        authorization.as_deref(),
+        Some(format!("Bearer {API_KEY}").as_str())
+    );
 }
 
 #[test]
@@ -125,9 +74,12 @@ fn deep_check_of_an_unknown_model_is_degraded() {
     let db = TestDb::create();
     let standin = StandIn::start();
     let base_url = standin.base_url();
-    let app = start(&vars(
+    let app = start_app(&vars(
         &db,
-        &[("openai_base_url", &base_url), ("openai_realtime_model", "gpt-nonexistent")],
+        &[
+            ("openai_base_url", &base_url),
+            ("openai_realtime_model", "gpt-nonexistent"),
+        ],
     ));
     let response = call("GET", &app.url("/functions/v1/health?deep=1"), &[]);
     assert_eq!(response.status, 200);
@@ -139,8 +91,11 @@ fn deep_check_of_an_unknown_model_is_degraded() {
 fn unhealthy_503_when_the_database_is_down() {
     let cluster = PgCluster::start_private();
     let db = TestDb::create_in(&cluster);
-    let app = start(&vars(&db, &[]));
-    assert_eq!(call("GET", &app.url("/functions/v1/health"), &[]).status, 200);
+    let app = start_app(&vars(&db, &[]));
+    assert_eq!(
+        call("GET", &app.url("/functions/v1/health"), &[]).status,
+        200
+    );
 
     cluster.stop();
     let response = call("GET", &app.url("/functions/v1/health"), &[]);
@@ -149,24 +104,34 @@ fn unhealthy_503_when_the_database_is_down() {
     assert_eq!(response.body["database"], false);
     assert!(response.header("retry-after").is_some());
     let text = response.body.to_string();
-    assert!(!text.contains("postgres://"), "no connection details in the body: {text}");
+    assert!(
+        !text.contains("postgres://"),
+        "no connection details in the body: {text}"
+    );
 
     cluster.start();
     let response = call("GET", &app.url("/functions/v1/health"), &[]);
-    assert_eq!(response.status, 200, "healthy again after the restart: {:?}", response.body);
+    assert_eq!(
+        response.status, 200,
+        "healthy again after the restart: {:?}",
+        response.body
+    );
 }
 
 #[test]
 fn preflight_answers_ok_with_cors_headers() {
     let db = TestDb::create();
-    let app = start(&vars(&db, &[]));
+    let app = start_app(&vars(&db, &[]));
     let response = call(
         "OPTIONS",
         &app.url("/functions/v1/health"),
         &[
             ("origin", "https://school.example"),
             ("access-control-request-method", "GET"),
-            ("access-control-request-headers", "authorization, x-client-info"),
+            (
+                "access-control-request-headers",
+                "authorization, x-client-info",
+            ),
         ],
     );
     assert_eq!(response.status, 200);
@@ -185,7 +150,7 @@ fn preflight_answers_ok_with_cors_headers() {
 #[test]
 fn allowed_origin_is_echoed_and_others_get_403() {
     let db = TestDb::create();
-    let app = start(&vars(&db, &[("allowed_origins", "https://school.example")]));
+    let app = start_app(&vars(&db, &[("allowed_origins", "https://school.example")]));
     let allowed = call(
         "GET",
         &app.url("/functions/v1/health"),
@@ -211,7 +176,7 @@ fn allowed_origin_is_echoed_and_others_get_403() {
 #[test]
 fn wrong_method_is_405_with_allow_and_unknown_route_is_404() {
     let db = TestDb::create();
-    let app = start(&vars(&db, &[]));
+    let app = start_app(&vars(&db, &[]));
     let response = call("POST", &app.url("/functions/v1/health"), &[]);
     assert_eq!(response.status, 405);
     assert_eq!(response.body["error"], "method_not_allowed");
@@ -226,7 +191,7 @@ fn wrong_method_is_405_with_allow_and_unknown_route_is_404() {
 #[test]
 fn the_log_line_is_json_and_holds_no_secret() {
     let db = TestDb::create();
-    let app = start(&vars(&db, &[]));
+    let app = start_app(&vars(&db, &[]));
     let response = call(
         "GET",
         &app.url("/functions/v1/health"),

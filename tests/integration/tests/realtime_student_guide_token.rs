@@ -5,16 +5,15 @@
 //! `cargo test --profile host -p voice-edge-integration --test realtime_student_guide_token`.
 //! Every test has its own database, stand-in and app, and its own users.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use uuid::Uuid;
+use voice_edge_integration::{
+    AuthUser, Response, app_vars, b64url, bearer, hs256, now_unix, send, start_app,
+};
 use voice_edge_openai_standin::error::RETRY_AFTER_SECONDS;
 use voice_edge_openai_standin::{Endpoint, Mode, StandIn};
 use voice_edge_shared::bucket::bucket_for_user;
@@ -23,116 +22,25 @@ use voice_edge_testkit::pg::{PgCluster, TestDb};
 
 const API_KEY: &str = "sk-test-token-fn-5f0c8e2a9b7d4e31";
 const JWT_SECRET: &str = "token-test-jwt-secret-0123456789abcdef0123";
-const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const MODEL: &str = "gpt-realtime-2025-08-28";
 const TTL_SECONDS: &str = "120";
 const ROUTE: &str = "/functions/v1/realtime-student-guide-token";
 const ORIGIN: &str = "https://school.example";
 
 // ---------------------------------------------------------------------------------------
-// HTTP
-
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    text: String,
-    body: Value,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Response {
-    let mut request = ureq::http::Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request.body(body.to_string()).expect("a valid request");
-    let mut response = agent().run(request).expect("the app answers");
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("").to_string()))
-        .collect();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Response {
-        status,
-        headers,
-        text,
-        body,
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // JWTs, minted here with the secret the app is given
 
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn hs256(header: &Value, claims: &Value, secret: &str) -> String {
-    let signing_input = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(signing_input.as_bytes());
-    format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
-}
-
 fn user_claims(user_id: Uuid) -> Value {
-    let now = now_unix();
-    json!({
-        "sub": user_id.to_string(), "role": "authenticated", "aud": "authenticated",
-        "iat": now, "exp": now + 3600, "is_anonymous": false,
-        "app_metadata": {"provider": "email"}, "user_metadata": {},
-    })
+    voice_edge_integration::user_claims(user_id, false, json!({"provider": "email"}))
 }
 
 fn user_jwt(user_id: Uuid) -> String {
-    hs256(
-        &json!({"alg": "HS256", "typ": "JWT"}),
-        &user_claims(user_id),
-        JWT_SECRET,
-    )
+    voice_edge_integration::user_jwt(user_id, JWT_SECRET)
 }
 
 /// The project's anon key: role `anon`, no `sub`.
 fn anon_jwt() -> String {
-    let now = now_unix();
-    hs256(
-        &json!({"alg": "HS256", "typ": "JWT"}),
-        &json!({"iss": "supabase", "role": "anon", "iat": now, "exp": now + 3600}),
-        JWT_SECRET,
-    )
-}
-
-fn bearer(token: &str) -> String {
-    format!("Bearer {token}")
+    voice_edge_integration::anon_jwt(JWT_SECRET)
 }
 
 /// An ES256 key from a fixed scalar, and its public JWK.
@@ -143,7 +51,7 @@ fn ec_key(seed: u8, kid: &str) -> (SigningKey, Value) {
     let point = key.verifying_key().to_encoded_point(false);
     let jwk = json!({
         "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": kid,
-        "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap()),
+        "x": b64url(point.x().unwrap()), "y": b64url(point.y().unwrap()),
     });
     (key, jwk)
 }
@@ -152,11 +60,11 @@ fn es256(key: &SigningKey, kid: &str, claims: &Value) -> String {
     let header = json!({"alg": "ES256", "typ": "JWT", "kid": kid});
     let signing_input = format!(
         "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes())
     );
     let signature: Signature = key.sign(signing_input.as_bytes());
-    format!("{signing_input}.{}", b64(&signature.to_bytes()))
+    format!("{signing_input}.{}", b64url(&signature.to_bytes()))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -181,38 +89,21 @@ impl World {
     /// Like [`World::start_with`], on a database of the caller's choosing.
     fn start_in(db: TestDb, extra: &[(&str, &str)]) -> World {
         let openai = StandIn::start();
-        let mut vars = db.app_vars();
         let base_url = openai.base_url();
-        for (name, value) in [
-            ("supabase_jwt_secret", JWT_SECRET),
-            ("classconnect_webhook_secret", WEBHOOK_SECRET),
-            ("openai_api_key", API_KEY),
+        let defaults = [
             ("openai_base_url", base_url.as_str()),
             ("openai_realtime_model", MODEL),
             ("token_ttl_seconds", TTL_SECONDS),
-        ]
-        .into_iter()
-        .chain(extra.iter().copied())
-        {
-            vars.retain(|(key, _)| key != name);
-            vars.push((name.to_string(), value.to_string()));
-        }
-        let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let app = TestApp::start(&pairs);
+        ];
+        let overrides: Vec<(&str, &str)> =
+            defaults.into_iter().chain(extra.iter().copied()).collect();
+        let app = start_app(&app_vars(&db, JWT_SECRET, Some(API_KEY), &overrides));
         World { db, openai, app }
     }
 
     /// A user in `auth.users`, as Supabase would have them.
     fn user(&self) -> Uuid {
-        let id = Uuid::new_v4();
-        self.db
-            .client()
-            .execute(
-                "INSERT INTO auth.users (id, email) VALUES ($1, $2)",
-                &[&id, &format!("{id}@students.example")],
-            )
-            .unwrap();
-        id
+        AuthUser::with_email("students.example").insert(&self.db)
     }
 
     fn set_flag(&self, enabled: bool, percentage: i32) {
@@ -237,7 +128,7 @@ impl World {
             "POST",
             &self.app.url(&format!("{ROUTE}{path}")),
             &headers,
-            body,
+            body.as_bytes(),
         )
     }
 
@@ -259,7 +150,7 @@ impl World {
             "GET",
             &self.app.url(&format!("{ROUTE}/flag")),
             &[("authorization", &authorization)],
-            "",
+            b"",
         )
     }
 
@@ -583,25 +474,14 @@ fn bad_or_missing_tokens_get_401_with_the_contracts_body_and_cors_headers() {
     expired_claims["exp"] = json!(now - 120);
     let none_token = format!(
         "{}.{}.",
-        b64(br#"{"alg":"none","typ":"JWT"}"#),
-        b64(user_claims(student).to_string().as_bytes())
+        b64url(br#"{"alg":"none","typ":"JWT"}"#),
+        b64url(user_claims(student).to_string().as_bytes())
     );
     let cases = [
-        (
-            "expired",
-            hs256(
-                &json!({"alg": "HS256", "typ": "JWT"}),
-                &expired_claims,
-                JWT_SECRET,
-            ),
-        ),
+        ("expired", hs256(&expired_claims, JWT_SECRET)),
         (
             "wrong signature",
-            hs256(
-                &json!({"alg": "HS256", "typ": "JWT"}),
-                &user_claims(student),
-                "not-the-project-secret-at-all-0123",
-            ),
+            hs256(&user_claims(student), "not-the-project-secret-at-all-0123"),
         ),
         ("alg none", none_token),
         (
@@ -655,7 +535,7 @@ fn preflight_needs_no_token() {
             ("origin", ORIGIN),
             ("access-control-request-method", "POST"),
         ],
-        "",
+        b"",
     );
     assert_eq!(response.status, 200);
     assert_eq!(response.text, "ok");
@@ -1041,7 +921,12 @@ fn unknown_routes_are_404_and_other_methods_405() {
     let jwt = bearer(&user_jwt(world.user()));
     let unknown = world.post("/nope", Some(&jwt), "{}");
     assert_error(&unknown, 404, "not_found");
-    let get = send("GET", &world.app.url(ROUTE), &[("authorization", &jwt)], "");
+    let get = send(
+        "GET",
+        &world.app.url(ROUTE),
+        &[("authorization", &jwt)],
+        b"",
+    );
     assert_eq!(get.status, 405, "{}", get.text);
     assert_eq!(get.header("allow"), Some("POST, OPTIONS"));
 }

@@ -5,14 +5,15 @@
 //! `cargo test --profile host -p voice-edge-integration --test realtime_voice_demo_relay`.
 //! Every test has its own database, stand-in, app and users, so they run in parallel.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use uuid::Uuid;
+use voice_edge_integration::{
+    AuthUser, Response, WEBHOOK_SECRET, app_vars, hs256, now_unix, send, start_app, user_claims,
+};
 use voice_edge_openai_standin::error::RETRY_AFTER_SECONDS;
 use voice_edge_openai_standin::{Endpoint, Mode, StandIn};
 use voice_edge_testkit::app::TestApp;
@@ -20,7 +21,6 @@ use voice_edge_testkit::pg::TestDb;
 
 const API_KEY: &str = "sk-test-demo-relay-7c1e4b9a0d3f5e62";
 const JWT_SECRET: &str = "demo-relay-test-jwt-secret-0123456789abcdef";
-const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const ROUTE: &str = "/functions/v1/realtime-voice-demo-relay";
 
 /// What a browser's `RTCPeerConnection.createOffer()` looks like (audio and the events
@@ -49,101 +49,19 @@ a=sctp-port:5000\r\n";
 const SECRET_TRANSCRIPT: &str = "the quick brown fox whispered a private thing";
 
 // ---------------------------------------------------------------------------------------
-// HTTP
-
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    text: String,
-    body: Value,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-}
-
-impl std::fmt::Debug for Response {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.status, self.text)
-    }
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into()
-}
-
-fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    let mut request = ureq::http::Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request.body(body.to_vec()).expect("a valid request");
-    let mut response = agent().run(request).expect("the app answers");
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("").to_string()))
-        .collect();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Response {
-        status,
-        headers,
-        text,
-        body,
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // JWTs, minted with the secret the app is given
 
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn hs256(claims: &Value) -> String {
-    let header = json!({"alg": "HS256", "typ": "JWT"});
-    let signing_input = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let mut mac = Hmac::<Sha256>::new_from_slice(JWT_SECRET.as_bytes()).unwrap();
-    mac.update(signing_input.as_bytes());
-    format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
-}
-
 fn user_jwt(user_id: Uuid, is_anonymous: bool) -> String {
-    let now = now_unix();
-    hs256(&json!({
-        "sub": user_id.to_string(), "role": "authenticated", "aud": "authenticated",
-        "iat": now, "exp": now + 3600, "is_anonymous": is_anonymous,
-        "app_metadata": {"provider": if is_anonymous { "anonymous" } else { "email" }},
-        "user_metadata": {},
-    }))
+    let provider = if is_anonymous { "anonymous" } else { "email" };
+    hs256(
+        &user_claims(user_id, is_anonymous, json!({"provider": provider})),
+        JWT_SECRET,
+    )
 }
 
 /// The project's anon key: role `anon`, no `sub`.
 fn anon_jwt() -> String {
-    let now = now_unix();
-    hs256(&json!({"iss": "supabase", "role": "anon", "iat": now, "exp": now + 3600}))
+    voice_edge_integration::anon_jwt(JWT_SECRET)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -155,28 +73,14 @@ struct World {
     app: TestApp,
 }
 
-fn base_vars(db: &TestDb, openai: &StandIn) -> Vec<(String, String)> {
-    let mut vars = db.app_vars();
-    vars.extend(
-        [
-            ("supabase_jwt_secret", JWT_SECRET.to_string()),
-            ("classconnect_webhook_secret", WEBHOOK_SECRET.to_string()),
-            ("openai_api_key", API_KEY.to_string()),
-            ("openai_base_url", openai.base_url()),
-        ]
-        .map(|(name, value)| (name.to_string(), value)),
-    );
-    vars
-}
-
-fn start_app(vars: &[(String, String)], extra: &[(&str, &str)]) -> TestApp {
-    let mut vars = vars.to_vec();
-    for (name, value) in extra {
-        vars.retain(|(key, _)| key != name);
-        vars.push((name.to_string(), value.to_string()));
-    }
-    let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    TestApp::start(&pairs)
+/// The app on `db`, calling `openai`, with `extra` variables over the defaults.
+fn start_app_on(db: &TestDb, openai: &StandIn, extra: &[(&str, &str)]) -> TestApp {
+    let base_url = openai.base_url();
+    let overrides: Vec<(&str, &str)> = [("openai_base_url", base_url.as_str())]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect();
+    start_app(&app_vars(db, JWT_SECRET, Some(API_KEY), &overrides))
 }
 
 impl World {
@@ -188,7 +92,7 @@ impl World {
     fn start_with(extra: &[(&str, &str)]) -> World {
         let db = TestDb::create();
         let openai = StandIn::start();
-        let app = start_app(&base_vars(&db, &openai), extra);
+        let app = start_app_on(&db, &openai, extra);
         World { db, openai, app }
     }
 
@@ -231,18 +135,12 @@ impl World {
 
     /// A user of the project (a row of `auth.users`), and a JWT for them.
     fn user(&self, is_anonymous: bool) -> (Uuid, String) {
-        let id = Uuid::new_v4();
-        self.db
-            .client()
-            .execute(
-                "INSERT INTO auth.users (id, email, is_anonymous) VALUES ($1, $2, $3)",
-                &[
-                    &id,
-                    &(!is_anonymous).then(|| format!("{id}@school.example")),
-                    &is_anonymous,
-                ],
-            )
-            .expect("a user");
+        let user = if is_anonymous {
+            AuthUser::anonymous()
+        } else {
+            AuthUser::with_email("school.example")
+        };
+        let id = user.insert(&self.db);
         (id, user_jwt(id, is_anonymous))
     }
 
@@ -957,7 +855,7 @@ fn the_relay_connects_with_demo_db_url_only() {
     let db = TestDb::create();
     let openai = StandIn::start();
     let wrong = db.demo_url().replace("demo_relay:", "demo_relay:wrong-");
-    let app = start_app(&base_vars(&db, &openai), &[("demo_db_url", &wrong)]);
+    let app = start_app_on(&db, &openai, &[("demo_db_url", &wrong)]);
     let response = send(
         "GET",
         &app.url(&format!("{ROUTE}/activities")),
@@ -1056,7 +954,7 @@ fn dropping_the_three_demo_tables_leaves_every_other_function_working() {
     assert_eq!(left, 0);
 
     let openai = StandIn::start();
-    let app = start_app(&base_vars(&db, &openai), &[]);
+    let app = start_app_on(&db, &openai, &[]);
     let url = |path: &str| app.url(&format!("/functions/v1/{path}"));
     let (student, token) = {
         let id = Uuid::new_v4();

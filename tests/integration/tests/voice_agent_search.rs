@@ -6,14 +6,11 @@
 //! Every test has its own database, stand-in and app, and its own users and queries.
 //! Two tests wait out the 15 s upstream deadline.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use uuid::Uuid;
+use voice_edge_integration::{AuthUser, Response, app_vars, hs256, now_unix, send, start_app};
 use voice_edge_openai_standin::error::RETRY_AFTER_SECONDS;
 use voice_edge_openai_standin::responses::answer_for;
 use voice_edge_openai_standin::{Endpoint, Mode, StandIn};
@@ -22,103 +19,20 @@ use voice_edge_testkit::pg::TestDb;
 
 const API_KEY: &str = "sk-test-search-fn-8d41c07b2e9a";
 const JWT_SECRET: &str = "search-test-jwt-secret-0123456789abcdef01";
-const WEBHOOK_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const SEARCH_MODEL: &str = "gpt-4.1-mini-2025-04-14";
 const ROUTE: &str = "/functions/v1/voice-agent-search";
 const ORIGIN: &str = "https://school.example";
 
 // ---------------------------------------------------------------------------------------
-// HTTP
-
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    text: String,
-    body: Value,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-}
-
-fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &str) -> Response {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(60)))
-        .build()
-        .into();
-    let mut request = ureq::http::Request::builder().method(method).uri(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let request = request.body(body.to_string()).expect("a valid request");
-    let mut response = agent.run(request).expect("the app answers");
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("").to_string()))
-        .collect();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Response {
-        status,
-        headers,
-        text,
-        body,
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // JWTs, minted here with the secret the app is given
 
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-fn b64(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn hs256(claims: &Value, secret: &str) -> String {
-    let header = json!({"alg": "HS256", "typ": "JWT"});
-    let signing_input = format!(
-        "{}.{}",
-        b64(header.to_string().as_bytes()),
-        b64(claims.to_string().as_bytes())
-    );
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(signing_input.as_bytes());
-    format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
-}
-
 fn user_jwt(user_id: Uuid) -> String {
-    let now = now_unix();
-    hs256(
-        &json!({
-            "sub": user_id.to_string(), "role": "authenticated", "aud": "authenticated",
-            "iat": now, "exp": now + 3600, "is_anonymous": false,
-            "app_metadata": {"provider": "email"}, "user_metadata": {},
-        }),
-        JWT_SECRET,
-    )
+    voice_edge_integration::user_jwt(user_id, JWT_SECRET)
 }
 
 /// The project's anon key: role `anon`, no `sub`.
 fn anon_jwt() -> String {
-    let now = now_unix();
-    hs256(
-        &json!({"iss": "supabase", "role": "anon", "iat": now, "exp": now + 3600}),
-        JWT_SECRET,
-    )
+    voice_edge_integration::anon_jwt(JWT_SECRET)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -140,36 +54,19 @@ impl World {
         let db = TestDb::create();
         let openai = StandIn::start();
         let base_url = openai.base_url();
-        let mut vars = db.app_vars();
-        for (name, value) in [
-            ("supabase_jwt_secret", JWT_SECRET),
-            ("classconnect_webhook_secret", WEBHOOK_SECRET),
-            ("openai_api_key", API_KEY),
+        let defaults = [
             ("openai_base_url", base_url.as_str()),
             ("openai_search_model", SEARCH_MODEL),
-        ]
-        .into_iter()
-        .chain(extra.iter().copied())
-        {
-            vars.retain(|(key, _)| key != name);
-            vars.push((name.to_string(), value.to_string()));
-        }
-        let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let app = TestApp::start(&pairs);
+        ];
+        let overrides: Vec<(&str, &str)> =
+            defaults.into_iter().chain(extra.iter().copied()).collect();
+        let app = start_app(&app_vars(&db, JWT_SECRET, Some(API_KEY), &overrides));
         World { db, openai, app }
     }
 
     /// A user in `auth.users`, as Supabase would have them.
     fn user(&self) -> Uuid {
-        let id = Uuid::new_v4();
-        self.db
-            .client()
-            .execute(
-                "INSERT INTO auth.users (id, email) VALUES ($1, $2)",
-                &[&id, &format!("{id}@students.example")],
-            )
-            .unwrap();
-        id
+        AuthUser::with_email("students.example").insert(&self.db)
     }
 
     /// A signed-in user's JWT.
@@ -183,7 +80,7 @@ impl World {
         if let Some(value) = &bearer {
             headers.push(("authorization", value));
         }
-        send("POST", &self.app.url(ROUTE), &headers, body)
+        send("POST", &self.app.url(ROUTE), &headers, body.as_bytes())
     }
 
     fn search(&self, jwt: &str, body: Value) -> Response {
@@ -700,7 +597,7 @@ fn preflight_needs_no_token_and_other_routes_and_methods_are_refused() {
             ("origin", ORIGIN),
             ("access-control-request-method", "POST"),
         ],
-        "",
+        b"",
     );
     assert_eq!(preflight.status, 200);
     assert_eq!(preflight.text, "ok");
@@ -711,7 +608,7 @@ fn preflight_needs_no_token_and_other_routes_and_methods_are_refused() {
         "GET",
         &world.app.url(ROUTE),
         &[("authorization", &bearer)],
-        "",
+        b"",
     );
     assert_error(&get, 405, "method_not_allowed");
     assert_eq!(get.header("allow"), Some("POST, OPTIONS"));
@@ -719,7 +616,7 @@ fn preflight_needs_no_token_and_other_routes_and_methods_are_refused() {
         "POST",
         &world.app.url(&format!("{ROUTE}/nope")),
         &[("authorization", &bearer)],
-        "{}",
+        b"{}",
     );
     assert_error(&unknown, 404, "not_found");
 }
@@ -755,7 +652,7 @@ fn searches_share_the_rate_limit_with_token_minting() {
             ("authorization", &format!("Bearer {jwt}")),
             ("content-type", "application/json"),
         ],
-        &json!({"persona": "demo-guide"}).to_string(),
+        json!({"persona": "demo-guide"}).to_string().as_bytes(),
     );
     assert_eq!(minted.status, 200, "{}", minted.text);
     for query in ["Museums open on Monday", "Museums open on Monday"] {

@@ -9,14 +9,12 @@
 //! cargo test --profile host -p voice-edge-integration --test voice_monitoring
 //! ```
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
 use uuid::Uuid;
+use voice_edge_integration::{
+    AuthUser, Response, anon_jwt, app_vars, bearer, hs256, key_jwt, now_unix, send, start_app,
+    user_claims,
+};
 use voice_edge_testkit::app::TestApp;
 use voice_edge_testkit::pg::{PgCluster, TestDb};
 
@@ -28,80 +26,33 @@ const TOKEN: &str = "/functions/v1/realtime-student-guide-token";
 // ---------------------------------------------------------------------------------------
 // HTTP and tokens
 
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Value,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-}
-
 fn call(method: &str, url: &str, token: Option<&str>, body: Option<&Value>) -> Response {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut request = ureq::http::Request::builder().method(method).uri(url);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
+    let authorization = token.map(bearer);
+    let mut headers = Vec::new();
+    if let Some(authorization) = &authorization {
+        headers.push(("authorization", authorization.as_str()));
     }
     let payload = match body {
         Some(body) => {
-            request = request.header("content-type", "application/json");
+            headers.push(("content-type", "application/json"));
             body.to_string()
         }
         None => String::new(),
     };
-    let request = request.body(payload).expect("a valid request");
-    let mut response = agent.run(request).expect("the app answers");
-    let status = response.status().as_u16();
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("").to_string()))
-        .collect();
-    let text = response.body_mut().read_to_string().unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Response {
-        status,
-        headers,
-        body,
-    }
-}
-
-fn now_unix() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("the clock is after 1970")
-        .as_secs() as i64
+    send(method, url, &headers, payload.as_bytes())
 }
 
 /// An HS256 token as Supabase Auth mints them.
 fn mint(claims: &Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    let signing_input = format!("{header}.{payload}");
-    let mut mac = Hmac::<Sha256>::new_from_slice(JWT_SECRET.as_bytes()).expect("any key length");
-    mac.update(signing_input.as_bytes());
-    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
-    format!("{signing_input}.{signature}")
+    hs256(claims, JWT_SECRET)
 }
 
 fn service_role_token() -> String {
-    mint(
-        &json!({"iss": "supabase", "role": "service_role", "iat": now_unix(), "exp": now_unix() + 3600}),
-    )
+    key_jwt("service_role", JWT_SECRET)
 }
 
 fn anon_token() -> String {
-    mint(&json!({"iss": "supabase", "role": "anon", "iat": now_unix(), "exp": now_unix() + 3600}))
+    anon_jwt(JWT_SECRET)
 }
 
 /// A user of `auth.users` and a token of theirs.
@@ -112,27 +63,16 @@ struct User {
 
 /// Creates a user with the platform role `app_role` (`None`: a student).
 fn user(db: &TestDb, app_role: Option<&str>) -> User {
-    let id = Uuid::new_v4();
     let app_metadata = match app_role {
         Some(role) => json!({"provider": "email", "role": role}),
         None => json!({"provider": "email"}),
     };
-    db.client()
-        .execute(
-            "INSERT INTO auth.users (id, email, raw_app_meta_data) VALUES ($1, $2, $3)",
-            &[&id, &format!("{id}@school.example"), &app_metadata],
-        )
-        .expect("inserting a user");
-    let token = mint(&json!({
-        "sub": id.to_string(),
-        "role": "authenticated",
-        "aud": "authenticated",
-        "iat": now_unix(),
-        "exp": now_unix() + 3600,
-        "app_metadata": app_metadata,
-        "user_metadata": {},
-        "is_anonymous": false,
-    }));
+    let user = AuthUser {
+        app_metadata,
+        ..AuthUser::with_email("school.example")
+    };
+    let id = user.insert(db);
+    let token = mint(&user_claims(id, false, user.app_metadata));
     User { id, token }
 }
 
@@ -153,14 +93,7 @@ impl Env {
     }
 
     fn start_with(db: TestDb) -> Env {
-        let mut vars = db.app_vars();
-        vars.push(("supabase_jwt_secret".into(), JWT_SECRET.into()));
-        vars.push((
-            "classconnect_webhook_secret".into(),
-            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-        ));
-        let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let app = TestApp::start(&pairs);
+        let app = start_app(&app_vars(&db, JWT_SECRET, None, &[]));
         let student = user(&db, None);
         let teacher = user(&db, Some("teacher"));
         let admin = user(&db, Some("admin"));
