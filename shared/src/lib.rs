@@ -23,6 +23,7 @@ pub mod bucket;
 pub mod flags;
 pub mod health;
 pub mod languages;
+pub mod openai;
 pub mod personas;
 pub mod ratelimit;
 pub mod webhook_signature;

@@ -275,14 +275,11 @@ fn no_store(reply: Reply) -> Reply {
 fn demo_mode() -> ApiError {
     let mut extra = Map::new();
     extra.insert("success".into(), Value::Bool(false));
-    extra.insert("mode".into(), Value::String("demo".into()));
-    ApiError::ServiceUnavailable {
-        message: "Voice is not configured on this server (no OpenAI API key); running in demo mode"
-            .into(),
-        retry_after: None,
+    crate::openai::demo_mode(
+        "Voice is not configured on this server (no OpenAI API key); running in demo mode",
         extra,
-        detail: "openai_api_key is not set".into(),
-    }
+        "openai_api_key is not set",
+    )
 }
 
 fn session_settings(

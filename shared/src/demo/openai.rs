@@ -21,17 +21,13 @@ use serde_json::{Map, Value, json};
 
 use crate::config::OpenAiConfig;
 use crate::error::ApiError;
+use crate::openai::{demo_mode, status_failure};
 use crate::outbound::{self, OutboundError, OutboundRequest, OutboundResponse};
 use crate::token;
 use crate::token::openai::ClientSecret;
 
 /// How long OpenAI has to answer: the token function's limit (contract section 3).
 pub const UPSTREAM_TIMEOUT: Duration = token::openai::UPSTREAM_TIMEOUT;
-
-/// `Retry-After` when OpenAI rate-limits us without saying for how long, and the
-/// longest wait passed on: the token function's bounds, so both answer alike.
-const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
-const MAX_RETRY_AFTER_SECS: u64 = 300;
 
 /// OpenAI's answer to a relayed offer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,14 +41,11 @@ pub struct RelayedAnswer {
 /// The API key, or the contract's `503` "demo mode" answer when none is configured.
 pub fn require_api_key(openai: &OpenAiConfig) -> Result<&str, ApiError> {
     openai.api_key.as_deref().ok_or_else(|| {
-        let mut extra = Map::new();
-        extra.insert("mode".into(), json!("demo"));
-        ApiError::ServiceUnavailable {
-            message: "OpenAI is not configured on this server; voice demos are unavailable".into(),
-            retry_after: None,
-            extra,
-            detail: "openai_api_key is empty".into(),
-        }
+        demo_mode(
+            "OpenAI is not configured on this server; voice demos are unavailable",
+            Map::new(),
+            "openai_api_key is empty",
+        )
     })
 }
 
@@ -121,23 +114,11 @@ pub fn outbound_failure(error: OutboundError) -> ApiError {
 
 /// Maps a non-success answer from OpenAI.
 pub fn upstream_status_failure(response: &OutboundResponse, what: &str) -> ApiError {
-    if response.status == 429 {
-        let retry_after = response
-            .header("retry-after")
-            .and_then(|value| value.trim().parse::<f64>().ok())
-            .filter(|secs| secs.is_finite() && *secs >= 0.0)
-            .map(|secs| (secs.ceil() as u64).clamp(1, MAX_RETRY_AFTER_SECS))
-            .unwrap_or(DEFAULT_RETRY_AFTER_SECS);
-        return ApiError::ServiceUnavailable {
-            message: "OpenAI is busy; try again shortly".into(),
-            retry_after: Some(retry_after),
-            extra: Map::new(),
-            detail: format!("{what}: OpenAI answered 429"),
-        };
-    }
-    ApiError::Upstream {
-        detail: format!("{what}: OpenAI answered {}", response.status),
-    }
+    status_failure(
+        response,
+        "OpenAI is busy; try again shortly",
+        format!("{what}: OpenAI answered {}", response.status),
+    )
 }
 
 /// Reads OpenAI's answer to `/v1/realtime/calls`.
@@ -208,6 +189,7 @@ pub fn mint_client_secret(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::openai::DEFAULT_RETRY_AFTER_SECS;
 
     fn response(status: u16, headers: &[(&str, &str)], body: &str) -> OutboundResponse {
         OutboundResponse {

@@ -19,15 +19,11 @@ use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
 use crate::languages::Language;
+use crate::openai::{self, error_type, retry_after};
 use crate::outbound::{self, OutboundError, OutboundRequest, OutboundResponse};
 
 /// How long OpenAI has to answer a search.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// `Retry-After` when OpenAI says 429 without saying how long to wait.
-const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
-/// The longest wait passed on to clients.
-const MAX_RETRY_AFTER_SECS: u64 = 300;
 
 /// A source the answer cites.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,22 +112,16 @@ impl SearchFailure {
     pub fn into_error(self) -> ApiError {
         let detail = self.describe();
         match self {
-            SearchFailure::NotConfigured => {
-                let mut extra = Map::new();
-                extra.insert("mode".into(), Value::String("demo".into()));
-                ApiError::ServiceUnavailable {
-                    message: "Web search is not configured on this server (no OpenAI API key); running in demo mode".into(),
-                    retry_after: None,
-                    extra,
-                    detail,
-                }
-            }
-            SearchFailure::RateLimited { retry_after, .. } => ApiError::ServiceUnavailable {
-                message: "Web search is rate limited upstream; try again shortly".into(),
-                retry_after: Some(retry_after),
-                extra: Map::new(),
+            SearchFailure::NotConfigured => openai::demo_mode(
+                "Web search is not configured on this server (no OpenAI API key); running in demo mode",
+                Map::new(),
+                &detail,
+            ),
+            SearchFailure::RateLimited { retry_after, .. } => openai::rate_limited(
+                "Web search is rate limited upstream; try again shortly",
+                retry_after,
                 detail,
-            },
+            ),
             SearchFailure::Timeout => ApiError::UpstreamTimeout { detail },
             SearchFailure::Refusal => ApiError::UpstreamAnswer {
                 error: "search_refused",
@@ -315,41 +305,6 @@ fn url_citation(annotation: &Value) -> Option<Citation> {
         url: url.to_string(),
         title: title.to_string(),
     })
-}
-
-/// OpenAI's `Retry-After` in whole seconds (it may carry a fraction), within bounds.
-fn retry_after(response: &OutboundResponse) -> u64 {
-    response
-        .header("retry-after")
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
-        .map(|seconds| (seconds.ceil() as u64).clamp(1, MAX_RETRY_AFTER_SECS))
-        .unwrap_or(DEFAULT_RETRY_AFTER_SECS)
-}
-
-/// OpenAI's `error.type` / `error.code` for the log, when they are plain identifiers.
-/// Its `message` is left out: it can quote the input or the key it refused.
-fn error_type(response: &OutboundResponse) -> String {
-    let parsed: Option<Value> = serde_json::from_slice(&response.body).ok();
-    let field = |name: &str| {
-        parsed
-            .as_ref()
-            .and_then(|body| body.pointer(&format!("/error/{name}")))
-            .and_then(Value::as_str)
-            .filter(|text| {
-                text.len() <= 80
-                    && text
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-            })
-            .map(str::to_string)
-    };
-    match (field("type"), field("code")) {
-        (Some(kind), Some(code)) => format!("{kind}/{code}"),
-        (Some(kind), None) => kind,
-        (None, Some(code)) => code,
-        (None, None) => "no error type".into(),
-    }
 }
 
 /// Asks OpenAI to answer `query` with a web search.

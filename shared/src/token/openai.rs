@@ -10,18 +10,14 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::error::ApiError;
+use crate::openai::{error_type, status_failure};
 use crate::outbound::{self, OutboundError, OutboundRequest, OutboundResponse};
 
 /// How long OpenAI has to answer.
 pub const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `Retry-After` when OpenAI says 429 without saying how long to wait.
-const DEFAULT_RETRY_AFTER_SECS: u64 = 5;
-/// The longest wait passed on to clients.
-const MAX_RETRY_AFTER_SECS: u64 = 300;
 
 /// What the Realtime session behind a token is configured with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,56 +128,14 @@ pub fn interpret(
                 expires_at: answer.expires_at,
             })
         }
-        429 => Err(ApiError::ServiceUnavailable {
-            message: "OpenAI is rate limiting requests; try again shortly".into(),
-            retry_after: Some(retry_after(&response)),
-            extra: Map::new(),
-            detail: format!(
-                "OpenAI client_secrets answered 429 ({})",
-                error_type(&response)
-            ),
-        }),
-        status => Err(ApiError::Upstream {
-            detail: format!(
+        status => Err(status_failure(
+            &response,
+            "OpenAI is rate limiting requests; try again shortly",
+            format!(
                 "OpenAI client_secrets answered {status} ({})",
                 error_type(&response)
             ),
-        }),
-    }
-}
-
-/// OpenAI's `Retry-After` in whole seconds (it may carry a fraction), within bounds.
-fn retry_after(response: &OutboundResponse) -> u64 {
-    response
-        .header("retry-after")
-        .and_then(|value| value.trim().parse::<f64>().ok())
-        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
-        .map(|seconds| (seconds.ceil() as u64).clamp(1, MAX_RETRY_AFTER_SECS))
-        .unwrap_or(DEFAULT_RETRY_AFTER_SECS)
-}
-
-/// OpenAI's `error.type` / `error.code` for the log. Its `message` is left out: it can
-/// quote the key it refused.
-fn error_type(response: &OutboundResponse) -> String {
-    let parsed: Option<Value> = serde_json::from_slice(&response.body).ok();
-    let field = |name: &str| {
-        parsed
-            .as_ref()
-            .and_then(|body| body.pointer(&format!("/error/{name}")))
-            .and_then(Value::as_str)
-            .filter(|text| {
-                text.len() <= 80
-                    && text
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-            })
-            .map(str::to_string)
-    };
-    match (field("type"), field("code")) {
-        (Some(kind), Some(code)) => format!("{kind}/{code}"),
-        (Some(kind), None) => kind,
-        (None, Some(code)) => code,
-        (None, None) => "no error type".into(),
+        )),
     }
 }
 
