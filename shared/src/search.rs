@@ -490,14 +490,17 @@ mod tests {
 
     #[test]
     fn a_refusal_or_missing_answer_is_502_even_with_a_stale_answer_at_hand() {
-        for failure in [
-            SearchFailure::Refusal,
-            SearchFailure::NoAnswer("no message".into()),
+        for (failure, code) in [
+            (SearchFailure::Refusal, "search_refused"),
+            (
+                SearchFailure::NoAnswer("no message".into()),
+                "no_search_answer",
+            ),
         ] {
             let mut fake = Fake::new(Some(cached("Two hours old.", 7200)), Err(failure));
             let error = resolve(&mut fake, &request(r#"{"query": "Q"}"#)).unwrap_err();
             assert_eq!(error.status(), 502);
-            assert_eq!(error.code(), "upstream_error");
+            assert_eq!(error.code(), code);
             assert_eq!(fake.lookups.len(), 1, "only the fresh lookup");
         }
     }
