@@ -30,6 +30,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use crate::allowed_hosts::AllowedHosts;
 use crate::engine;
 use crate::manifest::Manifest;
+use crate::outbound_http::OutboundClients;
 use crate::output::OutputSink;
 use crate::pg::pool::PgPools;
 use crate::routes::{ListedRoute, RouteMatch, Router};
@@ -93,7 +94,8 @@ fn text(status: u16, body: &str) -> Response {
 
 impl App {
     /// Reads the manifest, resolves variables (failing as Spin does when a required one
-    /// has no value), compiles every component and prepares its instances.
+    /// has no value), compiles every component and prepares its instances. Its
+    /// components share one set of outbound HTTP connection pools.
     pub fn load(options: &HostOptions) -> anyhow::Result<Self> {
         let manifest = Manifest::load(&options.manifest)?;
         let variables = ResolvedVariables::resolve(&manifest, &options.providers)?;
@@ -105,6 +107,7 @@ impl App {
         }))?;
         let output = OutputSink::new(options.forward_output, options.capture_output);
         let pg_pools = Arc::new(PgPools::new());
+        let http_clients = OutboundClients::new();
         let self_authority = Arc::new(OnceLock::new());
         let mut components = HashMap::new();
         for (id, decl) in &manifest.components {
@@ -134,6 +137,7 @@ impl App {
                 variables: variables.component(id),
                 allowed_hosts,
                 pg_pools: pg_pools.clone(),
+                http_clients: http_clients.clone(),
                 output: output.clone(),
                 environment: decl
                     .environment

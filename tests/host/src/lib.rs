@@ -4,8 +4,9 @@
 //! It serves the components of a `spin.toml` as `spin up` does wherever a component
 //! can tell: Spin's routing and `spin-*` request headers, a fresh instance per request,
 //! variables from `--variable` and `SPIN_VARIABLE_*` with Spin's templating and errors,
-//! outbound HTTP and PostgreSQL limited to `allowed_outbound_hosts`, and
-//! `spin:postgres@4.0.0` over pooled real connections with Spin's type mapping.
+//! outbound HTTP (over pooled connections, as in Spin) and PostgreSQL limited to
+//! `allowed_outbound_hosts`, and `spin:postgres@4.0.0` over pooled real connections
+//! with Spin's type mapping.
 //!
 //! As a binary: `voice-edge-host -f spin.toml --listen 127.0.0.1:3000 --variable k=v`.
 //! As a library: [`app::App::load`] and [`app::Server::start`] (the testkit's `TestApp`
@@ -19,6 +20,7 @@ pub mod allowed_hosts;
 pub mod app;
 pub mod engine;
 pub mod manifest;
+pub mod outbound_http;
 pub mod output;
 pub mod pg;
 pub mod routes;

@@ -1,11 +1,10 @@
 //! What one instance's store holds: WASI, wasi:http with the outbound allow-list, and
-//! the component's view of the app (variables, allowed hosts, Postgres pools, where
-//! its output goes).
+//! the component's view of the app (variables, allowed hosts, Postgres pools, outbound
+//! HTTP pools, where its output goes).
 
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
-use http_body_util::BodyExt;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{
@@ -14,6 +13,7 @@ use wasmtime_wasi_http::{
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::bindings::fermyon::spin::variables;
+use crate::outbound_http::OutboundClients;
 use crate::output::{OutputSink, Stream};
 use crate::pg::pool::PgPools;
 use crate::variables::{ComponentVariables, GetError};
@@ -28,6 +28,8 @@ pub struct ComponentRuntime {
     pub allowed_hosts: AllowedHosts,
     /// The app's Postgres pools.
     pub pg_pools: Arc<PgPools>,
+    /// The app's outbound HTTP connection pools.
+    pub http_clients: OutboundClients,
     /// Where guest stdout/stderr go.
     pub output: Arc<OutputSink>,
     /// WASI environment variables from the manifest.
@@ -110,8 +112,9 @@ impl variables::Host for Ctx {
 }
 
 /// Outbound HTTP for one instance: requests to hosts outside `allowed_outbound_hosts`
-/// fail with `HttpRequestDenied`, as in Spin; the rest are sent with wasmtime's default
-/// client, which honours the request's connect, first-byte and between-bytes timeouts.
+/// fail with `HttpRequestDenied` before any connection is made, as in Spin; the rest go
+/// through the app's pooled clients ([`OutboundClients`]), which honour the request's
+/// connect, first-byte and between-bytes timeouts.
 pub struct OutboundHttp {
     component: Arc<ComponentRuntime>,
 }
@@ -167,12 +170,13 @@ impl WasiHttpHooks for OutboundHttp {
                 request.headers_mut().insert(http::header::HOST, value);
             }
         }
+        let clients = self.component.http_clients.clone();
         Box::new(async move {
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-            ))
+            let response = clients.send(request, options).await?;
+            // The pool's own tasks drive the connection: nothing is left for the caller.
+            let driven: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send> =
+                Box::new(async { Ok(()) });
+            Ok((response, driven))
         })
     }
 }

@@ -1,7 +1,7 @@
 //! Conformance of the host with Spin, seen from inside a guest (the `conformance-probe`
 //! component under several ids, `tests/fixtures/conformance.toml`): routing and its
 //! precedence, the `spin-*` headers, a fresh instance per request, variables, outbound
-//! HTTP allow-lists and timeouts, guest output and traps.
+//! HTTP allow-lists, timeouts and connection reuse, guest output and traps.
 //!
 //! Needs `cargo build --target wasm32-wasip2 --release -p conformance-probe` first.
 
@@ -9,6 +9,8 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{component_at, get, get_json, get_with, post_json, start};
@@ -206,6 +208,39 @@ fn upstream() -> u16 {
     port
 }
 
+/// A keep-alive HTTP/1.1 server on loopback answering every request `200 upstream-ok`;
+/// also returns how many connections it has accepted.
+fn keep_alive_upstream() -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                loop {
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buffer) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buffer[..n]),
+                        }
+                    }
+                    request.clear();
+                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 11\r\n\r\nupstream-ok";
+                    if stream.write_all(answer).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (port, accepted)
+}
+
 /// A server that accepts connections and never answers.
 fn silent_upstream() -> (u16, std::thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -230,6 +265,36 @@ fn outbound_http_to_an_allowed_host_goes_through() {
         &json!({"url": format!("{base}/v1/x")}),
     );
     assert_eq!(answer, json!({"status": 200, "body": "upstream-ok"}));
+}
+
+#[test]
+fn outbound_requests_of_successive_requests_reuse_one_connection() {
+    let (port, accepted) = keep_alive_upstream();
+    let base = format!("http://127.0.0.1:{port}");
+    let app = start(&[("upstream", &base)]);
+    for path in ["/v1/first", "/v1/second"] {
+        let answer = post_json(
+            &app.url("/probe?op=http"),
+            &json!({"url": format!("{base}{path}")}),
+        );
+        assert_eq!(answer, json!({"status": 200, "body": "upstream-ok"}));
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_denied_outbound_request_opens_no_connection() {
+    let (port, accepted) = keep_alive_upstream();
+    let app = start(&[("upstream", &format!("http://127.0.0.1:{port}"))]);
+    // Both reach the listening server, but neither is allowed for its component.
+    for (route, host) in [("/closed", "127.0.0.1"), ("/probe", "localhost")] {
+        let answer = post_json(
+            &app.url(&format!("{route}?op=http")),
+            &json!({"url": format!("http://{host}:{port}/")}),
+        );
+        assert_eq!(answer["error"], "ErrorCode::HttpRequestDenied", "{route}");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 0);
 }
 
 #[test]
