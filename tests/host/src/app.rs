@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -94,8 +94,8 @@ fn text(status: u16, body: &str) -> Response {
 
 impl App {
     /// Reads the manifest, resolves variables (failing as Spin does when a required one
-    /// has no value), compiles every component and prepares its instances. Its
-    /// components share one set of outbound HTTP connection pools.
+    /// has no value), compiles every component (all at once) and prepares its
+    /// instances. Its components share one set of outbound HTTP connection pools.
     pub fn load(options: &HostOptions) -> anyhow::Result<Self> {
         let manifest = Manifest::load(&options.manifest)?;
         let variables = ResolvedVariables::resolve(&manifest, &options.providers)?;
@@ -109,8 +109,16 @@ impl App {
         let pg_pools = Arc::new(PgPools::new());
         let http_clients = OutboundClients::new();
         let self_authority = Arc::new(OnceLock::new());
+        let sources: Vec<&Path> = manifest
+            .components
+            .values()
+            .map(|decl| decl.source.as_path())
+            .collect();
+        let mut compiled =
+            engine::load_components(&sources, options.cache_dir.as_deref()).into_iter();
         let mut components = HashMap::new();
         for (id, decl) in &manifest.components {
+            let component = compiled.next().expect("one compiled result per component");
             let allowed_hosts =
                 AllowedHosts::resolve(&decl.allowed_outbound_hosts, variables.app_values())
                     .with_context(|| format!("component {id:?}: invalid allowed_outbound_hosts"))?;
@@ -119,8 +127,7 @@ impl App {
                     "voice-edge-host: component {id:?}: every outbound request will be refused: {problem}"
                 );
             }
-            let component = engine::load_component(&decl.source, options.cache_dir.as_deref())
-                .with_context(|| format!("component {id:?}"))?;
+            let component = component.with_context(|| format!("component {id:?}"))?;
             let pre = engine::linker()
                 .instantiate_pre(&component)
                 .map_err(anyhow::Error::from)
