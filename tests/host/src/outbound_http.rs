@@ -575,6 +575,63 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn a_connection_not_accepted_in_time_is_a_connect_timeout() {
+        // A listener whose accept queue is full: the kernel drops further handshakes.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(1).unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut queued = Vec::new();
+        for _ in 0..8 {
+            match tokio::time::timeout(Duration::from_millis(100), TcpStream::connect(address))
+                .await
+            {
+                Ok(Ok(stream)) => queued.push(stream),
+                _ => break,
+            }
+        }
+        let started = std::time::Instant::now();
+        let error = OutboundClients::new()
+            .send(
+                get(address.port(), "/"),
+                Some(RequestOptions {
+                    connect_timeout: Some(Duration::from_millis(200)),
+                    first_byte_timeout: None,
+                    between_bytes_timeout: None,
+                }),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::ConnectionTimeout), "{error:?}");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        drop((listener, queued));
+    }
+
+    #[tokio::test]
+    async fn https_to_a_server_that_does_not_speak_tls_is_a_tls_error() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        });
+        let request = http::Request::get(format!("https://127.0.0.1:{port}/"))
+            .body(
+                http_body_util::Empty::<Bytes>::new()
+                    .map_err(|never| match never {})
+                    .boxed_unsync(),
+            )
+            .unwrap();
+        let error = OutboundClients::new()
+            .send(request, options(Some(5_000), None))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, Error::Tls(_)), "{error:?}");
+    }
+
     #[test]
     fn server_names_are_ip_literals_or_dns_names() {
         let name = |uri: &str| server_name(&uri.parse().unwrap());
