@@ -9,7 +9,8 @@
 //! Three loads: the throughput run over `--connections` keep-alive connections; a
 //! latency run over one connection, where nothing queues behind anything; and the
 //! stand-in alone, sent the very request the component sends it, over one connection
-//! (kept alive, and new for each request as the host's outbound client makes them).
+//! (kept alive, as the host's pooled outbound client keeps it, and new for each request
+//! for comparison).
 //! What the component and the host add is the latency run minus the stand-in alone
 //! (per percentile, and as a share of the mean); the goal is under 2 ms at p99.
 //!
@@ -162,7 +163,7 @@ fn run(env: &Env, limits: &Limits) -> Result<Outcome> {
             upstream_mean
         ),
         format!(
-            "1 connection, the stand-in alone with a new connection per request (as the host's outbound client does): p50 {:.2} ms, p99 {:.2} ms",
+            "1 connection, the stand-in alone with a new connection per request (what an unpooled client would pay): p50 {:.2} ms, p99 {:.2} ms",
             ms(upstream_fresh.percentile(50.0)),
             ms(upstream_fresh.percentile(99.0)),
         ),
