@@ -1,4 +1,33 @@
-//! Postgres through Spin's `spin:postgres/postgres@4.0.0` interface (the SDK's `pg4`).
+//! Postgres through Spin's `spin:postgres/postgres@4.0.0` interface (the SDK's `pg4`),
+//! and the rules real Spin imposes on SQL (`../shared/SPIN.md`), one helper per rule,
+//! so that the repositories follow them without thinking:
+//!
+//! 1. **Time columns never come back as `timestamptz`.** Spin decodes `timestamp` and
+//!    `timestamptz` through chrono's `NaiveDateTime`, which tokio-postgres accepts for
+//!    `timestamp` only: a `timestamptz` column (NULLs included) fails the whole query.
+//!    Read one as `(col AT TIME ZONE 'UTC') AS col` ([`utc_column`]), a `timestamp` that
+//!    decodes as a UTC [`chrono::NaiveDateTime`], or as epoch seconds
+//!    (`floor(extract(epoch FROM col))::int8`). Never `col::text`: its value depends on
+//!    the session's time zone.
+//! 2. **Time parameters go in as text**: `$n::text::timestamptz` with [`utc_param`]
+//!    (RFC 3339, UTC). Spin accepts only whole epoch seconds for a bare `$n` of type
+//!    `timestamptz`.
+//! 3. **No `query` returns zero rows.** Spin's `query` never returns when a statement
+//!    yields no row (spinframework/spin#3671): the request hangs and keeps a pooled
+//!    connection. [`Db::query_one`] is for statements written to always yield a row (an
+//!    aggregate, or `FROM (SELECT 1) AS one LEFT JOIN …`); [`Db::query_rows`] wraps any
+//!    other statement so that it does; statements without a result go through
+//!    [`Db::execute`].
+//! 4. **SQL errors are mapped by their code however they arrive**: Spin hands over an
+//!    error raised while a `query` runs (`23505`, `23503`, `23514`, …) as
+//!    `QueryError::Text` holding the error's debug text, and the same error raised
+//!    while parsing or binding as a structured `DbError` ([`DbError::from_pg`]).
+//! 5. **A transaction never outlives its request.** Spin keeps a transaction that a
+//!    request left open on the pooled connection, and the next request on that
+//!    connection runs inside it. [`Db::transaction`] ends every transaction it begins on
+//!    every return path, and rolls it back before a panic turns into a trap
+//!    ([`install_panic_rollback`]). Where one statement can do the work, use one
+//!    statement instead.
 //!
 //! Errors are mapped once, by SQLSTATE: an unreachable database, a connection that
 //! died or a timeout is [`ApiError::DatabaseUnavailable`] (`503` with `Retry-After`);
@@ -9,6 +38,9 @@
 //! column's type by the host, as in Spin: pass a `uuid::Uuid` for a `uuid`, an `i64`
 //! for an `int8`, and write an explicit cast (`$1::int4`, `$2::text::timestamptz`) where
 //! the types differ.
+
+use std::cell::RefCell;
+use std::rc::Rc;
 
 use spin_sdk::pg4::{Connection, Decode, Error as SdkError, PgError, QueryError};
 pub use spin_sdk::pg4::{DbValue, ParameterValue, Row, RowSet};
@@ -38,35 +70,80 @@ impl DbError {
         }
     }
 
+    /// `23505`: a row with this key exists.
     pub fn is_unique_violation(&self) -> bool {
         self.sqlstate() == Some("23505")
     }
 
-    fn from_pg(error: PgError) -> Self {
+    /// `23503`: a referenced row (a user, a session) does not exist.
+    pub fn is_foreign_key_violation(&self) -> bool {
+        self.sqlstate() == Some("23503")
+    }
+
+    /// Classifies an error of the interface. A SQL error is recognised by its SQLSTATE
+    /// whether it arrives structured or, as Spin sends errors raised while a `query`
+    /// runs, inside `QueryError::Text`.
+    pub fn from_pg(error: PgError) -> Self {
         match error {
             PgError::ConnectionFailed(text) => DbError::Unavailable(text),
             PgError::QueryFailed(QueryError::DbError(db)) => {
-                if sqlstate_means_unavailable(&db.code) {
-                    DbError::Unavailable(format!("{}: {}", db.code, db.message))
-                } else {
-                    DbError::Sql {
-                        code: db.code,
-                        message: db.message,
-                    }
-                }
+                Self::from_sqlstate(db.code, db.message)
             }
-            PgError::QueryFailed(QueryError::Text(text)) => {
-                if text_means_unavailable(&text) {
-                    DbError::Unavailable(text)
-                } else {
-                    DbError::Other(text)
-                }
-            }
+            PgError::QueryFailed(QueryError::Text(text)) => match sql_error_in_text(&text) {
+                Some((code, message)) => Self::from_sqlstate(code, message),
+                None if text_means_unavailable(&text) => DbError::Unavailable(text),
+                None => DbError::Other(text),
+            },
             PgError::BadParameter(text)
             | PgError::ValueConversionFailed(text)
             | PgError::Other(text) => DbError::Other(text),
         }
     }
+
+    fn from_sqlstate(code: String, message: String) -> Self {
+        if sqlstate_means_unavailable(&code) {
+            DbError::Unavailable(format!("{code}: {message}"))
+        } else {
+            DbError::Sql { code, message }
+        }
+    }
+}
+
+/// The SQLSTATE and message of a server error carried as text. Spin's text is the
+/// debug form of the structured error (`… code: "23505", message: "duplicate key …",
+/// …`); tokio-postgres's own debug form names the code `SqlState(E23505)`.
+fn sql_error_in_text(text: &str) -> Option<(String, String)> {
+    let code = quoted_field(text, "code: \"")
+        .filter(|code| is_sqlstate(code))
+        .or_else(|| {
+            let start = text.find("SqlState(E")? + "SqlState(E".len();
+            let code = text.get(start..start + 5)?;
+            is_sqlstate(code).then(|| code.to_string())
+        })?;
+    let message = quoted_field(text, "message: \"").unwrap_or_default();
+    Some((code, message))
+}
+
+fn is_sqlstate(code: &str) -> bool {
+    code.len() == 5
+        && code
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+}
+
+/// The Rust-debug-quoted string that follows the first `marker` in `text`, unescaped.
+fn quoted_field(text: &str, marker: &str) -> Option<String> {
+    let rest = &text[text.find(marker)? + marker.len()..];
+    let mut value = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(value),
+            '\\' => value.push(chars.next()?),
+            c => value.push(c),
+        }
+    }
+    None
 }
 
 /// SQLSTATEs that say "the database is not there for you right now", not "your SQL is
@@ -108,9 +185,27 @@ impl From<DbError> for ApiError {
     }
 }
 
+/// `(col AT TIME ZONE 'UTC') AS col`: a `timestamptz` column read as the `timestamp`
+/// of its UTC wall-clock time, which Spin decodes (rule 1).
+pub fn utc_column(column: &str) -> String {
+    let name = column.rsplit('.').next().unwrap_or(column);
+    format!("({column} AT TIME ZONE 'UTC') AS {name}")
+}
+
+/// A UTC time as the text parameter of `$n::text::timestamptz` (rule 2).
+pub fn utc_param(at: chrono::NaiveDateTime) -> ParameterValue {
+    ParameterValue::Str(
+        at.and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    )
+}
+
+/// The column [`Db::query_rows`] numbers rows with; it never reaches a caller.
+const ROW_NUMBER_COLUMN: &str = "voice_edge_row_number";
+
 /// One connection to Postgres, held for the whole request.
 pub struct Db {
-    connection: Connection,
+    connection: Rc<Connection>,
 }
 
 impl std::fmt::Debug for Db {
@@ -122,14 +217,62 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Opens a connection (`postgres://user:password@host:port/db?sslmode=…`).
     pub fn connect(url: &str) -> Result<Self, DbError> {
+        install_panic_rollback();
         Connection::open(url)
-            .map(|connection| Self { connection })
+            .map(|connection| Self {
+                connection: Rc::new(connection),
+            })
             .map_err(DbError::from_pg)
     }
 
-    /// Runs a statement that returns rows.
-    pub fn query(&self, sql: &str, params: &[ParameterValue]) -> Result<RowSet, DbError> {
-        self.connection.query(sql, params).map_err(DbError::from_pg)
+    /// Runs a statement written to return at least one row whatever the data (rule 3):
+    /// an aggregate, `SELECT … FROM (SELECT 1) AS one LEFT JOIN …`, or a `WITH` whose
+    /// final `SELECT` has no `FROM` or `WHERE` that could drop its row. A result
+    /// without rows is an error here (under Spin such a statement would never answer).
+    pub fn query_one(&self, sql: &str, params: &[ParameterValue]) -> Result<RowSet, DbError> {
+        let rows = self
+            .connection
+            .query(sql, params)
+            .map_err(DbError::from_pg)?;
+        if rows.rows.is_empty() {
+            return Err(DbError::Other(
+                "a statement written to return a row returned none".into(),
+            ));
+        }
+        Ok(rows)
+    }
+
+    /// Runs any statement that returns rows — a `SELECT`, or an `INSERT`/`UPDATE`/
+    /// `DELETE … RETURNING` — and returns its rows in order, none included (rule 3).
+    ///
+    /// The statement becomes a `WITH` query that always yields a row: its rows
+    /// numbered in the order it produced them, outer-joined to a single row, so that a
+    /// statement that finds nothing yields one row of NULLs, which is taken away
+    /// again here. The statement must not itself hold a data-modifying `WITH` (Postgres
+    /// allows those only at the top level): write such statements for
+    /// [`Db::query_one`].
+    pub fn query_rows(&self, sql: &str, params: &[ParameterValue]) -> Result<RowSet, DbError> {
+        let wrapped = format!(
+            "WITH found AS ({sql}), \
+                  numbered AS (SELECT found.*, row_number() OVER () AS {ROW_NUMBER_COLUMN} FROM found) \
+             SELECT numbered.* FROM (SELECT 1) AS one LEFT JOIN numbered ON true \
+             ORDER BY numbered.{ROW_NUMBER_COLUMN}"
+        );
+        let mut rows = self.query_one(&wrapped, params)?;
+        let number = rows
+            .columns
+            .iter()
+            .position(|column| column.name == ROW_NUMBER_COLUMN)
+            .ok_or_else(|| DbError::Other("the row numbers are missing".into()))?;
+        rows.columns.remove(number);
+        rows.rows.retain_mut(|row| {
+            let padding = matches!(row.get(number), Some(DbValue::DbNull));
+            if number < row.len() {
+                row.remove(number);
+            }
+            !padding
+        });
+        Ok(rows)
     }
 
     /// Runs a statement and returns the number of rows it changed.
@@ -139,13 +282,20 @@ impl Db {
             .map_err(DbError::from_pg)
     }
 
-    /// Runs `work` inside `BEGIN … COMMIT` on this connection; any error rolls back.
+    /// Runs `work` inside `BEGIN … COMMIT` on this connection; any error rolls back, and
+    /// so does a panic inside `work` (before it traps), so that the transaction never
+    /// outlives the request on Spin's pooled connection (rule 5). `work` should be
+    /// short and free of anything that could trap otherwise (no unchecked indexing,
+    /// no `unwrap`).
     pub fn transaction<T, E>(&self, work: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
     where
         E: From<DbError>,
     {
         self.execute("BEGIN", &[])?;
-        match work(self) {
+        let open = OpenTransaction::begin(&self.connection);
+        let result = work(self);
+        drop(open);
+        match result {
             Ok(value) => {
                 if let Err(error) = self.execute("COMMIT", &[]) {
                     let _ = self.execute("ROLLBACK", &[]);
@@ -161,6 +311,51 @@ impl Db {
             }
         }
     }
+}
+
+thread_local! {
+    /// The connection whose transaction is open, for the panic hook to roll back.
+    static OPEN_TRANSACTION: RefCell<Option<Rc<Connection>>> = const { RefCell::new(None) };
+}
+
+/// Marks a connection as inside [`Db::transaction`] for as long as it lives.
+struct OpenTransaction;
+
+impl OpenTransaction {
+    fn begin(connection: &Rc<Connection>) -> Self {
+        OPEN_TRANSACTION.with(|open| *open.borrow_mut() = Some(connection.clone()));
+        OpenTransaction
+    }
+}
+
+impl Drop for OpenTransaction {
+    fn drop(&mut self) {
+        OPEN_TRANSACTION.with(|open| open.borrow_mut().take());
+    }
+}
+
+/// Installs (once per instance) a panic hook that rolls back the transaction a panic
+/// interrupts, then runs the previous hook. On `wasm32-wasip2` a panic aborts the
+/// instance at once, so no destructor runs and, without this, Spin would hand the
+/// open transaction to the next request on the pooled connection.
+pub fn install_panic_rollback() {
+    thread_local! {
+        static INSTALLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+    if INSTALLED.with(|installed| installed.replace(true)) {
+        return;
+    }
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let open = OPEN_TRANSACTION
+            .try_with(|open| open.try_borrow_mut().ok().and_then(|mut open| open.take()))
+            .ok()
+            .flatten();
+        if let Some(connection) = open {
+            let _ = connection.execute("ROLLBACK", &[]);
+        }
+        previous(info);
+    }));
 }
 
 /// A column of a row by name, decoded; a missing column or a type mismatch is an
@@ -184,6 +379,11 @@ pub fn decode<T: Decode>(value: &DbValue) -> Result<T, DbError> {
 /// A text parameter.
 pub fn text(value: &str) -> ParameterValue {
     ParameterValue::Str(value.to_string())
+}
+
+/// An optional text parameter: `NULL` when absent.
+pub fn optional_text(value: Option<&str>) -> ParameterValue {
+    value.map_or(ParameterValue::DbNull, text)
 }
 
 /// A JSON parameter for a `jsonb` column.
@@ -236,6 +436,74 @@ mod tests {
         let api = ApiError::from(missing_table);
         assert_eq!(api.status(), 500);
         assert!(!api.body().to_string().contains("42P01"));
+    }
+
+    /// What Spin 4.1 hands a guest for a unique violation raised while a `query` runs
+    /// (observed; the backtrace shortened).
+    const SPIN_UNIQUE_VIOLATION_TEXT: &str = r#"Error::QueryFailed(QueryError::DbError(DbError { as-text: "Error { kind: Db, cause: Some(DbError { severity: \"ERROR\", parsed_severity: Some(Error), code: SqlState(E23505), message: \"duplicate key value violates unique constraint \\\"t_probe_pkey\\\"\", detail: Some(\"Key (id)=(1) already exists.\"), hint: None }) }", severity: "ERROR", code: "23505", message: "duplicate key value violates unique constraint \"t_probe_pkey\"", detail: Some("Key (id)=(1) already exists."), extras: [("constraint", "t_probe_pkey")] }))
+
+Stack backtrace:
+   0: <unknown>"#;
+
+    #[test]
+    fn sql_errors_arriving_as_text_are_mapped_by_their_code() {
+        let error = DbError::from_pg(PgError::QueryFailed(QueryError::Text(
+            SPIN_UNIQUE_VIOLATION_TEXT.into(),
+        )));
+        assert_eq!(
+            error,
+            DbError::Sql {
+                code: "23505".into(),
+                message: "duplicate key value violates unique constraint \"t_probe_pkey\"".into(),
+            }
+        );
+        assert!(error.is_unique_violation());
+        assert_eq!(ApiError::from(error).status(), 409);
+
+        let foreign_key = SPIN_UNIQUE_VIOLATION_TEXT.replace("23505", "23503");
+        let error = DbError::from_pg(PgError::QueryFailed(QueryError::Text(foreign_key)));
+        assert!(error.is_foreign_key_violation());
+    }
+
+    #[test]
+    fn a_serialisation_failure_arriving_as_text_is_unavailable() {
+        let text = SPIN_UNIQUE_VIOLATION_TEXT.replace("23505", "40001");
+        let error = DbError::from_pg(PgError::QueryFailed(QueryError::Text(text)));
+        assert!(matches!(error, DbError::Unavailable(_)), "{error:?}");
+    }
+
+    #[test]
+    fn tokio_postgres_debug_text_is_mapped_by_its_code_too() {
+        let text = "Error { kind: Db, cause: Some(DbError { severity: \"ERROR\", code: SqlState(E23514), message: \"new row violates check constraint\" }) }";
+        let error = DbError::from_pg(PgError::QueryFailed(QueryError::Text(text.into())));
+        assert_eq!(error.sqlstate(), Some("23514"));
+    }
+
+    #[test]
+    fn a_decoding_failure_is_neither_sql_nor_unavailable() {
+        let text = "Error::QueryFailed(QueryError::Text(\"error deserializing column 0\\n\\nCaused by:\\n    cannot convert between the Rust type `core::option::Option<chrono::naive::datetime::NaiveDateTime>` and the Postgres type `timestamptz`\"))";
+        let error = DbError::from_pg(PgError::QueryFailed(QueryError::Text(text.into())));
+        assert!(matches!(error, DbError::Other(_)), "{error:?}");
+    }
+
+    #[test]
+    fn utc_columns_and_parameters_follow_the_spin_rules() {
+        assert_eq!(
+            utc_column("created_at"),
+            "(created_at AT TIME ZONE 'UTC') AS created_at"
+        );
+        assert_eq!(
+            utc_column("s.updated_at"),
+            "(s.updated_at AT TIME ZONE 'UTC') AS updated_at"
+        );
+        let at = chrono::NaiveDate::from_ymd_opt(2026, 11, 29)
+            .unwrap()
+            .and_hms_micro_opt(22, 9, 5, 120)
+            .unwrap();
+        let ParameterValue::Str(text) = utc_param(at) else {
+            panic!("a time parameter is text");
+        };
+        assert_eq!(text, "2026-11-29T22:09:05.000120Z");
     }
 
     #[test]

@@ -45,11 +45,11 @@ impl FeatureFlag {
 }
 
 const COLUMNS: &str = "flag_name, enabled, rollout_percentage::int4 AS rollout_percentage, \
-                       updated_at, updated_by";
+                       (updated_at AT TIME ZONE 'UTC') AS updated_at, updated_by";
 
 /// The flag named `name`, or `None` when there is no such row.
 pub fn find(db: &Db, name: &str) -> Result<Option<FeatureFlag>, ApiError> {
-    let rows = db.query(
+    let rows = db.query_rows(
         &format!("SELECT {COLUMNS} FROM voice_feature_flags WHERE flag_name = $1"),
         &[db::text(name)],
     )?;
@@ -86,7 +86,7 @@ pub fn set(
             "`percentage` must be between 0 and 100",
         ));
     }
-    let rows = db.query(
+    let rows = db.query_rows(
         &format!(
             "UPDATE voice_feature_flags \
              SET enabled = $2, rollout_percentage = $3::int4, updated_at = now(), updated_by = $4 \

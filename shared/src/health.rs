@@ -128,7 +128,7 @@ pub fn handle(incoming: &Incoming, vars: &impl Variables) -> Result<Reply, ApiEr
 }
 
 fn probe_database(db_url: &str) -> bool {
-    let answered = Db::connect(db_url).and_then(|db| db.query("SELECT 1 AS ok", &[]));
+    let answered = Db::connect(db_url).and_then(|db| db.query_one("SELECT 1 AS ok", &[]));
     match answered {
         Ok(rows) => rows.rows.len() == 1,
         Err(error) => {

@@ -365,7 +365,7 @@ fn change_rollout(
 /// A token whose `sub` is not (or no longer) in `auth.users` breaks a foreign key:
 /// that is the caller's problem, not a server error.
 fn unknown_user_is_forbidden(error: DbError) -> ApiError {
-    if error.sqlstate() == Some("23503") {
+    if error.is_foreign_key_violation() {
         ApiError::forbidden("The token's user does not exist")
     } else {
         error.into()

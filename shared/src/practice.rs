@@ -23,17 +23,9 @@ pub mod webhook_events;
 
 pub use webhook::handle;
 
-use chrono::NaiveDateTime;
 use spin_sdk::pg4::ParameterValue;
 
-/// A UTC time as a parameter for `$n::text::timestamptz` (Spin's typed parameters
-/// do not turn a naive date-time into a `timestamptz`).
-fn utc_param(at: NaiveDateTime) -> ParameterValue {
-    ParameterValue::Str(
-        at.and_utc()
-            .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-    )
-}
+use crate::db::utc_param;
 
 /// An optional parameter: `NULL` when absent.
 fn or_null(value: Option<ParameterValue>) -> ParameterValue {

@@ -79,7 +79,7 @@ fn count_request(
     bucket_key: &str,
     limit_per_minute: i64,
 ) -> Result<WindowCount, ApiError> {
-    let rows = db.query(
+    let rows = db.query_one(
         "WITH counted AS ( \
              INSERT INTO rate_limits AS r (bucket_key, window_start, count) \
              VALUES ($1, date_trunc('minute', now()), 1) \

@@ -9,7 +9,8 @@ use super::model::{DemoSession, SessionStatus};
 use crate::db::{self, Db, DbError, Row};
 
 const COLUMNS: &str = "id, demo_activity_id, student_id, status, session_config, \
-     openai_call_id, telemetry, started_at, ended_at";
+     openai_call_id, telemetry, (started_at AT TIME ZONE 'UTC') AS started_at, \
+     (ended_at AT TIME ZONE 'UTC') AS ended_at";
 
 fn from_row(row: &Row<'_>) -> Result<DemoSession, DbError> {
     let status: String = db::column(row, "status")?;
@@ -39,7 +40,7 @@ pub fn insert(
     student_id: Uuid,
     session_config: &Value,
 ) -> Result<DemoSession, DbError> {
-    let rows = db.query(
+    let rows = db.query_one(
         &format!(
             "INSERT INTO demo_voice_sessions \
                (id, demo_activity_id, student_id, status, session_config, telemetry, started_at) \
@@ -59,7 +60,7 @@ pub fn insert(
 
 /// A session by id, whoever owns it.
 pub fn find(db: &Db, id: Uuid) -> Result<Option<DemoSession>, DbError> {
-    let rows = db.query(
+    let rows = db.query_rows(
         &format!("SELECT {COLUMNS} FROM demo_voice_sessions WHERE id = $1"),
         &[id.into()],
     )?;
@@ -95,7 +96,7 @@ pub fn end(
     student_id: Uuid,
     telemetry: &Value,
 ) -> Result<Option<DemoSession>, DbError> {
-    let rows = db.query(
+    let rows = db.query_rows(
         &format!(
             "UPDATE demo_voice_sessions \
              SET status = $3, ended_at = now(), updated_at = now(), \

@@ -38,8 +38,8 @@ pub struct StoredAudit {
 /// "from" is true. An advisory lock rather than a row lock: the flag row belongs to the
 /// flags module, and the lock must also cover the red-flag check.
 pub fn lock_rollout_changes(db: &Db) -> Result<(), ApiError> {
-    db.query(
-        "SELECT pg_advisory_xact_lock(hashtext('voice_rollout_audit'))::text AS locked",
+    db.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('voice_rollout_audit'))",
         &[],
     )?;
     Ok(())
@@ -51,7 +51,7 @@ pub fn insert(db: &Db, entry: &AuditEntry<'_>) -> Result<StoredAudit, ApiError> 
                    flag_name, actor_id, actor_role, from_enabled, from_percentage,
                    to_enabled, to_percentage, reason, forced, red_flags)
                VALUES ($1, $2, $3, $4, $5::int8, $6, $7::int8, $8, $9, $10)
-               RETURNING id, created_at";
+               RETURNING id, (created_at AT TIME ZONE 'UTC') AS created_at";
     let params = [
         db::text(entry.flag_name),
         entry.actor_id.into(),
@@ -65,7 +65,7 @@ pub fn insert(db: &Db, entry: &AuditEntry<'_>) -> Result<StoredAudit, ApiError> 
         db::jsonb(entry.red_flags),
     ];
     let rows = db
-        .query(sql, &params)
+        .query_one(sql, &params)
         .map_err(super::unknown_user_is_forbidden)?;
     let row = rows
         .rows()

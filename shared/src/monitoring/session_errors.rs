@@ -19,7 +19,7 @@ pub fn insert(db: &Db, user_id: Uuid, error: &SessionError) -> Result<StoredErro
                    user_id, error_type, error_message, stack_trace, is_retryable,
                    implementation_type, context)
                VALUES ($1, $2, $3, $4, $5, $6, $7)
-               RETURNING id, created_at";
+               RETURNING id, (created_at AT TIME ZONE 'UTC') AS created_at";
     let params = [
         ParameterValue::from(user_id),
         db::text(&error.error_type),
@@ -36,7 +36,7 @@ pub fn insert(db: &Db, user_id: Uuid, error: &SessionError) -> Result<StoredErro
             .map_or(ParameterValue::DbNull, db::jsonb),
     ];
     let rows = db
-        .query(sql, &params)
+        .query_one(sql, &params)
         .map_err(super::unknown_user_is_forbidden)?;
     let row = rows
         .rows()
@@ -54,7 +54,7 @@ pub fn counts_in_window(db: &Db, hours: i32) -> Result<Vec<(ImplementationType, 
                FROM voice_session_errors
                WHERE created_at >= now() - make_interval(hours => $1::int4)
                GROUP BY implementation_type";
-    let rows = db.query(sql, &[ParameterValue::Int32(hours)])?;
+    let rows = db.query_rows(sql, &[ParameterValue::Int32(hours)])?;
     rows.rows()
         .map(|row| {
             let implementation: String = db::column(&row, "implementation_type")?;

@@ -28,7 +28,7 @@ pub fn insert(db: &Db, user_id: Uuid, metrics: &SessionMetrics) -> Result<Stored
                    reconnection_attempts, duration_ms)
                VALUES ($1, $2, $3, $4, $5::float8, $6::float8, $7::float8, $8::float8,
                        $9::int8, $10::int8, $11::int8, $12::int8, $13::float8)
-               RETURNING id, created_at";
+               RETURNING id, (created_at AT TIME ZONE 'UTC') AS created_at";
     let params = [
         ParameterValue::from(user_id),
         // `session_id` is a `text` column; the UUID goes in in its canonical form.
@@ -48,7 +48,7 @@ pub fn insert(db: &Db, user_id: Uuid, metrics: &SessionMetrics) -> Result<Stored
         ParameterValue::Floating64(metrics.duration_ms),
     ];
     let rows = db
-        .query(sql, &params)
+        .query_one(sql, &params)
         .map_err(super::unknown_user_is_forbidden)?;
     let row = rows
         .rows()
@@ -79,7 +79,7 @@ pub fn stats_in_window(db: &Db, hours: i32) -> Result<Vec<ImplementationStats>, 
                FROM voice_session_metrics
                WHERE created_at >= now() - make_interval(hours => $1::int4)
                GROUP BY implementation_type";
-    let rows = db.query(sql, &[ParameterValue::Int32(hours)])?;
+    let rows = db.query_rows(sql, &[ParameterValue::Int32(hours)])?;
     rows.rows().map(|row| stats_from_row(&row)).collect()
 }
 

@@ -105,7 +105,7 @@ pub fn write_with_session(
          SELECT EXISTS (SELECT 1 FROM attempt) AS attempt_written",
         sessions::UPDATE_SQL
     );
-    let rows = db.query(&sql, &params)?;
+    let rows = db.query_one(&sql, &params)?;
     let row = rows
         .rows()
         .next()

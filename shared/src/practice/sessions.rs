@@ -18,17 +18,18 @@ use spin_sdk::pg4::ParameterValue;
 /// it with their claim, [`super::webhook_events::claim`]), so events for one session
 /// apply one at a time and each sees the ones before it.
 pub fn lock(db: &Db, session_id: Uuid) -> Result<bool, DbError> {
-    let rows = db.query(
+    // `execute` counts the rows the SELECT locked: no `query` that could find none.
+    let locked = db.execute(
         "SELECT id FROM practice_sessions WHERE id = $1 FOR UPDATE",
         &[session_id.into()],
     )?;
-    Ok(!rows.rows.is_empty())
+    Ok(locked > 0)
 }
 
 /// The columns [`state_from_rows`] decodes: a session `s` joined with its attempts
 /// `a` (one row per attempt). [`super::webhook_events::claim`] reads them too.
 pub(super) const STATE_COLUMNS: &str = "s.status,
-                s.last_event_at,
+                (s.last_event_at AT TIME ZONE 'UTC') AS last_event_at,
                 CASE WHEN jsonb_typeof(s.sentences) = 'array'
                      THEN jsonb_array_length(s.sentences) END AS sentence_count,
                 a.id AS attempt_id,
@@ -36,7 +37,7 @@ pub(super) const STATE_COLUMNS: &str = "s.status,
                 a.sentence_index,
                 a.pronunciation_score,
                 a.is_passed,
-                a.last_event_at AS attempt_last_event_at";
+                (a.last_event_at AT TIME ZONE 'UTC') AS attempt_last_event_at";
 
 /// Reads a session with its attempts. Call it after the lock, in a statement of its
 /// own: a statement that waited for the lock would still read the attempts as they
@@ -44,11 +45,11 @@ pub(super) const STATE_COLUMNS: &str = "s.status,
 pub fn read_with_attempts(db: &Db, session_id: Uuid) -> Result<Option<SessionState>, DbError> {
     let sql = format!(
         "SELECT {STATE_COLUMNS}
-           FROM practice_sessions s
-           LEFT JOIN practice_attempts a ON a.session_id = s.id
-          WHERE s.id = $1"
+           FROM (SELECT 1) AS one
+           LEFT JOIN practice_sessions s ON s.id = $1
+           LEFT JOIN practice_attempts a ON a.session_id = s.id"
     );
-    let rows = db.query(&sql, &[session_id.into()])?;
+    let rows = db.query_one(&sql, &[session_id.into()])?;
     state_from_rows(&rows, session_id)
 }
 

@@ -99,14 +99,14 @@ pub fn claim(db: &Db, event: &NewEvent<'_>, lock_session: Option<Uuid>) -> Resul
         serialise_sql(1),
         sessions::STATE_COLUMNS
     );
-    let rows = db.query(
+    let rows = db.query_one(
         &sql,
         &[
             db::text(event.id),
             db::text(event.event_type),
             db::text(event.status.as_str()),
             event.payload.clone(),
-            optional_text(event.error),
+            db::optional_text(event.error),
             super::or_null(lock_session.map(Into::into)),
         ],
     )?;
@@ -162,7 +162,7 @@ pub fn look_up(db: &Db, id: &str, session_id: Uuid) -> Result<Lookup, DbError> {
            LEFT JOIN practice_attempts a ON a.session_id = s.id",
         sessions::STATE_COLUMNS
     );
-    let rows = db.query(&sql, &[db::text(id), session_id.into()])?;
+    let rows = db.query_one(&sql, &[db::text(id), session_id.into()])?;
     let first = rows
         .rows()
         .next()
@@ -230,7 +230,7 @@ pub fn record_if_unchanged(
         db::text(event.event_type),
         db::text(event.status.as_str()),
         event.payload.clone(),
-        optional_text(event.error),
+        db::optional_text(event.error),
         db::text(&session.version),
     ]);
     let sql = format!(
@@ -250,7 +250,7 @@ pub fn record_if_unchanged(
          SELECT EXISTS (SELECT 1 FROM recorded) AS recorded",
         serialise_sql(id)
     );
-    let rows = db.query(&sql, &params)?;
+    let rows = db.query_one(&sql, &params)?;
     let row = rows
         .rows()
         .next()
@@ -270,7 +270,7 @@ pub fn set_outcome(
         &[
             db::text(id),
             db::text(status.as_str()),
-            optional_text(error),
+            db::optional_text(error),
         ],
     )?;
     Ok(())
@@ -288,22 +288,26 @@ pub struct StoredEvent {
 /// delivery has that id.
 pub fn lock_for_replay(db: &Db, id: &str) -> Result<Option<StoredEvent>, DbError> {
     let sql = format!(
-        "WITH serialised AS ({})
-         UPDATE webhook_events SET attempts = attempts + 1
-          WHERE id = $1 AND EXISTS (SELECT 1 FROM serialised)
-         RETURNING id, payload::text AS payload",
+        "WITH serialised AS ({}),
+         counted AS (
+             UPDATE webhook_events SET attempts = attempts + 1
+              WHERE id = $1 AND EXISTS (SELECT 1 FROM serialised)
+             RETURNING id, payload::text AS payload
+         )
+         SELECT counted.id, counted.payload FROM (SELECT 1) AS one LEFT JOIN counted ON true",
         serialise_sql(1)
     );
-    let rows = db.query(&sql, &[db::text(id)])?;
-    rows.rows()
-        .next()
-        .map(|row| {
-            Ok(StoredEvent {
-                id: db::column(&row, "id")?,
-                payload: db::column(&row, "payload")?,
-            })
-        })
-        .transpose()
+    let rows = db.query_one(&sql, &[db::text(id)])?;
+    let Some(row) = rows.rows().next() else {
+        return Ok(None);
+    };
+    let Some(id) = db::column::<Option<String>>(&row, "id")? else {
+        return Ok(None);
+    };
+    Ok(Some(StoredEvent {
+        id,
+        payload: db::column(&row, "payload")?,
+    }))
 }
 
 /// The ids of stored deliveries in `status`, oldest first, at most `limit`.
@@ -312,13 +316,9 @@ pub fn ids_with_status(
     status: WebhookEventStatus,
     limit: i64,
 ) -> Result<Vec<String>, DbError> {
-    let rows = db.query(
+    let rows = db.query_rows(
         "SELECT id FROM webhook_events WHERE status = $1 ORDER BY received_at, id LIMIT $2",
         &[db::text(status.as_str()), limit.into()],
     )?;
     rows.rows().map(|row| db::column(&row, "id")).collect()
-}
-
-fn optional_text(value: Option<&str>) -> ParameterValue {
-    super::or_null(value.map(db::text))
 }

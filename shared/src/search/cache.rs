@@ -52,8 +52,8 @@ pub fn find_younger_than(
     cache_key: &str,
     max_age_seconds: i64,
 ) -> Result<Option<CachedAnswer>, ApiError> {
-    let rows = db.query(
-        "SELECT answer, citations, created_at, \
+    let rows = db.query_rows(
+        "SELECT answer, citations, (created_at AT TIME ZONE 'UTC') AS created_at, \
                 floor(extract(epoch FROM now() - created_at))::int8 AS age_seconds \
          FROM search_cache \
          WHERE cache_key = $1 \

@@ -46,7 +46,9 @@ pub struct NewTokenSession<'a> {
 }
 
 const COLUMNS: &str = "id, user_id, client_key, persona, language, model, voice, activity_id, \
-                       refresh_count::int4 AS refresh_count, created_at, last_refreshed_at";
+                       refresh_count::int4 AS refresh_count, \
+                       (created_at AT TIME ZONE 'UTC') AS created_at, \
+                       (last_refreshed_at AT TIME ZONE 'UTC') AS last_refreshed_at";
 
 impl TokenSession {
     fn from_row(row: &Row<'_>) -> Result<Self, DbError> {
@@ -86,7 +88,7 @@ fn first(rows: db::RowSet) -> Result<Option<TokenSession>, ApiError> {
 /// fraction of a second may be gone (whole rows, never half of one), and a refresh of
 /// such a session gets `404`, after which the client mints a new token.
 pub fn insert(db: &Db, new: &NewTokenSession<'_>) -> Result<TokenSession, ApiError> {
-    let rows = db.query(
+    let rows = db.query_one(
         &format!(
             "INSERT INTO realtime_token_sessions \
                  (user_id, client_key, persona, language, model, voice, activity_id) \
@@ -109,7 +111,7 @@ pub fn insert(db: &Db, new: &NewTokenSession<'_>) -> Result<TokenSession, ApiErr
 
 /// The session with this id, if there is one.
 pub fn find(db: &Db, id: Uuid) -> Result<Option<TokenSession>, ApiError> {
-    let rows = db.query(
+    let rows = db.query_rows(
         &format!("SELECT {COLUMNS} FROM realtime_token_sessions WHERE id = $1"),
         &[id.into()],
     )?;
@@ -125,7 +127,7 @@ pub fn record_refresh(
     max_refreshes: i32,
     max_age_minutes: i32,
 ) -> Result<Option<TokenSession>, ApiError> {
-    let rows = db.query(
+    let rows = db.query_rows(
         &format!(
             "UPDATE realtime_token_sessions \
              SET refresh_count = refresh_count + 1, last_refreshed_at = now() \
