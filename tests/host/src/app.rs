@@ -50,6 +50,9 @@ pub struct HostOptions {
     pub capture_output: bool,
     /// Where compiled components are kept between processes (`None`: memory only).
     pub cache_dir: Option<PathBuf>,
+    /// Where each component's output is appended (`<id>_stdout.txt`, `<id>_stderr.txt`),
+    /// as `spin up --log-dir`; `None`: no files.
+    pub log_dir: Option<PathBuf>,
 }
 
 struct LoadedComponent {
@@ -105,7 +108,11 @@ impl App {
                 .as_deref()
                 .map(|route| (route, trigger.component.as_str()))
         }))?;
-        let output = OutputSink::new(options.forward_output, options.capture_output);
+        let output = OutputSink::with_log_dir(
+            options.forward_output,
+            options.capture_output,
+            options.log_dir.clone(),
+        );
         let pg_pools = Arc::new(PgPools::new());
         let http_clients = OutboundClients::new();
         let self_authority = Arc::new(OnceLock::new());

@@ -43,6 +43,15 @@ struct Args {
     /// beside the manifest when that `target` directory exists).
     #[arg(long)]
     cache_dir: Option<PathBuf>,
+
+    /// Where each component's stdout and stderr are appended, as with `spin up`
+    /// (default `.spin/logs/` beside the manifest; an empty value writes no files).
+    #[arg(short = 'L', long = "log-dir")]
+    log_dir: Option<PathBuf>,
+
+    /// Component output to the log files only, not also to this process's own.
+    #[arg(short = 'q', long)]
+    quiet: bool,
 }
 
 fn read_variable_file(path: &Path) -> anyhow::Result<HashMap<String, String>> {
@@ -118,6 +127,21 @@ fn run(args: Args) -> anyhow::Result<()> {
             .is_dir()
             .then(|| target.join("voice-edge-host-cache"))
     });
+    let log_dir = match args.log_dir {
+        Some(dir) if dir.as_os_str().is_empty() => None,
+        Some(dir) => Some(dir),
+        None => Some(manifest_dir.join(".spin").join("logs")),
+    };
+    if let Some(dir) = &log_dir {
+        // Spin's first line: where component output goes (relative to the working
+        // directory when it is below it, as Spin prints it).
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let shown = dir.strip_prefix(&cwd).unwrap_or(dir);
+        println!(
+            "Logging component stdio to {:?}",
+            format!("{}/", shown.display())
+        );
+    }
     let options = HostOptions {
         manifest: args.from,
         providers: VariableProviders {
@@ -125,9 +149,10 @@ fn run(args: Args) -> anyhow::Result<()> {
             environment: true,
             dotenv: read_dotenv(Path::new(".env")),
         },
-        forward_output: true,
+        forward_output: !args.quiet,
         capture_output: false,
         cache_dir,
+        log_dir,
     };
     let runtime = voice_edge_host::runtime();
     let app = Arc::new(App::load(&options)?);
@@ -154,7 +179,8 @@ fn run(args: Args) -> anyhow::Result<()> {
 fn main() {
     let args = Args::parse();
     if let Err(error) = run(args) {
-        eprintln!("Error: {error:#}");
+        // As Spin (and any anyhow `main`) prints it: the error, then `Caused by:`.
+        eprintln!("Error: {error:?}");
         std::process::exit(1);
     }
 }

@@ -2,11 +2,15 @@
 //!
 //! Each instance gets its own pair of streams that cut the guest's bytes into lines.
 //! A complete line is forwarded to the host's own stdout or stderr (as `spin up` shows
-//! component output) and/or kept in memory for the app, so that tests can read the
-//! log lines and print them when they fail. A last line without a newline is delivered
-//! when the instance ends.
+//! component output), appended to `<log dir>/<component>_stdout.txt` or `_stderr.txt`
+//! (as `spin up --log-dir` does; `.spin/logs/` beside the manifest by default), and/or
+//! kept in memory for the app, so that tests can read the log lines and print them
+//! when they fail. A last line without a newline is delivered when the instance ends.
 
+use std::collections::HashMap;
+use std::fs::File;
 use std::io::Write;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -14,7 +18,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
 /// Which of the guest's streams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stream {
     /// The guest's stdout.
     Stdout,
@@ -27,20 +31,61 @@ pub enum Stream {
 pub struct OutputSink {
     forward: bool,
     captured: Option<Mutex<Vec<String>>>,
+    log_dir: Option<PathBuf>,
+    files: Mutex<HashMap<(String, Stream), File>>,
 }
 
 impl OutputSink {
     /// A sink that forwards to the host's stdout/stderr and/or captures in memory.
     pub fn new(forward: bool, capture: bool) -> Arc<Self> {
+        Self::with_log_dir(forward, capture, None)
+    }
+
+    /// Like [`OutputSink::new`], also appending each component's lines to its files in
+    /// `log_dir` (created when missing).
+    pub fn with_log_dir(forward: bool, capture: bool, log_dir: Option<PathBuf>) -> Arc<Self> {
         Arc::new(Self {
             forward,
             captured: capture.then(|| Mutex::new(Vec::new())),
+            log_dir,
+            files: Mutex::new(HashMap::new()),
         })
     }
 
-    fn line(&self, stream: Stream, line: &[u8]) {
+    fn append_to_file(&self, component: &str, stream: Stream, text: &str) {
+        let Some(dir) = &self.log_dir else {
+            return;
+        };
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (component.to_string(), stream);
+        if !files.contains_key(&key) {
+            let suffix = match stream {
+                Stream::Stdout => "stdout",
+                Stream::Stderr => "stderr",
+            };
+            let opened = std::fs::create_dir_all(dir).and_then(|()| {
+                File::options()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join(format!("{component}_{suffix}.txt")))
+            });
+            match opened {
+                Ok(file) => {
+                    files.insert(key.clone(), file);
+                }
+                Err(_) => return,
+            }
+        }
+        if let Some(file) = files.get_mut(&key) {
+            // A log file that cannot be written has nowhere better to be reported.
+            let _ = writeln!(file, "{text}");
+        }
+    }
+
+    fn line(&self, component: &str, stream: Stream, line: &[u8]) {
         let text = String::from_utf8_lossy(line);
         let text = text.strip_suffix('\r').unwrap_or(&text);
+        self.append_to_file(component, stream, text);
         if self.forward {
             // A failed write to our own stdout has nowhere better to be reported.
             let _ = match stream {
@@ -78,10 +123,11 @@ impl OutputSink {
         }
     }
 
-    /// A WASI stdout or stderr for one instance.
-    pub fn stream(self: &Arc<Self>, stream: Stream) -> GuestOutput {
+    /// A WASI stdout or stderr for one instance of `component`.
+    pub fn stream(self: &Arc<Self>, component: &str, stream: Stream) -> GuestOutput {
         GuestOutput {
             sink: self.clone(),
+            component: Arc::from(component),
             stream,
         }
     }
@@ -90,6 +136,7 @@ impl OutputSink {
 /// A WASI output stream factory handed to `WasiCtxBuilder::stdout`/`stderr`.
 pub struct GuestOutput {
     sink: Arc<OutputSink>,
+    component: Arc<str>,
     stream: Stream,
 }
 
@@ -103,6 +150,7 @@ impl StdoutStream for GuestOutput {
     fn p2_stream(&self) -> Box<dyn OutputStream> {
         Box::new(LineWriter {
             sink: self.sink.clone(),
+            component: self.component.clone(),
             stream: self.stream,
             pending: Vec::new(),
         })
@@ -111,6 +159,7 @@ impl StdoutStream for GuestOutput {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
         Box::new(LineWriter {
             sink: self.sink.clone(),
+            component: self.component.clone(),
             stream: self.stream,
             pending: Vec::new(),
         })
@@ -120,6 +169,7 @@ impl StdoutStream for GuestOutput {
 /// Cuts bytes into lines for an [`OutputSink`].
 struct LineWriter {
     sink: Arc<OutputSink>,
+    component: Arc<str>,
     stream: Stream,
     pending: Vec<u8>,
 }
@@ -133,11 +183,12 @@ impl LineWriter {
         while let Some(newline) = self.pending.iter().position(|b| *b == b'\n') {
             let rest = self.pending.split_off(newline + 1);
             let line = std::mem::replace(&mut self.pending, rest);
-            self.sink.line(self.stream, &line[..line.len() - 1]);
+            self.sink
+                .line(&self.component, self.stream, &line[..line.len() - 1]);
         }
         if self.pending.len() > MAX_LINE {
             let line = std::mem::take(&mut self.pending);
-            self.sink.line(self.stream, &line);
+            self.sink.line(&self.component, self.stream, &line);
         }
     }
 }
@@ -146,7 +197,7 @@ impl Drop for LineWriter {
     fn drop(&mut self) {
         if !self.pending.is_empty() {
             let line = std::mem::take(&mut self.pending);
-            self.sink.line(self.stream, &line);
+            self.sink.line(&self.component, self.stream, &line);
         }
     }
 }
@@ -205,6 +256,7 @@ mod tests {
         let sink = OutputSink::new(false, true);
         let mut writer = LineWriter {
             sink: sink.clone(),
+            component: Arc::from("probe"),
             stream: Stream::Stdout,
             pending: Vec::new(),
         };

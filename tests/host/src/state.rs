@@ -65,8 +65,8 @@ impl Ctx {
     pub fn new(component: Arc<ComponentRuntime>) -> Self {
         let mut builder = WasiCtx::builder();
         builder
-            .stdout(component.output.stream(Stream::Stdout))
-            .stderr(component.output.stream(Stream::Stderr))
+            .stdout(component.output.stream(&component.id, Stream::Stdout))
+            .stderr(component.output.stream(&component.id, Stream::Stderr))
             .envs(&component.environment);
         Self {
             table: ResourceTable::new(),

@@ -4,7 +4,7 @@
 //! Providers are consulted in Spin's order: `--variable name=value` first, then the
 //! environment (`SPIN_VARIABLE_<NAME>`), then the variable's default. A required
 //! variable that no provider can resolve stops start-up with Spin's message
-//! `no provider resolved required variable(s): [Key("name")]`. A component asking for a
+//! `provider error: no provider resolved required variable(s): [Key("name")]`. A component asking for a
 //! variable its manifest section does not list gets `undefined`, as in Spin.
 
 use std::collections::{BTreeMap, HashMap};
@@ -200,10 +200,12 @@ impl ResolvedVariables {
                 .iter()
                 .map(|name| format!("Key({name:?})"))
                 .collect();
-            bail!(
+            // Spin's words: a provider error whose cause is the same sentence.
+            let cause = format!(
                 "no provider resolved required variable(s): [{}]",
                 keys.join(", ")
             );
+            return Err(anyhow!(cause.clone()).context(format!("provider error: {cause}")));
         }
 
         let app: HashMap<String, String> = manifest
@@ -317,6 +319,10 @@ password = "{{db_password}}"
         let error = ResolvedVariables::resolve(&manifest(), &providers(&[])).unwrap_err();
         assert_eq!(
             error.to_string(),
+            r#"provider error: no provider resolved required variable(s): [Key("db_password"), Key("db_url")]"#
+        );
+        assert_eq!(
+            error.root_cause().to_string(),
             r#"no provider resolved required variable(s): [Key("db_password"), Key("db_url")]"#
         );
     }

@@ -187,7 +187,7 @@ fn missing_required_variable_stops_start_up_with_spins_message() {
     let error = TestApp::try_start_manifest(&common::fixture(), &[("greeting", "hi")]).unwrap_err();
     assert_eq!(
         error,
-        r#"no provider resolved required variable(s): [Key("secret_token")]"#
+        r#"provider error: no provider resolved required variable(s): [Key("secret_token")]"#
     );
 }
 
@@ -384,8 +384,12 @@ fn a_trapping_guest_gets_500_with_an_empty_body_and_its_panic_is_logged() {
 #[test]
 fn instantiation_can_be_measured_for_benchmarks() {
     let app = start(&[]);
+    let Some(host) = app.app() else {
+        eprintln!("skipped under Spin: instantiation is measured inside our host only");
+        return;
+    };
     let report = voice_edge_host::runtime()
-        .block_on(app.app().measure_instantiation("probe", 20))
+        .block_on(host.measure_instantiation("probe", 20))
         .expect("the probe instantiates");
     assert_eq!(report.iterations, 20);
     assert!(

@@ -12,6 +12,9 @@
 //!   "params": [...], "decode"?: [{"column", "as"}]}]}`): opens one connection and runs
 //!   the steps on it, reporting every value as the host sent it (with
 //!   `"trap_after_steps": true` it panics instead of answering, connection still open);
+//! - `shared-transaction-panic` (POST `{"address", "statement"}`): runs the statement
+//!   inside `voice_edge_shared::db::Db::transaction` and panics before the transaction
+//!   ends, to show that the shared helper rolls it back before the trap;
 //! - `log&text=…`: prints the text on stdout and stderr;
 //! - `trap`: panics before answering.
 //!
@@ -104,9 +107,28 @@ fn handle(request: Request) -> Response {
             eprintln!("stderr: {text}");
             json_response(200, json!({"logged": text}))
         }
+        "shared-transaction-panic" => match serde_json::from_slice::<Value>(request.body()) {
+            Ok(spec) => shared_transaction_panic(&spec),
+            Err(error) => json_response(400, json!({"error": error.to_string()})),
+        },
         "trap" => panic!("the probe was asked to trap"),
         other => json_response(404, json!({"error": format!("unknown op {other:?}")})),
     }
+}
+
+fn shared_transaction_panic(spec: &Value) -> Response {
+    use voice_edge_shared::db::{Db, DbError};
+    let address = spec["address"].as_str().unwrap_or_default();
+    let statement = spec["statement"].as_str().unwrap_or_default();
+    let db = match Db::connect(address) {
+        Ok(db) => db,
+        Err(error) => return json_response(500, json!({"error": error.to_string()})),
+    };
+    let result: Result<(), DbError> = db.transaction(|tx| {
+        tx.execute(statement, &[])?;
+        panic!("the probe panics inside a shared transaction");
+    });
+    json_response(500, json!({"unexpected": format!("{result:?}")}))
 }
 
 fn outbound_http(spec: &Value) -> Value {

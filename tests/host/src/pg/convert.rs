@@ -2,7 +2,8 @@
 //! `tokio-postgres` reads and writes.
 //!
 //! Results: `bool`, `int2/4/8`, `float4/8`, `text`/`varchar`/`bpchar`, `bytea`,
-//! `date`, `time`, `timestamp` and `timestamptz` (both as a UTC date-time tuple),
+//! `date`, `time`, `timestamp` (a date-time tuple; a `timestamptz` column fails the
+//! query, as in Spin),
 //! `uuid`, `jsonb`, `numeric` (decimal string), `int4range`/`int8range`/`numrange`,
 //! `int4[]`/`int8[]`/`numeric[]`/`text[]`, `interval`; NULL is `db-null`; anything
 //! else (`json` included) is `unsupported` with the raw bytes, and its column type is
@@ -142,12 +143,13 @@ pub fn db_value(row: &Row, index: usize) -> anyhow::Result<DbValue> {
         Type::INT4 => value(row, index, DbValue::Int32),
         Type::INT8 => value(row, index, DbValue::Int64),
         Type::TEXT | Type::VARCHAR | Type::BPCHAR => value(row, index, DbValue::Str),
-        Type::TIMESTAMP => try_value(row, index, |v: chrono::NaiveDateTime| {
+        // As in Spin, both through chrono's `NaiveDateTime`, which tokio-postgres takes
+        // from a `timestamp` only: a `timestamptz` column fails the row with "error
+        // deserializing column N … cannot convert between the Rust type
+        // `core::option::Option<chrono::naive::datetime::NaiveDateTime>` and the Postgres
+        // type `timestamptz`", NULL or not.
+        Type::TIMESTAMP | Type::TIMESTAMPTZ => try_value(row, index, |v: chrono::NaiveDateTime| {
             Ok(DbValue::Datetime(datetime_tuple(v)?))
-        }),
-        // Observed in Spin: a `timestamptz` arrives as the same naive tuple, in UTC.
-        Type::TIMESTAMPTZ => try_value(row, index, |v: chrono::DateTime<chrono::Utc>| {
-            Ok(DbValue::Datetime(datetime_tuple(v.naive_utc())?))
         }),
         Type::DATE => try_value(row, index, |v: chrono::NaiveDate| {
             Ok(DbValue::Date((

@@ -5,9 +5,13 @@
 //!   `allowed_outbound_hosts` (`connection-failed("address postgres://… is not
 //!   permitted")`); an unparsable connection string, a refused or unreachable server, a
 //!   wrong password, a missing database and a TLS failure are `connection-failed` too.
-//! - SQL errors are `query-failed(db-error{code, message, severity, detail, extras})`;
-//!   failures without a server error (a parameter of the wrong type, a dropped
-//!   connection) are `query-failed(text)`.
+//! - SQL errors found while parsing or binding, and every `execute` error, are
+//!   `query-failed(db-error{code, message, severity, detail, extras})`; an error raised
+//!   while a `query`'s rows come (a constraint violation, a row that does not decode: a
+//!   `timestamptz` column) is `query-failed(text)` holding the error's debug text, as in
+//!   Spin; failures without a server error (a dropped connection) are text too.
+//! - A `query` that returns no rows is `query-failed(text)` naming spinframework/spin#3671
+//!   ([`NO_ROWS`]): Spin never answers it at all.
 //! - Malformed parameter values are `bad-parameter` for `query` and
 //!   `value-conversion-failed` for `execute`, as in Spin.
 
@@ -24,6 +28,7 @@ use crate::bindings::spin::postgres::postgres::{
     self as wit, DbError, Error, ParameterValue, QueryError, RowSet,
 };
 use crate::state::Ctx;
+use pool::QueryFailure;
 
 /// The host side of a guest's `connection` resource.
 pub struct PgConnection {
@@ -67,6 +72,14 @@ pub fn ensure_address_allowed(
     }
     Ok(())
 }
+
+/// What a `query` that yields no row gets here. Spin never answers such a query
+/// (spinframework/spin#3671): its host waits for a first row to learn the columns, and
+/// the request hangs with its pooled connection. Failing loudly instead lets a test on
+/// this host catch the statement at once.
+pub const NO_ROWS: &str = "the statement returned no rows: under Spin a `query` that \
+     returns no rows never answers (spinframework/spin#3671); write it to return at \
+     least one row, or send it with `execute`";
 
 fn query_failed(error: tokio_postgres::Error) -> Error {
     let as_text = format!("{error:?}");
@@ -142,10 +155,21 @@ impl wit::HostConnection for Ctx {
         let params = convert::sql_params(&params)
             .map_err(|error| Error::BadParameter(format!("{error:?}")))?;
         let client = self.pg_connection(&connection)?.checkout.client();
-        let rows = client
-            .query(&statement, &as_refs(&params))
-            .await
-            .map_err(query_failed)?;
+        let rows = match client.query(&statement, &as_refs(&params)).await {
+            Ok(rows) => rows,
+            Err(QueryFailure::Start(error)) => return Err(query_failed(error)),
+            // Spin reads the rows inside an `anyhow` context and flattens whatever
+            // fails there, a server error included, to its debug text.
+            Err(QueryFailure::Rows(error)) => {
+                return Err(Error::QueryFailed(QueryError::Text(format!(
+                    "{:?}",
+                    query_failed(error)
+                ))));
+            }
+        };
+        if rows.is_empty() {
+            return Err(Error::QueryFailed(QueryError::Text(NO_ROWS.into())));
+        }
         let columns = convert::columns(&rows);
         let rows = rows
             .iter()
@@ -171,8 +195,8 @@ impl wit::HostConnection for Ctx {
     }
 
     async fn drop(&mut self, connection: Resource<PgConnection>) -> wasmtime::Result<()> {
-        let connection = self.table.delete(connection)?;
-        connection.checkout.release().await;
+        // Dropping the checkout returns the client to the pool as it is.
+        self.table.delete(connection)?;
         Ok(())
     }
 }

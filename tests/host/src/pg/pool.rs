@@ -3,11 +3,14 @@
 //!
 //! A guest's `connection` resource holds one pooled client for its whole life, so
 //! `BEGIN` … `COMMIT` on one resource run on one server session. When the resource is
-//! dropped the client goes back to the pool; if the guest left a transaction open
-//! (it began one and never committed or rolled back, or the instance trapped), the
-//! client is rolled back first, and discarded if that fails: no transaction leaks into
-//! the next request. Each pooled client keeps its prepared statements, so a statement
-//! is parsed once per connection rather than once per query.
+//! dropped the client goes back to the pool as it is, as in Spin (deadpool-postgres
+//! with `RecyclingMethod::Clean`): a transaction the guest left open (it began one and
+//! never ended it, or the instance trapped) stays open, and the next request that
+//! checks the client out runs inside it. Before a client is handed out again it is
+//! cleaned as deadpool does ([`CLEAN_SESSION`]: session settings reset, cursors closed,
+//! advisory locks released), and discarded if that fails (an aborted transaction).
+//! Each pooled client keeps its prepared statements, so a statement is parsed once per
+//! connection rather than once per query.
 //!
 //! TLS follows `sslmode` as Spin does (through `tokio-postgres`): absent or `prefer`
 //! tries TLS and falls back to plain, `require` insists on TLS, `disable` never uses it;
@@ -17,6 +20,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::TryStreamExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, Statement};
@@ -26,6 +30,11 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 const POOL_SIZE: usize = 64;
 /// Most prepared statements kept per connection before the cache starts over.
 const STATEMENT_CACHE_SIZE: usize = 256;
+/// What deadpool-postgres's `RecyclingMethod::Clean` (Spin's) runs on a pooled client
+/// before handing it out again. Inside a transaction left open it succeeds and leaves
+/// the transaction open; inside an aborted one it fails and the client is discarded.
+const CLEAN_SESSION: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
+     UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
 
 /// The pools of one app.
 pub struct PgPools {
@@ -97,12 +106,14 @@ impl PgPools {
             .acquire_owned()
             .await
             .map_err(|_| "too many connections".to_string())?;
-        if let Some(client) = pool.take_idle() {
-            return Ok(Checkout {
-                client: Some(client),
-                pool,
-                _permit: permit,
-            });
+        while let Some(client) = pool.take_idle() {
+            if client.client.batch_execute(CLEAN_SESSION).await.is_ok() {
+                return Ok(Checkout {
+                    client: Some(client),
+                    pool,
+                    _permit: permit,
+                });
+            }
         }
         let client = pool.connect(&self.tls).await?;
         Ok(Checkout {
@@ -173,7 +184,6 @@ impl Pool {
         Ok(PooledClient {
             client,
             statements: HashMap::new(),
-            transaction_open: false,
         })
     }
 
@@ -189,54 +199,17 @@ impl Pool {
 pub struct PooledClient {
     client: Client,
     statements: HashMap<String, Statement>,
-    transaction_open: bool,
 }
 
-/// What a statement does to the session's transaction, judged by its first keyword.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TransactionEffect {
-    Begins,
-    Ends,
-    None,
-}
-
-fn first_keywords(sql: &str) -> (String, String) {
-    let mut rest = sql;
-    loop {
-        rest = rest.trim_start();
-        if let Some(comment) = rest.strip_prefix("--") {
-            rest = comment
-                .split_once('\n')
-                .map(|(_, after)| after)
-                .unwrap_or("");
-        } else if let Some(comment) = rest.strip_prefix("/*") {
-            rest = comment
-                .split_once("*/")
-                .map(|(_, after)| after)
-                .unwrap_or("");
-        } else {
-            break;
-        }
-    }
-    let mut words = rest
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .filter(|word| !word.is_empty())
-        .map(|word| word.to_ascii_uppercase());
-    (
-        words.next().unwrap_or_default(),
-        words.next().unwrap_or_default(),
-    )
-}
-
-fn transaction_effect(sql: &str) -> TransactionEffect {
-    let (first, second) = first_keywords(sql);
-    match first.as_str() {
-        "BEGIN" | "START" => TransactionEffect::Begins,
-        "COMMIT" | "END" | "ABORT" => TransactionEffect::Ends,
-        "ROLLBACK" if second != "TO" => TransactionEffect::Ends,
-        "PREPARE" if second == "TRANSACTION" => TransactionEffect::Ends,
-        _ => TransactionEffect::None,
-    }
+/// Why a `query` failed: before its rows (parsing, binding: the server's error arrives
+/// structured in Spin) or while they streamed (execution, a row that does not decode:
+/// Spin flattens the error to text).
+#[derive(Debug)]
+pub enum QueryFailure {
+    /// While preparing or binding the statement.
+    Start(tokio_postgres::Error),
+    /// While the statement ran and its rows came.
+    Rows(tokio_postgres::Error),
 }
 
 impl PooledClient {
@@ -253,14 +226,6 @@ impl PooledClient {
         Ok(statement)
     }
 
-    fn note(&mut self, sql: &str, succeeded: bool) {
-        match transaction_effect(sql) {
-            TransactionEffect::Begins if succeeded => self.transaction_open = true,
-            TransactionEffect::Ends if succeeded => self.transaction_open = false,
-            _ => {}
-        }
-    }
-
     /// A cached statement whose result shape changed after DDL must be prepared again.
     fn is_stale_statement(error: &tokio_postgres::Error) -> bool {
         error
@@ -268,28 +233,35 @@ impl PooledClient {
             .is_some_and(|db| db.code().code() == "0A000" && db.message().contains("cached plan"))
     }
 
-    /// Runs a statement that returns rows.
+    /// Runs a statement that returns rows, as Spin does: the statement is bound and
+    /// started, then its rows are read one by one.
     pub async fn query(
         &mut self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, tokio_postgres::Error> {
+    ) -> Result<Vec<tokio_postgres::Row>, QueryFailure> {
         let mut retried = false;
-        let result = loop {
-            let statement = match self.statement(sql).await {
-                Ok(statement) => statement,
-                Err(error) => break Err(error),
-            };
-            match self.client.query(&statement, params).await {
+        let stream = loop {
+            let statement = self.statement(sql).await.map_err(QueryFailure::Start)?;
+            match self
+                .client
+                .query_raw(&statement, params.iter().copied())
+                .await
+            {
                 Err(error) if !retried && Self::is_stale_statement(&error) => {
                     self.statements.remove(sql);
                     retried = true;
                 }
-                other => break other,
+                Err(error) => return Err(QueryFailure::Start(error)),
+                Ok(stream) => break stream,
             }
         };
-        self.note(sql, result.is_ok());
-        result
+        let mut stream = std::pin::pin!(stream);
+        let mut rows = Vec::new();
+        while let Some(row) = stream.try_next().await.map_err(QueryFailure::Rows)? {
+            rows.push(row);
+        }
+        Ok(rows)
     }
 
     /// Runs a statement and returns the number of rows it changed.
@@ -299,21 +271,16 @@ impl PooledClient {
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, tokio_postgres::Error> {
         let mut retried = false;
-        let result = loop {
-            let statement = match self.statement(sql).await {
-                Ok(statement) => statement,
-                Err(error) => break Err(error),
-            };
+        loop {
+            let statement = self.statement(sql).await?;
             match self.client.execute(&statement, params).await {
                 Err(error) if !retried && Self::is_stale_statement(&error) => {
                     self.statements.remove(sql);
                     retried = true;
                 }
-                other => break other,
+                other => return other,
             }
-        };
-        self.note(sql, result.is_ok());
-        result
+        }
     }
 }
 
@@ -331,80 +298,16 @@ impl Checkout {
             .as_mut()
             .expect("a checkout holds its client until released")
     }
-
-    /// Returns the client to the pool, rolling back a transaction the guest left open.
-    pub async fn release(mut self) {
-        if let Some(client) = self.client.take() {
-            release(client, &self.pool).await;
-        }
-    }
-}
-
-async fn release(mut client: PooledClient, pool: &Pool) {
-    if client.client.is_closed() {
-        return;
-    }
-    if client.transaction_open {
-        if client.client.batch_execute("ROLLBACK").await.is_err() {
-            return;
-        }
-        client.transaction_open = false;
-    }
-    pool.put_back(client);
 }
 
 impl Drop for Checkout {
+    /// Returns the client to the pool as it is (a transaction left open stays open, as
+    /// in Spin); a closed client is dropped. The pool permit goes with the checkout.
     fn drop(&mut self) {
-        // Dropped without `release` (the instance trapped or its store was dropped):
-        // release in the background, keeping the pool permit until it is done.
-        let Some(client) = self.client.take() else {
-            return;
-        };
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            return;
-        };
-        let pool = self.pool.clone();
-        let permit = std::mem::replace(&mut self._permit, placeholder_permit());
-        runtime.spawn(async move {
-            release(client, &pool).await;
-            drop(permit);
-        });
-    }
-}
-
-/// A permit of a throwaway semaphore, to move the real one out of a dropped checkout.
-fn placeholder_permit() -> OwnedSemaphorePermit {
-    Arc::new(Semaphore::new(1))
-        .try_acquire_owned()
-        .expect("a fresh semaphore has a permit")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn transaction_statements_are_recognised() {
-        assert_eq!(transaction_effect("BEGIN"), TransactionEffect::Begins);
-        assert_eq!(
-            transaction_effect("  begin isolation level serializable"),
-            TransactionEffect::Begins
-        );
-        assert_eq!(
-            transaction_effect("-- c\nSTART TRANSACTION"),
-            TransactionEffect::Begins
-        );
-        assert_eq!(transaction_effect("commit"), TransactionEffect::Ends);
-        assert_eq!(transaction_effect("ROLLBACK"), TransactionEffect::Ends);
-        assert_eq!(
-            transaction_effect("ROLLBACK TO SAVEPOINT a"),
-            TransactionEffect::None
-        );
-        assert_eq!(transaction_effect("/* x */ END"), TransactionEffect::Ends);
-        assert_eq!(transaction_effect("SELECT 1"), TransactionEffect::None);
-        assert_eq!(
-            transaction_effect("DO $$ BEGIN END $$"),
-            TransactionEffect::None
-        );
+        if let Some(client) = self.client.take()
+            && !client.client.is_closed()
+        {
+            self.pool.put_back(client);
+        }
     }
 }

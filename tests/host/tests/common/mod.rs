@@ -80,6 +80,23 @@ pub fn post_json(url: &str, body: &Value) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("POST {url}: not JSON: {text}"))
 }
 
+/// `POST url` with a JSON body, giving up after `timeout`: the JSON answer, or `None`
+/// when none came in time.
+pub fn post_within(url: &str, body: &Value, timeout: std::time::Duration) -> Option<Value> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(timeout))
+        .build()
+        .into();
+    let mut response = agent
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.to_string())
+        .ok()?;
+    let text = response.body_mut().read_to_string().ok()?;
+    Some(serde_json::from_str(&text).unwrap_or_else(|_| panic!("POST {url}: not JSON: {text}")))
+}
+
 /// Which component answered `path` (each fixture component has a `component_name`).
 pub fn component_at(app: &TestApp, path: &str) -> Option<String> {
     let (status, body) = get(&app.url(&format!("{path}?op=var&name=component_name")));
