@@ -1,4 +1,6 @@
-//! The app served in-process by the test host, for integration tests.
+//! The app under test, served by the runtime of the run ([`Runtime::current`]): our
+//! host in-process (the default), or real Spin as a child process
+//! (`VOICE_EDGE_RUNTIME=spin`, what `make test-spin` sets).
 //!
 //! `TestApp::start(&[("db_url", …), …])` serves the repository's `spin.toml` on
 //! `127.0.0.1` with a free port and exactly the variables given (a required variable
@@ -6,8 +8,8 @@
 //! request URLs; `app.logs()` returns the guest's stdout and stderr lines. The app stops
 //! when the `TestApp` is dropped, and prints its captured log lines if the test is
 //! failing. Compiled components are shared by every `TestApp` of the test process (and
-//! cached on disk under `target/voice-edge-host-cache`), so only the first start pays
-//! for compilation.
+//! cached on disk under `target/voice-edge-host-cache`; Spin keeps its own compilation
+//! cache), so only the first start pays for compilation.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,12 +19,21 @@ use std::sync::Arc;
 use voice_edge_host::{App, HostOptions, Server, VariableProviders, manifest::Manifest};
 
 use crate::pg::repo_root;
+use crate::runtime::Runtime;
+use crate::spin::SpinApp;
 
-/// The app of a manifest, served in-process.
+/// The app of a manifest, served by the run's runtime.
 pub struct TestApp {
-    server: Option<Server>,
-    app: Arc<App>,
+    served: Served,
     addr: SocketAddr,
+}
+
+enum Served {
+    Host {
+        server: Option<Server>,
+        app: Arc<App>,
+    },
+    Spin(SpinApp),
 }
 
 impl std::fmt::Debug for TestApp {
@@ -74,6 +85,19 @@ impl TestApp {
     /// Like [`TestApp::start_manifest`], but returns the start-up error (as Spin words
     /// it) instead of panicking.
     pub fn try_start_manifest(path: &Path, vars: &[(&str, &str)]) -> Result<TestApp, String> {
+        match Runtime::current() {
+            Runtime::Host => Self::start_in_host(path, vars),
+            Runtime::Spin { bin } => {
+                let spin = SpinApp::start(bin, path, vars)?;
+                Ok(TestApp {
+                    addr: spin.addr(),
+                    served: Served::Spin(spin),
+                })
+            }
+        }
+    }
+
+    fn start_in_host(path: &Path, vars: &[(&str, &str)]) -> Result<TestApp, String> {
         let options = HostOptions {
             manifest: path.to_path_buf(),
             providers: VariableProviders {
@@ -87,8 +111,9 @@ impl TestApp {
             forward_output: false,
             capture_output: true,
             cache_dir: Some(cache_dir()),
+            log_dir: None,
         };
-        let app = Arc::new(App::load(&options).map_err(|error| format!("{error:#}"))?);
+        let app = Arc::new(App::load(&options).map_err(|error| error.to_string())?);
         let runtime = voice_edge_host::runtime();
         let server = runtime
             .block_on(async {
@@ -98,8 +123,10 @@ impl TestApp {
             .map_err(|error| format!("{error:#}"))?;
         let addr = server.local_addr();
         Ok(TestApp {
-            server: Some(server),
-            app,
+            served: Served::Host {
+                server: Some(server),
+                app,
+            },
             addr,
         })
     }
@@ -117,12 +144,24 @@ impl TestApp {
     /// The guest's stdout and stderr lines so far, in order (host errors about a
     /// request, such as a trap, are included with a `[host] ` prefix).
     pub fn logs(&self) -> Vec<String> {
-        self.app.logs()
+        match &self.served {
+            Served::Host { app, .. } => app.logs(),
+            Served::Spin(spin) => spin.logs(),
+        }
     }
 
-    /// The loaded app (for benchmarks: [`App::measure_instantiation`]).
-    pub fn app(&self) -> &Arc<App> {
-        &self.app
+    /// The app loaded in-process (for benchmarks: [`App::measure_instantiation`]);
+    /// `None` under Spin.
+    pub fn app(&self) -> Option<&Arc<App>> {
+        match &self.served {
+            Served::Host { app, .. } => Some(app),
+            Served::Spin(_) => None,
+        }
+    }
+
+    /// Which runtime serves this app.
+    pub fn runtime(&self) -> &'static Runtime {
+        Runtime::current()
     }
 }
 
@@ -140,7 +179,9 @@ impl Drop for TestApp {
             }
             eprintln!("--- end of guest output ---");
         }
-        if let Some(server) = self.server.take() {
+        if let Served::Host { server, .. } = &mut self.served
+            && let Some(server) = server.take()
+        {
             voice_edge_host::runtime().block_on(server.shutdown());
         }
     }

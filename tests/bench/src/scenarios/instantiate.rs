@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use voice_edge_host::manifest::Manifest;
 use voice_edge_testkit::pg::repo_root;
 
@@ -39,7 +39,11 @@ fn micros(duration: Duration) -> f64 {
 }
 
 fn run(env: &Env, limits: &Limits) -> Result<Outcome> {
-    let app = env.app.app().clone();
+    let app = env
+        .app
+        .app()
+        .context("instantiation is measured inside our host only (VOICE_EDGE_RUNTIME=host)")?
+        .clone();
     let manifest = Manifest::load(&repo_root().join("spin.toml"))?;
     let mut notes = vec![format!(
         "instantiation alone ({INSTANCES} fresh instances each, nothing called):"
