@@ -2,7 +2,10 @@
 #
 #   make up        build, start a local Postgres (migrated, seeded) and the OpenAI
 #                  stand-in (unless OPENAI_API_KEY is set), serve the app on :3000
-#   make test      lint, unit, host conformance, integration and end-to-end tests
+#                  with real Spin when it is installed, else our host (RUNTIME=host)
+#   make test      lint, unit, conformance, integration and end-to-end tests under our
+#                  host, then the same suite under real Spin when Spin is found
+#   make test-spin the Spin pass alone (SPIN_BIN, or spin on the PATH)
 #   make build     the components (target/wasm32-wasip2/release/*.wasm) and the host
 #                  (target/release/voice-edge-host)
 #   make jwt       a development JWT for the local app (ROLE=, SUB=, APP_ROLE=)
@@ -25,9 +28,14 @@ LISTEN ?= 127.0.0.1:3000
 STANDIN_LISTEN ?= 127.0.0.1:9100
 LOCAL_ENV := .local/dev.env
 
+# Real Spin (production's runtime): SPIN_BIN, else spin on the PATH, else the one
+# scripts/setup.sh installs from ../shared/tools. Empty when there is none.
+SPIN_BIN ?= $(shell scripts/find-spin.sh)
+export SPIN_BIN
+
 .PHONY: help
 help:
-	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
 
 .PHONY: setup
 setup: ## install what a fresh machine lacks (wasm target, PostgreSQL)
@@ -37,6 +45,7 @@ setup: ## install what a fresh machine lacks (wasm target, PostgreSQL)
 build: build-components build-native
 
 build-components:
+	@scripts/setup.sh wasm
 	@echo "==> building components: $(FUNCTIONS) $(TEST_COMPONENTS)"
 	$(CARGO) build --target $(WASM_TARGET) --release $(addprefix -p ,$(FUNCTIONS) $(TEST_COMPONENTS))
 
@@ -49,7 +58,7 @@ build-native:
 
 .PHONY: up
 up: setup build
-	@scripts/up.sh
+	@RUNTIME=$(RUNTIME) scripts/up.sh
 
 .PHONY: classconnect
 classconnect: ## sign and post sample ClassConnect deliveries to the app of `make up`
@@ -64,9 +73,34 @@ migrate:
 	@test -n "$(DB_URL)" || { echo "usage: make migrate DB_URL=postgres://user:password@host:5432/postgres" >&2; exit 2; }
 	@scripts/migrate.sh "$(DB_URL)"
 
-.PHONY: test lint unit test-host test-integration test-e2e
+.PHONY: test lint unit test-host test-integration test-e2e test-spin spin-pass
 test: setup build lint check-deploy unit test-host test-integration test-e2e
-	@echo "==> all tests passed"
+	@if [ -n "$(SPIN_BIN)" ]; then \
+	  $(MAKE) --no-print-directory spin-pass; \
+	  echo "==> all tests passed, under our host and under $$($(SPIN_BIN) --version)"; \
+	else \
+	  echo "==> all tests passed under our host; no Spin was found (SPIN_BIN, spin on the PATH,"; \
+	  echo "    or ../shared/tools beside the project), so the Spin pass did not run"; \
+	fi
+
+# The Spin pass alone: the conformance, integration, bench and end-to-end tests with real
+# Spin serving the app (`spin up` per test app), and `spin build` of spin.toml.
+test-spin: setup build
+	@test -n "$(SPIN_BIN)" || { echo "make test-spin: no Spin found: set SPIN_BIN or install one (../shared/tools/install-spin.sh)" >&2; exit 2; }
+	@$(MAKE) --no-print-directory spin-pass
+
+spin-pass:
+	@echo "==> Spin pass: $$($(SPIN_BIN) --version) ($(SPIN_BIN))"
+	@echo "==> spin build"
+	$(SPIN_BIN) build -f spin.toml
+	@echo "==> conformance tests under Spin"
+	VOICE_EDGE_RUNTIME=spin $(CARGO) test --profile host -p voice-edge-host --test conformance --test postgres
+	@echo "==> integration tests under Spin"
+	VOICE_EDGE_RUNTIME=spin $(CARGO) test --profile host -p voice-edge-integration
+	VOICE_EDGE_RUNTIME=spin $(CARGO) test --profile host -p voice-edge-bench
+	@scripts/cleanup-test-pg.sh
+	@echo "==> end-to-end tests under Spin"
+	@if [ -f tests/e2e/package.json ]; then VOICE_EDGE_RUNTIME=spin scripts/e2e.sh; fi
 
 lint:
 	@echo "==> lint: rustfmt and clippy"

@@ -158,18 +158,31 @@ say "OpenAI stand-in on 127.0.0.1:$standin_port"
 pids+=($!)
 
 page_origin="http://127.0.0.1:$page_port"
-say "the app on 127.0.0.1:$app_port (allowed origin $page_origin)"
+runtime="${VOICE_EDGE_RUNTIME:-host}"
+case "$runtime" in
+    host) say "the app on 127.0.0.1:$app_port through voice-edge-host (allowed origin $page_origin)" ;;
+    spin)
+        spin_bin="${SPIN_BIN:-$(command -v spin || true)}"
+        [[ -x "$spin_bin" ]] || die "VOICE_EDGE_RUNTIME=spin but no Spin: set SPIN_BIN or put spin on the PATH"
+        say "the app on 127.0.0.1:$app_port through $("$spin_bin" --version) (allowed origin $page_origin)"
+        ;;
+    *) die "VOICE_EDGE_RUNTIME=$runtime: expected host or spin" ;;
+esac
 (
     cd "$run_dir"
     export SPIN_VARIABLE_DB_URL="$db_url"
     export SPIN_VARIABLE_DEMO_DB_URL="$demo_db_url"
     export SPIN_VARIABLE_DB_HOST="127.0.0.1:$pg_port"
     export SPIN_VARIABLE_SUPABASE_JWT_SECRET="$jwt_secret"
-    # Mid-rotation: the new secret and the old one, both accepted.
     export SPIN_VARIABLE_CLASSCONNECT_WEBHOOK_SECRET="$webhook_new $webhook_old"
     export SPIN_VARIABLE_OPENAI_API_KEY="$openai_key"
     export SPIN_VARIABLE_OPENAI_BASE_URL="http://127.0.0.1:$standin_port"
     export SPIN_VARIABLE_ALLOWED_ORIGINS="$page_origin"
+    if [[ "$runtime" == spin ]]; then
+        # Component output to Spin's own stdout (the app log the tests read), no log files.
+        exec "$spin_bin" up -f "$root/spin.toml" --listen "127.0.0.1:$app_port" \
+            --log-dir "" --state-dir "$run_dir/spin-state"
+    fi
     exec "$host_bin" -f "$root/spin.toml" --listen "127.0.0.1:$app_port" \
         --cache-dir "$root/target/voice-edge-host-cache"
 ) >"$run_dir/app.log" 2>&1 &

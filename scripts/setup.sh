@@ -1,11 +1,24 @@
 #!/usr/bin/env bash
-# Installs what a fresh machine of this kind lacks: the wasm32-wasip2 target and the
-# PostgreSQL server binaries. Safe to run again: it only acts on what is missing.
+# Installs what a fresh machine of this kind lacks: the wasm32-wasip2 target, the
+# PostgreSQL server binaries, and real Spin from ../shared/tools when that folder is
+# beside the project (no registry carries Spin). Safe to run again: it only acts on
+# what is missing.
+#
+#   scripts/setup.sh          everything
+#   scripts/setup.sh wasm     only the wasm32-wasip2 target (what `make build` needs)
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
   echo "==> setup: adding the wasm32-wasip2 target"
   rustup target add wasm32-wasip2
+fi
+[ "${1:-}" = wasm ] && exit 0
+
+# Real Spin: production's runtime, for `make up` and the Spin pass of `make test`.
+if [ -z "$(scripts/find-spin.sh)" ] && [ -x ../shared/tools/install-spin.sh ]; then
+  echo "==> setup: installing Spin from ../shared/tools"
+  ../shared/tools/install-spin.sh >/dev/null
 fi
 
 find_initdb() {

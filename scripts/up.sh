@@ -3,11 +3,25 @@
 #  1. a throwaway PostgreSQL under .local/pg with the migrations and demo data applied;
 #  2. development secrets in .local/dev.env (made once, reused);
 #  3. the OpenAI stand-in on 127.0.0.1:9100 unless OPENAI_API_KEY is set;
-#  4. the app on http://127.0.0.1:3000 through our Spin-compatible host.
+#  4. the app on http://127.0.0.1:3000, served by real Spin (`spin up`) when Spin is
+#     installed (production's runtime), else by our Spin-compatible host;
+#     RUNTIME=host or RUNTIME=spin chooses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 LISTEN=${LISTEN:-127.0.0.1:3000}
+SPIN_BIN=${SPIN_BIN:-$(scripts/find-spin.sh)}
+case "${RUNTIME:-}" in
+  "") if [ -n "$SPIN_BIN" ]; then
+        RUNTIME=spin; WHY="Spin is installed ($SPIN_BIN); RUNTIME=host make up uses our host instead"
+      else
+        RUNTIME=host; WHY="no Spin was found (SPIN_BIN, spin on the PATH, ../shared/tools)"
+      fi ;;
+  spin) [ -n "$SPIN_BIN" ] || { echo "make up: RUNTIME=spin but no Spin was found: set SPIN_BIN" >&2; exit 2; }
+        WHY="RUNTIME=spin" ;;
+  host) WHY="RUNTIME=host" ;;
+  *) echo "make up: RUNTIME=$RUNTIME: expected spin or host" >&2; exit 2 ;;
+esac
 STANDIN_LISTEN=${STANDIN_LISTEN:-127.0.0.1:9100}
 mkdir -p .local
 
@@ -48,9 +62,17 @@ export SPIN_VARIABLE_CLASSCONNECT_WEBHOOK_SECRET="$CLASSCONNECT_WEBHOOK_SECRET"
 export SPIN_VARIABLE_OPENAI_API_KEY="$OPENAI_API_KEY"
 export SPIN_VARIABLE_OPENAI_BASE_URL="${OPENAI_BASE_URL:-https://api.openai.com}"
 
+if [ "$RUNTIME" = spin ]; then
+  RUNTIME_NAME="$("$SPIN_BIN" --version)"
+else
+  RUNTIME_NAME="voice-edge-host (our Spin-compatible host, target/release/voice-edge-host)"
+fi
+
 cat <<MSG
 
   voice-edge is starting on http://$LISTEN
+  Runtime: $RUNTIME_NAME
+           ($WHY)
 
     curl http://$LISTEN/functions/v1/health
     TOKEN=\$(make -s jwt)                  # a student; APP_ROLE=teacher, ROLE=anon, ROLE=service_role
@@ -62,6 +84,11 @@ cat <<MSG
   Press Ctrl-C to stop the app.
 
 MSG
-target/release/voice-edge-host -f spin.toml --listen "$LISTEN" &
+if [ "$RUNTIME" = spin ]; then
+  # Component output on this terminal and in .spin/logs/, as `spin up` does by default.
+  "$SPIN_BIN" up -f spin.toml --listen "$LISTEN" &
+else
+  target/release/voice-edge-host -f spin.toml --listen "$LISTEN" &
+fi
 pids+=($!)
 wait "${pids[-1]}"
