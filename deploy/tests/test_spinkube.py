@@ -36,10 +36,38 @@ class SpinAppManifest(unittest.TestCase):
         with self.assertRaises(jsonschema.ValidationError):
             jsonschema.validate(imageless, self.schema)
 
-    def test_replicas_and_autoscaling_exclude_each_other(self):
-        spec = self.app["spec"]
-        self.assertTrue(("replicas" in spec) != bool(spec.get("enableAutoscaling")),
-                        "set either replicas or enableAutoscaling: true, not both")
+    def test_schema_follows_the_operators_replica_rule(self):
+        # spin-operator's webhook: replicas >= 1 unless enableAutoscaling, and then none.
+        autoscaled = copy.deepcopy(self.app)
+        del autoscaled["spec"]["replicas"]
+        autoscaled["spec"]["enableAutoscaling"] = True
+        jsonschema.validate(autoscaled, self.schema)
+        both = copy.deepcopy(autoscaled)
+        both["spec"]["replicas"] = 2
+        with self.assertRaises(jsonschema.ValidationError):
+            jsonschema.validate(both, self.schema)
+        neither = copy.deepcopy(self.app)
+        del neither["spec"]["replicas"]
+        with self.assertRaises(jsonschema.ValidationError):
+            jsonschema.validate(neither, self.schema)
+        zero = copy.deepcopy(self.app)
+        zero["spec"]["replicas"] = 0
+        with self.assertRaises(jsonschema.ValidationError):
+            jsonschema.validate(zero, self.schema)
+
+    def test_schema_refuses_what_the_crd_refuses(self):
+        cases = {
+            "no executor": lambda spec: spec.pop("executor"),
+            "a memory limit that is no quantity": lambda spec: spec["resources"]["limits"].update(memory="512MB"),
+            "a secretKeyRef without key": lambda spec: spec["variables"][0]["valueFrom"]["secretKeyRef"].pop("key"),
+            "a probe without path": lambda spec: spec["checks"]["readiness"]["httpGet"].pop("path"),
+        }
+        for case, change in cases.items():
+            with self.subTest(case):
+                broken = copy.deepcopy(self.app)
+                change(broken["spec"])
+                with self.assertRaises(jsonschema.ValidationError):
+                    jsonschema.validate(broken, self.schema)
 
     def test_every_spin_toml_variable_is_bound_exactly_once(self):
         names = [v["name"] for v in self.app["spec"]["variables"]]
