@@ -87,6 +87,12 @@ class SpinAppManifest(unittest.TestCase):
             if declaration.get("required") and ref:
                 self.assertFalse(ref.get("optional", False), f"{name} is required by spin.toml")
 
+    def test_optional_variables_from_the_secret_may_be_missing_from_it(self):
+        for name, declaration in spin_variables().items():
+            ref = self.variables[name].get("valueFrom", {}).get("secretKeyRef")
+            if ref and not declaration.get("required") and name != "db_host":
+                self.assertTrue(ref.get("optional"), f"{name} has a default: mark its secretKeyRef optional")
+
     def test_plain_values_equal_spin_toml_defaults(self):
         for name, declaration in spin_variables().items():
             if "value" in self.variables[name]:
@@ -129,6 +135,13 @@ class SecretTemplate(unittest.TestCase):
             url = urlsplit(data[key])
             self.assertEqual(f"{url.hostname}:{url.port or 5432}", data["db_host"], key)
             self.assertIn("sslmode=require", data[key], key)
+
+    def test_ca_certificate_is_a_multi_line_pem_block(self):
+        pem = self.secret["stringData"]["db_ca_cert"]
+        lines = pem.strip().split("\n")
+        self.assertEqual(lines[0], "-----BEGIN CERTIFICATE-----")
+        self.assertEqual(lines[-1], "-----END CERTIFICATE-----")
+        self.assertGreater(len(lines), 2)
 
     def test_template_holds_placeholders_only(self):
         for key, value in self.secret["stringData"].items():
