@@ -1,5 +1,5 @@
-"""deploy/spinkube: the SpinApp manifest against SpinKube's API and spin.toml, and the
-Secret template against the manifest. Run: python3 -m unittest discover -s deploy/tests"""
+"""deploy/spinkube: the SpinApp manifest against SpinKube's API and spin.toml, the
+autoscaler and the Secret template against the manifest. Run: python3 -m unittest discover -s deploy/tests"""
 import copy
 import json
 import unittest
@@ -107,6 +107,35 @@ class SpinAppManifest(unittest.TestCase):
         resources = self.app["spec"]["resources"]
         self.assertIn("memory", resources["limits"])
         self.assertIn("cpu", resources["requests"])
+
+
+class Autoscaler(unittest.TestCase):
+    def setUp(self):
+        self.hpa = load("hpa.yaml")
+        self.app = load("spinapp.yaml")
+
+    def test_scales_the_deployment_the_operator_makes_for_the_app(self):
+        self.assertEqual((self.hpa["apiVersion"], self.hpa["kind"]),
+                         ("autoscaling/v2", "HorizontalPodAutoscaler"))
+        self.assertEqual(self.hpa["spec"]["scaleTargetRef"],
+                         {"apiVersion": "apps/v1", "kind": "Deployment", "name": self.app["metadata"]["name"]})
+
+    def test_replica_bounds_are_sane(self):
+        spec = self.hpa["spec"]
+        self.assertLessEqual(1, spec["minReplicas"])
+        self.assertLess(spec["minReplicas"], spec["maxReplicas"])
+
+    def test_utilization_targets_have_a_request_to_be_measured_against(self):
+        requests = self.app["spec"]["resources"]["requests"]
+        metrics = self.hpa["spec"]["metrics"]
+        self.assertTrue(metrics)
+        for metric in metrics:
+            self.assertEqual(metric["type"], "Resource")
+            target = metric["resource"]["target"]
+            self.assertEqual(target["type"], "Utilization")
+            self.assertTrue(1 <= target["averageUtilization"] <= 100)
+            self.assertIn(metric["resource"]["name"], requests,
+                          "utilisation is a share of the request: spinapp.yaml must request it")
 
 
 class SecretTemplate(unittest.TestCase):
