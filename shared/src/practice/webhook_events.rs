@@ -20,7 +20,7 @@ use crate::db::{self, Db, DbError};
 /// the delivery id in parameter `$param` (in a key space of its own, the two-key form).
 fn serialise_sql(param: usize) -> String {
     format!(
-        "SELECT pg_advisory_xact_lock(hashtext('practice-webhook delivery'), hashtext(${param}))"
+        "SELECT pg_advisory_xact_lock(hashtext('practice-webhook delivery'), hashtext(${param}::text))"
     )
 }
 
@@ -152,17 +152,7 @@ pub struct Lookup {
 /// Reads, in one statement and without locking anything, whether a delivery id is
 /// stored and the session an event is about, with its attempts and version.
 pub fn look_up(db: &Db, id: &str, session_id: Uuid) -> Result<Lookup, DbError> {
-    let sql = format!(
-        "SELECT e.status AS event_status,
-                s.xmin::text AS version,
-                {}
-           FROM (SELECT 1) AS one
-           LEFT JOIN webhook_events e ON e.id = $1
-           LEFT JOIN practice_sessions s ON s.id = $2
-           LEFT JOIN practice_attempts a ON a.session_id = s.id",
-        sessions::STATE_COLUMNS
-    );
-    let rows = db.query_one(&sql, &[db::text(id), session_id.into()])?;
+    let rows = db.query_one(&look_up_statement(), &[db::text(id), session_id.into()])?;
     let first = rows
         .rows()
         .next()
@@ -177,6 +167,21 @@ pub fn look_up(db: &Db, id: &str, session_id: Uuid) -> Result<Lookup, DbError> {
         _ => None,
     };
     Ok(Lookup { event, session })
+}
+
+/// The statement of [`look_up`]: `$1` the delivery id, `$2` the session id. Public so
+/// that the bench's PostgreSQL-only ceiling runs exactly what the component sends.
+pub fn look_up_statement() -> String {
+    format!(
+        "SELECT e.status AS event_status,
+                s.xmin::text AS version,
+                {}
+           FROM (SELECT 1) AS one
+           LEFT JOIN webhook_events e ON e.id = $1::text
+           LEFT JOIN practice_sessions s ON s.id = $2::uuid
+           LEFT JOIN practice_attempts a ON a.session_id = s.id",
+        sessions::STATE_COLUMNS
+    )
 }
 
 /// Records a delivery together with the `changes` planned from `session` as it was
@@ -196,6 +201,23 @@ pub fn record_if_unchanged(
     session: &VersionedSession,
     changes: &Changes<'_>,
 ) -> Result<bool, DbError> {
+    let (sql, params) = record_statement(event, session, changes);
+    let rows = db.query_one(&sql, &params)?;
+    let row = rows
+        .rows()
+        .next()
+        .ok_or_else(|| DbError::Other("the delivery write returned no row".into()))?;
+    db::column(&row, "recorded")
+}
+
+/// The statement and parameters of [`record_if_unchanged`]; every parameter carries an
+/// explicit type, so that the statement also runs with untyped parameters (the bench's
+/// pgbench ceiling sends it as the component does, through `pgbench -M extended`).
+pub fn record_statement(
+    event: &NewEvent<'_>,
+    session: &VersionedSession,
+    changes: &Changes<'_>,
+) -> (String, Vec<ParameterValue>) {
     const GUARD: &str = "EXISTS (SELECT 1 FROM guard)";
     let session_id = session.state.id;
     let mut params = match changes.session() {
@@ -237,25 +259,21 @@ pub fn record_if_unchanged(
         "WITH serialised AS ({}),
          guard AS (
              SELECT id FROM practice_sessions
-              WHERE id = $1 AND xmin::text = ${version}
+              WHERE id = $1::uuid AND xmin::text = ${version}::text
                 AND EXISTS (SELECT 1 FROM serialised)
                 FOR NO KEY UPDATE
          ){effects},
          recorded AS (
              INSERT INTO webhook_events (id, event_type, status, payload, error, processed_at)
-             SELECT ${id}, ${event_type}, ${status}, ${payload}, ${error}, now()
+             SELECT ${id}::text, ${event_type}::text, ${status}::text, ${payload}::jsonb,
+                    ${error}::text, now()
               WHERE EXISTS (SELECT 1 FROM {last_write})
              RETURNING id
          )
          SELECT EXISTS (SELECT 1 FROM recorded) AS recorded",
         serialise_sql(id)
     );
-    let rows = db.query_one(&sql, &params)?;
-    let row = rows
-        .rows()
-        .next()
-        .ok_or_else(|| DbError::Other("the delivery write returned no row".into()))?;
-    db::column(&row, "recorded")
+    (sql, params)
 }
 
 /// Sets the outcome of a delivery claimed earlier in the same transaction.
