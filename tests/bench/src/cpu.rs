@@ -66,8 +66,34 @@ fn stat(pid: u32) -> Option<Stat> {
     })
 }
 
+/// CPU time (user + system) the process `pid` has used so far; zero when unreadable.
 fn cpu_of(pid: u32) -> Duration {
     stat(pid).map_or(Duration::ZERO, |stat| {
         Duration::from_secs_f64(stat.ticks as f64 / TICKS_PER_SECOND)
     })
+}
+
+/// CPU time (user + system) used so far by the process `pid` and every process below
+/// it (`spin up` runs its HTTP trigger in a child process).
+pub fn cpu_of_tree(pid: u32) -> Duration {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|child| Some((child, stat(child)?.parent)))
+        .collect();
+    let mut tree = vec![pid];
+    let mut index = 0;
+    while index < tree.len() {
+        let parent = tree[index];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, of)| *of == parent)
+                .map(|(child, _)| *child),
+        );
+        index += 1;
+    }
+    tree.into_iter().map(cpu_of).sum()
 }
