@@ -11,6 +11,7 @@ use spin_sdk::pg4::ParameterValue;
 use uuid::Uuid;
 
 use super::apply::{Changes, SessionState};
+use super::event::{AttemptScore, PracticeEvent};
 use super::status::UnknownStatus;
 use super::status::WebhookEventStatus;
 use super::{attempts, sessions};
@@ -169,9 +170,8 @@ pub fn look_up(db: &Db, id: &str, session_id: Uuid) -> Result<Lookup, DbError> {
     Ok(Lookup { event, session })
 }
 
-/// The statement of [`look_up`]: `$1` the delivery id, `$2` the session id. Public so
-/// that the bench's PostgreSQL-only ceiling runs exactly what the component sends.
-pub fn look_up_statement() -> String {
+/// The statement of [`look_up`]: `$1` the delivery id, `$2` the session id.
+fn look_up_statement() -> String {
     format!(
         "SELECT e.status AS event_status,
                 s.xmin::text AS version,
@@ -211,9 +211,8 @@ pub fn record_if_unchanged(
 }
 
 /// The statement and parameters of [`record_if_unchanged`]; every parameter carries an
-/// explicit type, so that the statement also runs with untyped parameters (the bench's
-/// pgbench ceiling sends it as the component does, through `pgbench -M extended`).
-pub fn record_statement(
+/// explicit type in the SQL.
+fn record_statement(
     event: &NewEvent<'_>,
     session: &VersionedSession,
     changes: &Changes<'_>,
@@ -274,6 +273,76 @@ pub fn record_statement(
         serialise_sql(id)
     );
     (sql, params)
+}
+
+/// What [`record_scored`] did with a scored attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoredOutcome {
+    /// Applied (or older than what stood) and recorded `processed`.
+    Processed,
+    /// The id is already `processed` or `ignored`: nothing was written.
+    Duplicate,
+    /// No such session, or the attempt id is another session's: nothing was written;
+    /// the locked path records the delivery as `failed` with its reason.
+    Refused,
+}
+
+/// The statement of [`record_scored`]: one call of `practice_record_scored`
+/// (`sql/migrations/0140_practice_record_scored.sql`), which always returns one row.
+pub const RECORD_SCORED_SQL: &str = "SELECT practice_record_scored(
+        $1::text, $2::text, $3::jsonb, $4::uuid, $5::uuid, $6::int4, $7::numeric, $8::bool,
+        $9::jsonb, $10::jsonb, $11::jsonb, $12::jsonb, $13::text::timestamptz) AS outcome";
+
+/// The parameters of [`RECORD_SCORED_SQL`] for one delivery.
+pub fn record_scored_params(
+    id: &str,
+    body: &[u8],
+    event: &PracticeEvent,
+    score: &AttemptScore,
+) -> Vec<ParameterValue> {
+    vec![
+        db::text(id),
+        db::text(event.event_type.as_str()),
+        ParameterValue::Jsonb(body.to_vec()),
+        event.session_id.into(),
+        score.attempt_id.into(),
+        score.sentence_index.into(),
+        score.pronunciation_score.into(),
+        score.is_passed.into(),
+        db::jsonb(&score.pronunciation_analysis),
+        db::jsonb(&score.feedback_data),
+        db::jsonb(&score.transcription_results),
+        db::jsonb(&serde_json::json!(score.word_level_scores)),
+        db::utc_param(event.at),
+    ]
+}
+
+/// Applies a `practice.attempt.scored` delivery and records it, in one statement (one
+/// transaction, one round trip): dedupe by id, the attempt, the session's results, the
+/// `webhook_events` row.
+pub fn record_scored(
+    db: &Db,
+    id: &str,
+    body: &[u8],
+    event: &PracticeEvent,
+    score: &AttemptScore,
+) -> Result<ScoredOutcome, DbError> {
+    let rows = db.query_one(
+        RECORD_SCORED_SQL,
+        &record_scored_params(id, body, event, score),
+    )?;
+    let row = rows
+        .rows()
+        .next()
+        .ok_or_else(|| DbError::Other("practice_record_scored returned no row".into()))?;
+    match db::column::<String>(&row, "outcome")?.as_str() {
+        "processed" => Ok(ScoredOutcome::Processed),
+        "duplicate" => Ok(ScoredOutcome::Duplicate),
+        "no_session" | "other_session" => Ok(ScoredOutcome::Refused),
+        other => Err(DbError::Other(format!(
+            "practice_record_scored answered {other:?}"
+        ))),
+    }
 }
 
 /// Sets the outcome of a delivery claimed earlier in the same transaction.

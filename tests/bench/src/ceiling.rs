@@ -1,18 +1,15 @@
 //! The ceiling: what PostgreSQL alone allows for the webhook's deliveries on this
-//! machine, measured with `pgbench` running exactly the statements the component sends
-//! for one delivery — the look-up of the delivery id and the session with its attempts,
-//! then the one statement that writes the attempt, the session and the event row — at
-//! the same concurrency, with no HTTP, no signature and no WebAssembly.
+//! machine, measured with `pgbench` running exactly the statement the component sends
+//! for one `practice.attempt.scored` delivery (one call of `practice_record_scored`:
+//! dedupe, the attempt, the session's results, the event row) at the same concurrency,
+//! with no HTTP, no signature and no WebAssembly.
 //!
-//! The statements come from `shared/` itself ([`look_up_statement`],
-//! [`record_statement`]) with the parameters the component would send for each of the
-//! same deliveries the runtimes are sent (planned by the component's own
-//! [`plan_changes`] from the seeded session). pgbench cannot make UUIDs or JSON, so each
-//! transaction first fetches its delivery's parameters from a table by primary key
-//! (`\gset`); the session version the write is guarded by is the look-up's, as in the
-//! component (`\aset`). Parameters that are NULL for every delivery are written as
-//! `NULL`, since pgbench turns a NULL variable into an empty string. `-M extended`
-//! sends each statement as Spin does: parsed, bound and executed every time.
+//! The statement and its parameters come from `shared/` itself ([`RECORD_SCORED_SQL`],
+//! [`record_scored_params`]) for each of the same deliveries the runtimes are sent.
+//! pgbench cannot make UUIDs or JSON, so each transaction first fetches its delivery's
+//! parameters from a table by primary key (`\gset`); what that fetch alone costs is
+//! measured beside it. `-M extended` sends each statement as Spin does: parsed, bound
+//! and executed every time.
 
 use std::path::Path;
 use std::process::Command;
@@ -21,16 +18,12 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use uuid::Uuid;
 use voice_edge_shared::db::ParameterValue;
-use voice_edge_shared::practice::apply::{AttemptState, SessionState, plan_changes};
-use voice_edge_shared::practice::event::{ParsedBody, parse_body};
-use voice_edge_shared::practice::status::{AttemptStatus, SessionStatus, WebhookEventStatus};
-use voice_edge_shared::practice::webhook_events::{
-    NewEvent, VersionedSession, look_up_statement, record_statement,
-};
+use voice_edge_shared::practice::event::{EventKind, ParsedBody, parse_body};
+use voice_edge_shared::practice::webhook_events::{RECORD_SCORED_SQL, record_scored_params};
 
 use crate::cpu::CpuSample;
 use crate::env::Database;
-use crate::scenarios::webhook::{SENTENCES, scored_event, seed_sessions};
+use crate::scenarios::webhook::{scored_event, seed_sessions};
 use crate::wrk::children_cpu;
 
 /// Deliveries prepared per second of measured load (pgbench wraps around beyond them).
@@ -110,7 +103,7 @@ pub fn measure(clients: usize, seconds: u64) -> Result<Ceiling> {
         notes: vec![
             format!(
                 "pgbench -n -M extended -c {clients} -j 2 -T {seconds}: {} transactions, {} failed; \
-                 each: the parameter fetch, the look-up, the write",
+                 each: the parameter fetch, then the component's one statement",
                 out.transactions, out.failed
             ),
             format!(
@@ -155,79 +148,33 @@ fn substitute(sql: &str, name: impl Fn(usize) -> String) -> String {
         .into_owned()
 }
 
-/// Plans every delivery as the component would against the seeded session, stores the
-/// parameters in `bench_deliveries`, and writes the scripts.
+/// Builds the parameters the component would send for each delivery, stores them in
+/// `bench_deliveries`, and writes the scripts.
 fn prepare(client: &mut postgres::Client, sessions: &[Uuid], count: usize) -> Result<Prepared> {
-    let mut statement: Option<String> = None;
-    let mut nulls: Option<Vec<bool>> = None;
     let mut columns: Vec<Vec<Option<String>>> = Vec::new();
-    let mut event_id_param = 0;
-    let mut version_param = 0;
     for index in 0..count {
         let session = sessions[index % sessions.len()];
         let body = scored_event(index, session).to_string();
         let ParsedBody::Event(event) = parse_body(body.as_bytes()) else {
             bail!("the bench's delivery does not parse: {body}");
         };
-        let state = SessionState {
-            id: session,
-            status: SessionStatus::Completed,
-            sentence_count: Some(SENTENCES),
-            last_event_at: None,
-            attempts: (0..SENTENCES as i32)
-                .map(|sentence| AttemptState {
-                    id: Uuid::new_v4(),
-                    status: AttemptStatus::Completed,
-                    sentence_index: Some(sentence),
-                    pronunciation_score: Some(rust_decimal::Decimal::new(8000, 2)),
-                    is_passed: Some(true),
-                    last_event_at: chrono::NaiveDate::from_ymd_opt(2025, 11, 22)
-                        .and_then(|day| day.and_hms_opt(9, 0, 0)),
-                })
-                .collect(),
+        let EventKind::AttemptScored(score) = &event.kind else {
+            bail!("the bench's delivery is not a scored attempt: {body}");
         };
-        let changes = plan_changes(&state, &event);
         let id = format!("msg_ceiling_{index:07}_{}", Uuid::new_v4().simple());
-        let new_event = NewEvent {
-            id: &id,
-            event_type: event.event_type.as_str(),
-            status: WebhookEventStatus::Processed,
-            payload: ParameterValue::Jsonb(body.clone().into_bytes()),
-            error: None,
-        };
-        let versioned = VersionedSession {
-            state,
-            version: "0".into(),
-        };
-        let (sql, params) = record_statement(&new_event, &versioned, &changes);
+        let params = record_scored_params(&id, body.as_bytes(), &event, score);
         let texts = params.iter().map(as_text).collect::<Result<Vec<_>>>()?;
-        let pattern: Vec<bool> = texts.iter().map(Option::is_none).collect();
-        match (&statement, &nulls) {
-            (None, None) => {
-                // The event id and the version are the last parameters but one and
-                // the last (record_statement's layout).
-                event_id_param = params.len() - 5;
-                version_param = params.len();
-                ensure!(
-                    texts[event_id_param - 1].as_deref() == Some(id.as_str()),
-                    "the event id is not where the ceiling expects it"
-                );
-                columns = vec![Vec::with_capacity(count); params.len()];
-                statement = Some(sql);
-                nulls = Some(pattern);
-            }
-            (Some(first), Some(first_nulls)) => {
-                ensure!(*first == sql, "deliveries planned to different statements");
-                ensure!(*first_nulls == pattern, "deliveries with different NULL parameters");
-            }
-            _ => unreachable!("set together"),
+        ensure!(
+            texts.iter().all(Option::is_some),
+            "a scored delivery has no NULL parameter"
+        );
+        if columns.is_empty() {
+            columns = vec![Vec::with_capacity(count); params.len()];
         }
         for (column, text) in columns.iter_mut().zip(texts) {
             column.push(text);
         }
     }
-    let statement = statement.context("no deliveries")?;
-    let nulls = nulls.context("no deliveries")?;
 
     // The parameter table: n, then p1 … pN as text.
     let names: Vec<String> = (1..=columns.len()).map(|n| format!("p{n}")).collect();
@@ -255,32 +202,13 @@ fn prepare(client: &mut postgres::Client, sessions: &[Uuid], count: usize) -> Re
     client.execute(&insert, &params)?;
     client.batch_execute("VACUUM ANALYZE bench_deliveries")?;
 
-    let wanted: Vec<&String> = names
-        .iter()
-        .zip(&nulls)
-        .enumerate()
-        .filter(|(index, (_, null))| !**null && index + 1 != version_param)
-        .map(|(_, (name, _))| name)
-        .collect();
     let fetch = format!(
         "SELECT {} FROM bench_deliveries WHERE n = (SELECT nextval('bench_delivery_seq') % {count} + 1) \\gset",
-        wanted.iter().map(|name| name.as_str()).collect::<Vec<_>>().join(", ")
+        names.join(", ")
     );
-    let look_up = substitute(&look_up_statement(), |n| match n {
-        1 => format!(":p{event_id_param}"),
-        _ => ":p1".into(),
-    });
-    let record = substitute(&statement, |n| {
-        if n == version_param {
-            ":version".into()
-        } else if nulls[n - 1] {
-            "NULL".into()
-        } else {
-            format!(":p{n}")
-        }
-    });
+    let record = substitute(RECORD_SCORED_SQL, |n| format!(":p{n}"));
     Ok(Prepared {
-        script: format!("{fetch}\n{look_up} \\aset\n{record};\n"),
+        script: format!("{fetch}\n{record};\n"),
         fetch,
     })
 }
@@ -308,7 +236,9 @@ fn run_pgbench(
         .arg(format!("--time={seconds}"))
         .arg(format!("--file={}", script.display()));
     if let Some(prefix) = log_prefix {
-        command.arg("--log").arg(format!("--log-prefix={}", prefix.display()));
+        command
+            .arg("--log")
+            .arg(format!("--log-prefix={}", prefix.display()));
     }
     let output = command.arg(url).output().context("running pgbench")?;
     let text = String::from_utf8_lossy(&output.stdout).into_owned();

@@ -68,8 +68,7 @@ fn stat(pid: u32) -> Option<Stat> {
     Some(Stat {
         parent: fields.get(1)?.parse().ok()?,
         ticks: fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?,
-        reaped_ticks: fields.get(13)?.parse::<u64>().ok()?
-            + fields.get(14)?.parse::<u64>().ok()?,
+        reaped_ticks: fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?,
     })
 }
 

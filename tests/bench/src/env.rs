@@ -31,16 +31,19 @@ pub fn runtimes() -> Result<Vec<ChildRuntime>> {
 /// built, so that a run after a plain `cargo build --profile host` measures that build.
 pub fn host_binary() -> Result<PathBuf> {
     let root = repo_root();
-    ["target/release/voice-edge-host", "target/host/voice-edge-host"]
-        .iter()
-        .map(|candidate| root.join(candidate))
-        .filter_map(|path| {
-            let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
-            Some((modified, path))
-        })
-        .max()
-        .map(|(_, path)| path)
-        .context("voice-edge-host is not built: run make build")
+    [
+        "target/release/voice-edge-host",
+        "target/host/voice-edge-host",
+    ]
+    .iter()
+    .map(|candidate| root.join(candidate))
+    .filter_map(|path| {
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+        Some((modified, path))
+    })
+    .max()
+    .map(|(_, path)| path)
+    .context("voice-edge-host is not built: run make build")
 }
 
 /// The running pieces. Fields drop in order: the app before the database's cluster.
@@ -87,7 +90,9 @@ impl Env {
             &pairs,
             &ChildOptions::default(),
         )
-        .map_err(|error| anyhow::anyhow!("the app did not start under {}: {error}", runtime.name()))?;
+        .map_err(|error| {
+            anyhow::anyhow!("the app did not start under {}: {error}", runtime.name())
+        })?;
         Ok(Env {
             app,
             runtime: runtime.clone(),

@@ -102,11 +102,7 @@ fn run() -> Result<bool> {
     println!("voice-edge-bench on {}", machine());
     println!(
         "runtimes: {}",
-        runtimes
-            .iter()
-            .map(describe)
-            .collect::<Vec<_>>()
-            .join("; ")
+        runtimes.iter().map(describe).collect::<Vec<_>>().join("; ")
     );
     if !runtimes.iter().any(|runtime| runtime.name() == "spin") {
         println!("(no Spin found: SPIN_BIN or spin on the PATH; only our host is measured)");
@@ -136,7 +132,8 @@ fn describe(runtime: &voice_edge_testkit::child::ChildRuntime) -> String {
         ChildRuntime::Host(bin) => format!("host: {}", bin.display()),
         ChildRuntime::Spin(bin) => format!(
             "spin: {}",
-            voice_edge_testkit::runtime::spin_version(bin).unwrap_or_else(|| bin.display().to_string())
+            voice_edge_testkit::runtime::spin_version(bin)
+                .unwrap_or_else(|| bin.display().to_string())
         ),
     }
 }

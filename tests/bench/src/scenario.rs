@@ -82,7 +82,8 @@ impl Table {
         let row = match self.rows.iter().position(|(name, _)| name == label) {
             Some(index) => &mut self.rows[index].1,
             None => {
-                self.rows.push((label.to_string(), vec![String::new(); width]));
+                self.rows
+                    .push((label.to_string(), vec![String::new(); width]));
                 &mut self.rows.last_mut().expect("just pushed").1
             }
         };
@@ -93,7 +94,12 @@ impl Table {
 
     /// The table as aligned text, each line indented by three spaces.
     pub fn render(&self) -> String {
-        let label_width = self.rows.iter().map(|(label, _)| label.len()).max().unwrap_or(0);
+        let label_width = self
+            .rows
+            .iter()
+            .map(|(label, _)| label.len())
+            .max()
+            .unwrap_or(0);
         let widths: Vec<usize> = (0..self.columns.len())
             .map(|column| {
                 self.rows

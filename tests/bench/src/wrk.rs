@@ -164,8 +164,7 @@ pub fn children_cpu() -> Duration {
     if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) } != 0 {
         return Duration::ZERO;
     }
-    let micros =
-        |t: libc::timeval| t.tv_sec.max(0) as u64 * 1_000_000 + t.tv_usec.max(0) as u64;
+    let micros = |t: libc::timeval| t.tv_sec.max(0) as u64 * 1_000_000 + t.tv_usec.max(0) as u64;
     Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
 }
 

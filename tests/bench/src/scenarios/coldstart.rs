@@ -86,7 +86,12 @@ fn summary(samples: &[Duration]) -> String {
 
 fn run(runtimes: &[ChildRuntime], _limits: &Limits) -> Result<Report> {
     let database = Database::start();
-    let vars = app_vars(&database.db, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "coldstart-jwt-secret", None);
+    let vars = app_vars(
+        &database.db,
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "coldstart-jwt-secret",
+        None,
+    );
     let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut report = Report {
         table: Table::new(runtimes.iter().map(|r| r.name().to_string()).collect()),
@@ -108,8 +113,16 @@ fn run(runtimes: &[ChildRuntime], _limits: &Limits) -> Result<Report> {
         // A start with the cache on fills it; the measured ones then read it.
         let _ = series(false, 1);
         let cached = series(false, CACHED_RUNS);
-        report.table.set("compiling afresh: median ms (min-max)", column, summary(&fresh));
-        report.table.set("compilation cache: median ms (min-max)", column, summary(&cached));
+        report.table.set(
+            "compiling afresh: median ms (min-max)",
+            column,
+            summary(&fresh),
+        );
+        report.table.set(
+            "compilation cache: median ms (min-max)",
+            column,
+            summary(&cached),
+        );
         report.checks.push(Check::that(
             &format!("{}: every start answered", runtime.name()),
             failures.is_empty(),

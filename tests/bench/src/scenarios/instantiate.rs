@@ -42,7 +42,12 @@ fn micros(duration: Duration) -> f64 {
 
 fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
     let database = Database::start();
-    let vars = app_vars(&database.db, "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "bench-jwt-secret", None);
+    let vars = app_vars(
+        &database.db,
+        "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        "bench-jwt-secret",
+        None,
+    );
     let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let host = TestApp::start_in_host(&repo_root().join("spin.toml"), &pairs)
         .map_err(|error| anyhow!("the in-process host did not start: {error}"))?;
@@ -98,8 +103,12 @@ fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
             column,
             format!("{:.0}", measured.rate()),
         );
-        report.table.set("p50 ms", column, ms(measured.percentile(50.0)));
-        report.table.set("p99 ms", column, ms(measured.percentile(99.0)));
+        report
+            .table
+            .set("p50 ms", column, ms(measured.percentile(50.0)));
+        report
+            .table
+            .set("p99 ms", column, ms(measured.percentile(99.0)));
         let answered_405 = measured
             .answers
             .iter()

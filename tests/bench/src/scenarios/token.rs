@@ -161,19 +161,34 @@ fn measure(env: &Env, limits: &Limits, column: usize, report: &mut Report) -> Re
         column,
         format!("{:.0}", throughput.rate()),
     );
-    table.set("1 connection: p50 ms", column, format!("{:.2}", ms(latency.percentile(50.0))));
-    table.set("1 connection: p99 ms", column, format!("{:.2}", ms(latency.percentile(99.0))));
+    table.set(
+        "1 connection: p50 ms",
+        column,
+        format!("{:.2}", ms(latency.percentile(50.0))),
+    );
+    table.set(
+        "1 connection: p99 ms",
+        column,
+        format!("{:.2}", ms(latency.percentile(99.0))),
+    );
     table.set(
         "stand-in alone: p50 / p99 ms",
         column,
-        format!("{:.2} / {:.2}", ms(upstream.percentile(50.0)), ms(upstream.percentile(99.0))),
+        format!(
+            "{:.2} / {:.2}",
+            ms(upstream.percentile(50.0)),
+            ms(upstream.percentile(99.0))
+        ),
     );
     table.set("added: p50 ms", column, format!("{:.2}", added(50.0)));
     table.set("added: p99 ms", column, format!("{:.2}", added(99.0)));
     table.set(
         "added: share of the mean request",
         column,
-        format!("{:.0} %", 100.0 * (ours_mean - upstream_mean) / ours_mean.max(f64::EPSILON)),
+        format!(
+            "{:.0} %",
+            100.0 * (ours_mean - upstream_mean) / ours_mean.max(f64::EPSILON)
+        ),
     );
     let name = env.runtime.name();
     report.notes.push(format!(

@@ -13,7 +13,7 @@
 //! Per run: deliveries/s, p50/p90/p99, non-2xx answers, deliveries sent vs rows stored
 //! (and lost: answered `2xx` but not stored), CPU per delivery in the runtime's process,
 //! in PostgreSQL and in wrk; and the share of the ceiling ([`crate::ceiling`]: pgbench
-//! running the component's own two statements per delivery at the same concurrency).
+//! running the component's own statement per delivery at the same concurrency).
 //!
 //! Checks: no delivery lost, no non-2xx answer, every stored event `processed` with its
 //! attempt, and every session's `attempt_count` equal to its attempts (a lost
@@ -89,7 +89,12 @@ fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
         for (column, result) in &measured {
             fill(&mut report.table, *column, result, &ceiling);
         }
-        report.notes.extend(ceiling.notes.iter().map(|note| format!("ceiling/{connections}: {note}")));
+        report.notes.extend(
+            ceiling
+                .notes
+                .iter()
+                .map(|note| format!("ceiling/{connections}: {note}")),
+        );
         column += 1;
     }
     report.notes.push(format!(
@@ -125,13 +130,28 @@ fn fill(table: &mut Table, column: usize, measured: &Measured, ceiling: &Ceiling
         column,
         format!("{} / {} / {}", run.sent, measured.stored, lost(measured)),
     );
-    table.set("CPU ms/delivery: runtime", column, per_delivery(measured.cpu_app, run.answered));
-    table.set("CPU ms/delivery: PostgreSQL", column, per_delivery(measured.cpu_postgres, run.answered));
-    table.set("CPU ms/delivery: load generator", column, per_delivery(run.cpu, run.answered));
+    table.set(
+        "CPU ms/delivery: runtime",
+        column,
+        per_delivery(measured.cpu_app, run.answered),
+    );
+    table.set(
+        "CPU ms/delivery: PostgreSQL",
+        column,
+        per_delivery(measured.cpu_postgres, run.answered),
+    );
+    table.set(
+        "CPU ms/delivery: load generator",
+        column,
+        per_delivery(run.cpu, run.answered),
+    );
     table.set(
         "share of the ceiling",
         column,
-        format!("{:.0} %", 100.0 * run.rate() / ceiling.tps.max(f64::EPSILON)),
+        format!(
+            "{:.0} %",
+            100.0 * run.rate() / ceiling.tps.max(f64::EPSILON)
+        ),
     );
 }
 
@@ -252,8 +272,16 @@ fn measure(
         warm_ok as i64,
         WARMUP as i64,
     ));
-    checks.push(Check::equal(&format!("{label}: non-2xx answers"), run.non_2xx as i64, 0));
-    checks.push(Check::equal(&format!("{label}: socket errors"), run.socket_errors as i64, 0));
+    checks.push(Check::equal(
+        &format!("{label}: non-2xx answers"),
+        run.non_2xx as i64,
+        0,
+    ));
+    checks.push(Check::equal(
+        &format!("{label}: socket errors"),
+        run.socket_errors as i64,
+        0,
+    ));
     checks.push(Check::equal(
         &format!("{label}: lost (answered 2xx, not stored)"),
         lost(&measured_run),
