@@ -185,7 +185,7 @@ fn chown(path: &Path, identity: Option<(u32, u32)>) -> Result<()> {
 
 /// Removes the directories of clusters whose test process is gone (a killed test binary
 /// cannot clean up; its server died with it). Directory names start with the pid.
-fn remove_leftovers(parent: &Path) {
+pub(crate) fn remove_leftovers(parent: &Path) {
     let Ok(entries) = fs::read_dir(parent) else {
         return;
     };
@@ -384,6 +384,7 @@ extern "C" fn stop_shared_cluster_at_exit() {
 extern "C" fn stop_shared_tls_cluster_at_exit() {
     if let Some(Ok(tls)) = SHARED_TLS.get() {
         tls.cluster.shut_down_and_remove();
+        tls.ca.remove_files();
     }
 }
 

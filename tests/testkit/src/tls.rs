@@ -65,6 +65,8 @@ impl TestCa {
     fn try_new(label: &str) -> Result<TestCa> {
         let parent = repo_root().join("target/test-tls");
         fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+        // Those of test processes that are gone (a CA in a static is never dropped).
+        crate::pg::remove_leftovers(&parent);
         let ca = TestCa {
             dir: parent.join(crate::pg::unique_suffix()),
         };
@@ -160,9 +162,16 @@ impl TestCa {
     }
 }
 
+impl TestCa {
+    /// Removes the CA's files (what dropping it does, for a CA that lives in a static).
+    pub(crate) fn remove_files(&self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
 impl Drop for TestCa {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.dir);
+        self.remove_files();
     }
 }
 
