@@ -310,9 +310,12 @@ const TLS_MODES_UPGRADED_TO_REQUIRE: [&str; 4] = ["prefer", "require", "verify-c
 /// unknown mode, or a string that is not a `postgres://` URL.
 fn require_tls(url: &str) -> Result<String, String> {
     let url = url.trim();
-    let is_url = ["postgres://", "postgresql://"]
-        .iter()
-        .any(|scheme| url.len() > scheme.len() && url[..scheme.len()].eq_ignore_ascii_case(scheme));
+    let is_url = ["postgres://", "postgresql://"].iter().any(|scheme| {
+        url.len() > scheme.len()
+            && url
+                .get(..scheme.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+    });
     if !is_url {
         return Err("the connection string must be a postgres:// URL".into());
     }
@@ -759,6 +762,7 @@ Stack backtrace:
             "postgres://a:secret-pw@db/postgres?sslmode=require&sslmode=disable",
             "postgres://a:secret-pw@db/postgres?sslmode=sometimes",
             "host=db user=a password=secret-pw sslmode=require",
+            "pøstgres://a:secret-pw@db/postgres",
         ] {
             let error = address(url, Some(CA)).unwrap_err();
             let text = error.to_string();
