@@ -2,7 +2,8 @@
 #
 #   make up        build, start a local Postgres (migrated, seeded) and the OpenAI
 #                  stand-in (unless OPENAI_API_KEY is set), serve the app on :3000
-#                  with real Spin when it is installed, else our host (RUNTIME=host)
+#                  with real Spin when it is installed, else our host (RUNTIME=host);
+#                  LOCAL_PG_TLS=1: the Postgres speaks TLS only, verified via db_ca_cert
 #   make test      lint, unit, conformance, integration and end-to-end tests under our
 #                  host, then the same suite under real Spin when Spin is found
 #   make test-spin the Spin pass alone (SPIN_BIN, or spin on the PATH)
@@ -35,7 +36,7 @@ export SPIN_BIN
 
 .PHONY: help
 help:
-	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
 
 .PHONY: setup
 setup: ## install what a fresh machine lacks (wasm target, PostgreSQL)
@@ -64,7 +65,7 @@ build-native:
 
 .PHONY: up
 up: setup build
-	@RUNTIME=$(RUNTIME) scripts/up.sh
+	@RUNTIME=$(RUNTIME) LOCAL_PG_TLS=$(LOCAL_PG_TLS) scripts/up.sh
 
 .PHONY: classconnect
 classconnect: ## sign and post sample ClassConnect deliveries to the app of `make up`
@@ -155,7 +156,7 @@ fixtures: ## regenerate the auth and bucketing known-answer fixtures (Python 3 +
 
 .PHONY: db-start db-stop
 db-start: ## the local database alone (migrated, seeded); prints its connection strings
-	@scripts/localdb.sh start
+	@LOCAL_PG_TLS=$(LOCAL_PG_TLS) scripts/localdb.sh start
 db-stop:
 	@scripts/localdb.sh stop
 

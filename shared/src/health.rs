@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{self, OpenAiConfig, Variables};
-use crate::db::Db;
+use crate::db::{Db, DbAddress};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
 use crate::outbound::{self, OutboundRequest};
@@ -20,7 +20,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// What `health` reads from its Spin variables.
 #[derive(Debug, Clone)]
 pub struct HealthConfig {
-    db_url: String,
+    db_url: DbAddress,
     pub openai: OpenAiConfig,
     pub realtime_model: String,
 }
@@ -28,7 +28,7 @@ pub struct HealthConfig {
 impl HealthConfig {
     pub fn load(vars: &impl Variables) -> Result<Self, config::ConfigError> {
         Ok(Self {
-            db_url: config::required(vars, config::DB_URL)?,
+            db_url: DbAddress::load(vars, config::DB_URL)?,
             openai: OpenAiConfig::load(vars)?,
             realtime_model: config::optional(
                 vars,
@@ -127,7 +127,7 @@ pub fn handle(incoming: &Incoming, vars: &impl Variables) -> Result<Reply, ApiEr
     Ok(reply.header("cache-control", "no-store"))
 }
 
-fn probe_database(db_url: &str) -> bool {
+fn probe_database(db_url: &DbAddress) -> bool {
     let answered = Db::connect(db_url).and_then(|db| db.query_one("SELECT 1 AS ok", &[]));
     match answered {
         Ok(rows) => rows.rows.len() == 1,

@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use crate::auth::{self, AuthConfig, Claims, Role};
 use crate::config::{self, Variables};
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbAddress, DbError};
 use crate::error::ApiError;
 use crate::flags;
 use crate::http::{Incoming, Reply};
@@ -46,14 +46,14 @@ pub const ROLLOUT_GUARD_WINDOW_HOURS: i32 = 24;
 /// What `voice-monitoring` reads from its Spin variables.
 #[derive(Debug, Clone)]
 pub struct MonitoringConfig {
-    db_url: String,
+    db_url: DbAddress,
     pub auth: AuthConfig,
 }
 
 impl MonitoringConfig {
     pub fn load(vars: &impl Variables) -> Result<Self, ApiError> {
         Ok(Self {
-            db_url: config::required(vars, config::DB_URL)?,
+            db_url: DbAddress::load(vars, config::DB_URL)?,
             auth: AuthConfig::load(vars)?,
         })
     }
