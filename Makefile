@@ -9,6 +9,7 @@
 #   make classconnect  sign and post sample ClassConnect deliveries to the local app
 #   make migrate DB_URL=postgres://…   apply sql/migrations to any database
 #   make bench     the benchmarks (results go to BENCHMARKS.md by hand)
+#   make fuzz      every fuzz target for FUZZ_SECONDS (default 60) each, with figures
 #   make deploy    spin deploy with the variables from the environment
 
 SHELL := /bin/bash
@@ -27,7 +28,7 @@ LOCAL_ENV := .local/dev.env
 
 .PHONY: help
 help:
-	@sed -n '3,13p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,14p' Makefile | sed 's/^# \{0,1\}//'
 
 .PHONY: setup
 setup: ## install what a fresh machine lacks (wasm target, PostgreSQL)
@@ -64,8 +65,8 @@ migrate:
 	@test -n "$(DB_URL)" || { echo "usage: make migrate DB_URL=postgres://user:password@host:5432/postgres" >&2; exit 2; }
 	@scripts/migrate.sh "$(DB_URL)"
 
-.PHONY: test lint unit test-host test-integration test-e2e
-test: setup build lint check-deploy unit test-host test-integration test-e2e
+.PHONY: test lint unit fuzz-smoke test-host test-integration test-e2e
+test: setup build lint check-deploy unit fuzz-smoke test-host test-integration test-e2e
 	@echo "==> all tests passed"
 
 lint:
@@ -73,10 +74,20 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --profile host -p voice-edge-shared -p voice-edge-host -p voice-edge-testkit -p voice-edge-openai-standin -p voice-edge-integration -p voice-edge-bench --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) --release $(addprefix -p ,$(FUNCTIONS)) -- -D warnings
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 unit:
 	@echo "==> unit tests (shared/)"
 	$(CARGO) test --profile host -p voice-edge-shared
+
+# The fuzz targets (fuzz/, a workspace of its own, built by cargo-afl): a few seconds
+# each so that CI keeps them building and passing, then their oracle and seed tests.
+FUZZ_SMOKE_SECONDS ?= 5
+fuzz-smoke:
+	@echo "==> fuzz smoke: every target for $(FUZZ_SMOKE_SECONDS) s"
+	FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) scripts/fuzz.sh
+	cd fuzz && $(CARGO) afl test --release --lib
 
 test-host:
 	@echo "==> host conformance tests"
@@ -96,6 +107,10 @@ test-e2e:
 check-deploy:
 	@echo "==> deployment files: actionlint, SpinKube manifest, deploy script"
 	@scripts/check-deploy.sh
+
+.PHONY: fuzz
+fuzz: ## every fuzz target for FUZZ_SECONDS (default 60) each: executions, exec/s, corpus, crashes
+	@scripts/fuzz.sh
 
 .PHONY: bench
 bench: build
