@@ -10,12 +10,15 @@
 # from the committed seeds (fuzz/corpus/<target>/) and writes fuzz/out/<target>/;
 # a crash fails the script and names the input that caused it (replay it with
 # `fuzz/target/release/<target> < <file>`). FUZZ_NICE (default 19) is the niceness.
+# The table is also written to fuzz/out/summary.txt.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 readonly CARGO_AFL_VERSION=0.18.2
 readonly SECONDS_EACH=${FUZZ_SECONDS:-60}
 readonly NICENESS=${FUZZ_NICE:-19}
+# Where cargo puts the instrumented binaries (CARGO_TARGET_DIR, as cargo reads it).
+readonly BIN_DIR="${CARGO_TARGET_DIR:-fuzz/target}/release"
 readonly ALL_TARGETS=(jwt webhook practice_event demo monitoring requests http variables)
 if (($# > 0)); then targets=("$@"); else targets=("${ALL_TARGETS[@]}"); fi
 
@@ -29,7 +32,7 @@ if ! config=$(cargo afl config --build 2>&1) && [[ "$config" != *"already built"
     exit 1
 fi
 
-echo "==> fuzz: building the instrumented targets (fuzz/target/release)"
+echo "==> fuzz: building the instrumented targets ($BIN_DIR)"
 (cd fuzz && nice -n "$NICENESS" cargo afl build --release --quiet)
 
 # afl-fuzz's checks of the machine (CPU governor, core_pattern, a free core of its own)
@@ -40,7 +43,10 @@ export AFL_I_DONT_CARE_ABOUT_MISSING_CRASHES=1 AFL_FAST_CAL=1
 stat() { sed -n "s/^$1 *: *//p" "$2"; }
 
 failed=()
-printf '%-16s %8s %12s %10s %8s %8s %6s\n' target seconds executions exec/s corpus crashes hangs
+mkdir -p fuzz/out
+summary=fuzz/out/summary.txt
+printf '%-16s %8s %12s %10s %8s %8s %6s\n' target seconds executions exec/s corpus crashes hangs |
+    tee "$summary"
 for target in "${targets[@]}"; do
     out="fuzz/out/$target"
     rm -rf "$out"
@@ -48,7 +54,7 @@ for target in "${targets[@]}"; do
     # -V stops afl-fuzz after the given seconds; timeout is only a backstop.
     if ! timeout $((SECONDS_EACH + 300)) nice -n "$NICENESS" cargo afl fuzz \
         -i "fuzz/corpus/$target" -o "$out" -V "$SECONDS_EACH" \
-        "fuzz/target/release/$target" >"$out/afl.log" 2>&1; then
+        "$BIN_DIR/$target" >"$out/afl.log" 2>&1; then
         echo "fuzz: afl-fuzz failed on $target; the end of $out/afl.log:" >&2
         tail -20 "$out/afl.log" >&2
         failed+=("$target")
@@ -58,7 +64,7 @@ for target in "${targets[@]}"; do
     crashes=$(stat saved_crashes "$stats")
     printf '%-16s %8s %12s %10s %8s %8s %6s\n' "$target" "$(stat run_time "$stats")" \
         "$(stat execs_done "$stats")" "$(stat execs_per_sec "$stats")" \
-        "$(stat corpus_count "$stats")" "$crashes" "$(stat saved_hangs "$stats")"
+        "$(stat corpus_count "$stats")" "$crashes" "$(stat saved_hangs "$stats")" | tee -a "$summary"
     if [[ "$crashes" != 0 ]]; then
         find "$out/default/crashes" -type f -name 'id:*' | sed 's/^/    crash: /' >&2
         failed+=("$target")
