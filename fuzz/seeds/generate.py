@@ -1,7 +1,10 @@
 #!/usr/bin/env python3
 """Writes the fuzz targets' seed corpora (fuzz/corpus/<target>/): small, real-looking
-inputs in each target's input format (see fuzz/src/<target>.rs). Run from the repository
-root; the output is committed, so this runs only when a format changes."""
+inputs in each target's input format (see the top of fuzz/src/<target>.rs).
+
+    python3 fuzz/seeds/generate.py
+
+The output is committed; run this again only when a target's input format changes."""
 import json
 import os
 import shutil
