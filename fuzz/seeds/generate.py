@@ -43,10 +43,10 @@ def jwt():
                          "aud": "authenticated", "exp": tokens["now"] + 3600, "iat": tokens["now"],
                          "app_metadata": {"role": "teacher"}})
     jwks = open(os.path.join(FIXTURES, "jwt", "jwks.json")).read()
-    # mode bits: 0-1 configuration, 2-4 signer (1 HS256, 2 other secret, 3 EC, 5 wrong EC, 6 RSA)
+    # mode bits: 0-1 configuration, 2-4 signer (1 and 6 HS256, 2 other secret, 3 and 4 EC, 5 wrong EC)
     write("jwt", "signed_hs256", fields(1 << 2, '{"alg":"HS256","typ":"JWT"}', claims))
     write("jwt", "signed_es256_kid", fields(3 << 2, '{"alg":"ES256","kid":"ec-1"}', claims))
-    write("jwt", "signed_rs256_kid", fields(6 << 2, '{"alg":"RS256","kid":"rsa-1","typ":"JWT"}', claims))
+    write("jwt", "hs256_signed_under_rs256_header", fields(6 << 2, '{"alg":"RS256","kid":"rsa-1","typ":"JWT"}', claims))
     write("jwt", "signed_es256_wrong_key", fields(5 << 2, '{"alg":"ES256"}', claims))
     write("jwt", "signed_es256_as_rs256", fields(3 << 2, '{"alg":"RS256","kid":"ec-1"}', claims))
     write("jwt", "jwks_fuzzed_es256", fields(1 | 3 << 2, jwks, '{"alg":"ES256","kid":"ec-1"}', claims))
