@@ -87,7 +87,7 @@ FUZZ_SMOKE_SECONDS ?= 5
 fuzz-smoke:
 	@echo "==> fuzz smoke: every target for $(FUZZ_SMOKE_SECONDS) s"
 	FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) scripts/fuzz.sh
-	cd fuzz && $(CARGO) afl test --release --lib
+	cd fuzz && $(CARGO) afl test --release --lib --target "$$(rustc -vV | sed -n 's/^host: //p')"
 
 test-host:
 	@echo "==> host conformance tests"
