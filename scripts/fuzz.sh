@@ -22,7 +22,8 @@ readonly NICENESS=${FUZZ_NICE:-19}
 readonly TIMEOUT_MS=${FUZZ_TIMEOUT_MS:-1000}
 # Built for the host triple named explicitly, so that cargo-afl's flags (instrumentation,
 # opt-level 3, one codegen unit) reach the code under test only: build scripts and proc
-# macros (serde's, wit-bindgen's) are built as usual, which saves a third of the build.
+# macros (serde's, wit-bindgen's) are built as usual: half the CPU time of a clean build
+# (245 s of user time against 511 s, measured here).
 HOST_TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 readonly HOST_TRIPLE
 # Where cargo puts the instrumented binaries (CARGO_TARGET_DIR, as cargo reads it).
