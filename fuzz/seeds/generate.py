@@ -49,6 +49,8 @@ def jwt():
     write("jwt", "hs256_signed_under_rs256_header", fields(6 << 2, '{"alg":"RS256","kid":"rsa-1","typ":"JWT"}', claims))
     write("jwt", "signed_es256_wrong_key", fields(5 << 2, '{"alg":"ES256"}', claims))
     write("jwt", "signed_es256_as_rs256", fields(3 << 2, '{"alg":"RS256","kid":"ec-1"}', claims))
+    # What the first long run found: a signed header that is not UTF-8 JSON (refused now).
+    write("jwt", "regression_header_not_utf8", fields(1 << 2, b'{"alg":"HS256","typ":"J\xa2T"}', claims))
     write("jwt", "jwks_fuzzed_es256", fields(1 | 3 << 2, jwks, '{"alg":"ES256","kid":"ec-1"}', claims))
     write("jwt", "jwks_fuzzed_raw", fields(1, jwks, tokens["cases"][0]["token"]))
 
