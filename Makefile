@@ -13,6 +13,7 @@
 #   make classconnect  sign and post sample ClassConnect deliveries to the local app
 #   make migrate DB_URL=postgres://…   apply sql/migrations to any database
 #   make bench     the benchmarks (results go to BENCHMARKS.md by hand)
+#   make fuzz      every fuzz target for FUZZ_SECONDS (default 60) each, with figures
 #   make deploy    spin deploy with the variables from the environment
 
 SHELL := /bin/bash
@@ -37,6 +38,7 @@ export SPIN_BIN
 .PHONY: help
 help:
 	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
+
 
 .PHONY: setup
 setup: ## install what a fresh machine lacks (wasm target, PostgreSQL)
@@ -80,8 +82,8 @@ migrate:
 	@test -n "$(DB_URL)" || { echo "usage: make migrate DB_URL=postgres://user:password@host:5432/postgres" >&2; exit 2; }
 	@scripts/migrate.sh "$(DB_URL)"
 
-.PHONY: test lint unit test-native test-host test-integration test-e2e test-spin spin-pass
-test: setup build lint check-deploy unit test-native test-e2e
+.PHONY: test lint unit fuzz-smoke test-native test-host test-integration test-e2e test-spin spin-pass
+test: setup build lint check-deploy unit fuzz-smoke test-native test-e2e
 	@if [ -n "$(SPIN_BIN)" ]; then \
 	  $(MAKE) --no-print-directory spin-pass; \
 	  echo "==> all tests passed, under our host and under $$($(SPIN_BIN) --version)"; \
@@ -111,6 +113,8 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --profile host -p voice-edge-shared $(NATIVE_PKGS) --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) --release $(addprefix -p ,$(FUNCTIONS)) -- -D warnings
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 unit:
 	@echo "==> unit tests (shared/)"
@@ -122,6 +126,14 @@ test-native:
 	@echo "==> conformance, stand-in, integration and bench tests under our host"
 	$(CARGO) test --profile host $(NATIVE_PKGS)
 	@scripts/cleanup-test-pg.sh
+
+# The fuzz targets (fuzz/, a workspace of its own, built by cargo-afl): a few seconds
+# each so that CI keeps them building and passing, then their oracle and seed tests.
+FUZZ_SMOKE_SECONDS ?= 5
+fuzz-smoke:
+	@echo "==> fuzz smoke: every target for $(FUZZ_SMOKE_SECONDS) s"
+	FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) scripts/fuzz.sh
+	cd fuzz && $(CARGO) afl test --release --lib --target "$$(rustc -vV | sed -n 's/^host: //p')"
 
 test-host:
 	@echo "==> conformance tests (VOICE_EDGE_RUNTIME=spin for real Spin)"
@@ -139,6 +151,10 @@ test-e2e:
 check-deploy:
 	@echo "==> deployment files: actionlint, SpinKube manifest, deploy script"
 	@scripts/check-deploy.sh
+
+.PHONY: fuzz
+fuzz: ## every fuzz target for FUZZ_SECONDS (default 60) each: executions, exec/s, corpus, crashes
+	@scripts/fuzz.sh
 
 .PHONY: bench
 bench: build

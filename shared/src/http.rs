@@ -296,21 +296,28 @@ fn percent_decode(input: &str) -> String {
     while index < bytes.len() {
         match bytes[index] {
             b'+' => out.push(b' '),
-            b'%' if index + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[index + 1..index + 3]).ok();
-                match hex.and_then(|hex| u8::from_str_radix(hex, 16).ok()) {
-                    Some(byte) => {
-                        out.push(byte);
-                        index += 2;
-                    }
-                    None => out.push(b'%'),
+            // Only `%` and two hex digits is an escape (`u8::from_str_radix` would also
+            // take a sign: `%+9` is not a tab).
+            b'%' => match (
+                hex_digit(bytes.get(index + 1)),
+                hex_digit(bytes.get(index + 2)),
+            ) {
+                (Some(high), Some(low)) => {
+                    out.push(high << 4 | low);
+                    index += 2;
                 }
-            }
+                _ => out.push(b'%'),
+            },
             byte => out.push(byte),
         }
         index += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_digit(byte: Option<&u8>) -> Option<u8> {
+    let digit = char::from(*byte?).to_digit(16)?;
+    u8::try_from(digit).ok()
 }
 
 /// A request id the caller sent, when it is a reasonable one; otherwise a new UUID.
@@ -731,6 +738,21 @@ mod tests {
             assert_eq!(incoming.query_param("type").as_deref(), Some("speed-quiz"));
             assert_eq!(incoming.query_param("q").as_deref(), Some("a b c"));
             assert_eq!(incoming.query_param("missing"), None);
+            Ok(Reply::json(200, &json!({})))
+        });
+        assert_eq!(handled.reply.status, 200);
+    }
+
+    /// Found by the `http` fuzz target: `%+9` was decoded as a tab.
+    #[test]
+    fn a_percent_sign_without_two_hex_digits_is_kept_as_it_is() {
+        let mut raw = request("GET", "", &[]);
+        raw.query = "q=caf%C3%+9&r=%+1%-1%4&s=%4a%4A%&t=%".into();
+        let handled = handle("test", raw, &CorsPolicy::AnyOrigin, |incoming| {
+            assert_eq!(incoming.query_param("q").as_deref(), Some("caf\u{fffd}% 9"));
+            assert_eq!(incoming.query_param("r").as_deref(), Some("% 1%-1%4"));
+            assert_eq!(incoming.query_param("s").as_deref(), Some("JJ%"));
+            assert_eq!(incoming.query_param("t").as_deref(), Some("%"));
             Ok(Reply::json(200, &json!({})))
         });
         assert_eq!(handled.reply.status, 200);
