@@ -189,7 +189,11 @@ mod tests {
         );
         // A client that writes its own X-Forwarded-For gets it to the left.
         assert_eq!(
-            client("10.0.0.2:5000", &["1.2.3.4, 198.51.100.7, 10.0.0.9"], proxies),
+            client(
+                "10.0.0.2:5000",
+                &["1.2.3.4, 198.51.100.7, 10.0.0.9"],
+                proxies
+            ),
             Some("198.51.100.7".into())
         );
         // Several headers are one list, in order.
@@ -198,7 +202,10 @@ mod tests {
             Some("198.51.100.7".into())
         );
         // No header: the proxy itself.
-        assert_eq!(client("10.0.0.2:5000", &[], proxies), Some("10.0.0.2".into()));
+        assert_eq!(
+            client("10.0.0.2:5000", &[], proxies),
+            Some("10.0.0.2".into())
+        );
         // Garbage stops the walk at the hop that wrote it.
         assert_eq!(
             client("10.0.0.2:5000", &["198.51.100.7, unknown"], proxies),

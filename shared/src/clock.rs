@@ -22,7 +22,8 @@ pub fn unix_seconds(at: SystemTime) -> Result<i64, ApiError> {
 
 /// Now as a UTC date-time, or an internal error when the clock cannot be read.
 pub fn now_utc() -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
-    chrono::DateTime::from_timestamp(now_unix()?, 0).ok_or_else(|| ApiError::internal("the clock is out of range"))
+    chrono::DateTime::from_timestamp(now_unix()?, 0)
+        .ok_or_else(|| ApiError::internal("the clock is out of range"))
 }
 
 #[cfg(test)]

@@ -191,7 +191,11 @@ impl<'a> Route<'a> {
 }
 
 /// Handles a request to the demo relay; `now_unix` is the clock JWTs are checked against.
-pub fn handle(incoming: &Incoming, vars: &impl Variables, now_unix: i64) -> Result<Reply, ApiError> {
+pub fn handle(
+    incoming: &Incoming,
+    vars: &impl Variables,
+    now_unix: i64,
+) -> Result<Reply, ApiError> {
     let segments = incoming.segments();
     let route = Route::parse(&segments)?;
     incoming.allow(&[route.method()])?;
@@ -429,12 +433,13 @@ fn post_interactions(
     let items = requests::parse_interaction_batch(incoming.body(JSON_LIMIT)?)?;
     let db = connect(config)?;
     let limit = caller_limit(config, "interactions", student_id);
-    let inserted = ratelimit::within_limits(&db, incoming, Counter::DemoFunction, &[limit], |tx| {
-        match interactions::insert_batch(tx, session_id, student_id, &items)? {
-            0 => Err(refusal(tx, student_id, session_id)),
-            inserted => Ok(inserted),
-        }
-    })?;
+    let inserted =
+        ratelimit::within_limits(&db, incoming, Counter::DemoFunction, &[limit], |tx| {
+            match interactions::insert_batch(tx, session_id, student_id, &items)? {
+                0 => Err(refusal(tx, student_id, session_id)),
+                inserted => Ok(inserted),
+            }
+        })?;
     Ok(Reply::json(201, &json!({ "inserted": inserted })))
 }
 

@@ -15,9 +15,9 @@ use serde::Serialize;
 
 use crate::config::{self, OpenAiConfig, Variables};
 use crate::db::{self, Db, ParameterValue};
-use crate::log::Level;
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
+use crate::log::Level;
 use crate::outbound::{self, OutboundRequest};
 
 /// How long a deep probe of OpenAI may take.

@@ -716,7 +716,10 @@ pub fn split_target(target: &str) -> (String, String) {
 /// Reads a body stream in chunks of at most [`READ_CHUNK`], refusing with `413` as
 /// soon as more than `limit` bytes have come: the instance holds at most the limit and
 /// one chunk, and the rest of the body is never read.
-fn read_limited(stream: &wasi::io::streams::InputStream, limit: usize) -> Result<Vec<u8>, ApiError> {
+fn read_limited(
+    stream: &wasi::io::streams::InputStream,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
     use wasi::io::streams::StreamError;
     let mut bytes = Vec::new();
     loop {
@@ -778,7 +781,9 @@ mod tests {
 
     #[test]
     fn allowed_origin_is_echoed_with_vary() {
-        let cors = Ok(CorsPolicy::parse("https://app.example, https://admin.example"));
+        let cors = Ok(CorsPolicy::parse(
+            "https://app.example, https://admin.example",
+        ));
         let handled = handle(
             "test",
             request("GET", "", &[("origin", "https://admin.example")]),
@@ -1104,8 +1109,8 @@ mod tests {
         struct Items {
             items: Vec<Value>,
         }
-        let error = parse_json::<Items>(br#"{"items": [{"t": "ok"}, {"t": "a\u0000b"}]}"#)
-            .unwrap_err();
+        let error =
+            parse_json::<Items>(br#"{"items": [{"t": "ok"}, {"t": "a\u0000b"}]}"#).unwrap_err();
         assert_eq!(error.status(), 400);
         assert!(
             matches!(&error, ApiError::BadRequest { field: Some(f), .. } if f == "items[1].t"),

@@ -197,11 +197,7 @@ fn sweep_expired(db: &Db, incoming: &Incoming) {
         &[SWEEP_BATCH.into()],
     );
     if let Err(error) = swept {
-        incoming.log(
-            Level::Warn,
-            "rate_limit_sweep_failed",
-            &error.to_string(),
-        );
+        incoming.log(Level::Warn, "rate_limit_sweep_failed", &error.to_string());
     }
 }
 

@@ -26,11 +26,11 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::auth::{self, AuthConfig, Role};
+use crate::client_addr::TrustedProxies;
 use crate::config::{self, ConfigError, OpenAiConfig, Variables};
 use crate::db::Db;
 use crate::error::ApiError;
 use crate::http::{self, Incoming, Reply};
-use crate::client_addr::TrustedProxies;
 use crate::ratelimit;
 
 use cache::{CachedAnswer, NewCachedAnswer};

@@ -30,6 +30,7 @@ use uuid::Uuid;
 
 use crate::auth::{self, AuthConfig, Claims, Role};
 use crate::bucket::bucket_for_user;
+use crate::client_addr::{self, TrustedProxies};
 use crate::config::{self, ConfigError, OpenAiConfig, Variables};
 use crate::db::Db;
 use crate::error::ApiError;
@@ -37,7 +38,6 @@ use crate::flags::{self, FeatureFlag};
 use crate::http::{Incoming, Reply};
 use crate::languages;
 use crate::personas::Persona;
-use crate::client_addr::{self, TrustedProxies};
 use crate::ratelimit::{self, Counter, Limit};
 
 use openai::SessionSettings;

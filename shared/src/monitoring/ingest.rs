@@ -450,8 +450,15 @@ mod tests {
             check_metrics(&metrics_with("duration_ms", json!(MAX_DURATION_MS + 1.0))).unwrap_err();
         assert_eq!(field_of(&error), Some("duration_ms"));
         // 95 s of session: at most 9,500 chunks and 100 more.
-        for field in ["audio_chunks_sent", "audio_chunks_received", "buffer_underruns"] {
-            assert!(check_metrics(&metrics_with(field, json!(9_600))).is_ok(), "{field}");
+        for field in [
+            "audio_chunks_sent",
+            "audio_chunks_received",
+            "buffer_underruns",
+        ] {
+            assert!(
+                check_metrics(&metrics_with(field, json!(9_600))).is_ok(),
+                "{field}"
+            );
             let error = check_metrics(&metrics_with(field, json!(9_601))).unwrap_err();
             assert_eq!(field_of(&error), Some(field));
         }
@@ -459,8 +466,7 @@ mod tests {
             check_metrics(&metrics_with("buffer_underruns", json!(100_000_000))).unwrap_err();
         assert_eq!(field_of(&error), Some("buffer_underruns"));
         assert!(check_metrics(&metrics_with("reconnection_attempts", json!(105))).is_ok());
-        let error =
-            check_metrics(&metrics_with("reconnection_attempts", json!(106))).unwrap_err();
+        let error = check_metrics(&metrics_with("reconnection_attempts", json!(106))).unwrap_err();
         assert_eq!(field_of(&error), Some("reconnection_attempts"));
         // A day-long session's budget fits the integer columns.
         assert!(max_chunks(MAX_DURATION_MS) < i64::from(i32::MAX));
