@@ -223,15 +223,19 @@ fn search(
     let request = SearchRequest::parse(incoming.body(http::JSON_LIMIT)?)?;
 
     let db = Db::connect(&config.db_url)?;
-    let client = incoming.client_addr(&TrustedProxies::default());
-    let rate_key = ratelimit::caller_key(RATE_LIMIT_ACTION, claims.user_id(), client);
-    ratelimit::enforce(
-        &db,
-        incoming,
-        ratelimit::Counter::Table,
-        &rate_key,
-        config.rate_limit_per_minute,
-    )?;
+    // Without an API key nothing can be spent or written (only a fresh cached answer
+    // can be served, or the 503 of demo mode), so nothing is counted either.
+    if config.openai.api_key.is_some() {
+        let client = incoming.client_addr(&TrustedProxies::default());
+        let rate_key = ratelimit::caller_key(RATE_LIMIT_ACTION, claims.user_id(), client);
+        ratelimit::enforce(
+            &db,
+            incoming,
+            ratelimit::Counter::Table,
+            &rate_key,
+            config.rate_limit_per_minute,
+        )?;
+    }
 
     let mut sources = LiveSources {
         db: &db,
