@@ -49,9 +49,15 @@ build-components:
 	@echo "==> building components: $(FUNCTIONS) $(TEST_COMPONENTS)"
 	$(CARGO) build --target $(WASM_TARGET) --release $(addprefix -p ,$(FUNCTIONS) $(TEST_COMPONENTS))
 
+# Every native crate that serves or tests the app. They are built and tested in one cargo
+# invocation with this one package selection every time, so that cargo unifies their
+# dependencies' features once and wasmtime is compiled once, not once per selection.
+NATIVE_PKGS := -p voice-edge-host -p voice-edge-openai-standin -p voice-edge-testkit -p voice-edge-integration -p voice-edge-bench
+INTEGRATION_TESTS := $(addprefix --test ,$(basename $(notdir $(wildcard tests/integration/tests/*.rs))))
+
 build-native:
-	@echo "==> building the host and the stand-ins"
-	$(CARGO) build --profile host -p voice-edge-host -p voice-edge-openai-standin
+	@echo "==> building the host, the stand-ins and the native tests"
+	$(CARGO) test --profile host $(NATIVE_PKGS) --no-run
 	@mkdir -p target/release
 	cp target/host/voice-edge-host $(HOST_BIN)
 	cp target/host/openai-standin $(STANDIN_BIN)
@@ -73,8 +79,8 @@ migrate:
 	@test -n "$(DB_URL)" || { echo "usage: make migrate DB_URL=postgres://user:password@host:5432/postgres" >&2; exit 2; }
 	@scripts/migrate.sh "$(DB_URL)"
 
-.PHONY: test lint unit test-host test-integration test-e2e test-spin spin-pass
-test: setup build lint check-deploy unit test-host test-integration test-e2e
+.PHONY: test lint unit test-native test-host test-integration test-e2e test-spin spin-pass
+test: setup build lint check-deploy unit test-native test-e2e
 	@if [ -n "$(SPIN_BIN)" ]; then \
 	  $(MAKE) --no-print-directory spin-pass; \
 	  echo "==> all tests passed, under our host and under $$($(SPIN_BIN) --version)"; \
@@ -93,11 +99,8 @@ spin-pass:
 	@echo "==> Spin pass: $$($(SPIN_BIN) --version) ($(SPIN_BIN))"
 	@echo "==> spin build"
 	$(SPIN_BIN) build -f spin.toml
-	@echo "==> conformance tests under Spin"
-	VOICE_EDGE_RUNTIME=spin $(CARGO) test --profile host -p voice-edge-host --test conformance --test postgres
-	@echo "==> integration tests under Spin"
-	VOICE_EDGE_RUNTIME=spin $(CARGO) test --profile host -p voice-edge-integration
-	VOICE_EDGE_RUNTIME=spin $(CARGO) test --profile host -p voice-edge-bench
+	@echo "==> conformance, integration and bench tests under Spin"
+	VOICE_EDGE_RUNTIME=spin $(CARGO) test --profile host $(NATIVE_PKGS)
 	@scripts/cleanup-test-pg.sh
 	@echo "==> end-to-end tests under Spin"
 	@if [ -f tests/e2e/package.json ]; then VOICE_EDGE_RUNTIME=spin scripts/e2e.sh; fi
@@ -105,22 +108,27 @@ spin-pass:
 lint:
 	@echo "==> lint: rustfmt and clippy"
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --profile host -p voice-edge-shared -p voice-edge-host -p voice-edge-testkit -p voice-edge-openai-standin -p voice-edge-integration -p voice-edge-bench --all-targets -- -D warnings
+	$(CARGO) clippy --profile host -p voice-edge-shared $(NATIVE_PKGS) --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) --release $(addprefix -p ,$(FUNCTIONS)) -- -D warnings
 
 unit:
 	@echo "==> unit tests (shared/)"
 	$(CARGO) test --profile host -p voice-edge-shared
 
+# What `make test` runs under our host: the host's conformance and unit tests, the
+# stand-in's, the testkit's, every function's integration tests and the bench crate's.
+test-native:
+	@echo "==> conformance, stand-in, integration and bench tests under our host"
+	$(CARGO) test --profile host $(NATIVE_PKGS)
+	@scripts/cleanup-test-pg.sh
+
 test-host:
-	@echo "==> host conformance tests"
-	$(CARGO) test --profile host -p voice-edge-host -p voice-edge-openai-standin
+	@echo "==> conformance tests (VOICE_EDGE_RUNTIME=spin for real Spin)"
+	$(CARGO) test --profile host $(NATIVE_PKGS) --test conformance --test postgres
 
 test-integration:
-	@echo "==> integration tests (host + components + real PostgreSQL)"
-	$(CARGO) test --profile host -p voice-edge-testkit --lib
-	$(CARGO) test --profile host -p voice-edge-integration
-	$(CARGO) test --profile host -p voice-edge-bench
+	@echo "==> integration tests (components + real PostgreSQL; VOICE_EDGE_RUNTIME=spin for real Spin)"
+	$(CARGO) test --profile host $(NATIVE_PKGS) $(INTEGRATION_TESTS)
 	@scripts/cleanup-test-pg.sh
 
 test-e2e:

@@ -179,9 +179,10 @@ esac
     export SPIN_VARIABLE_OPENAI_BASE_URL="http://127.0.0.1:$standin_port"
     export SPIN_VARIABLE_ALLOWED_ORIGINS="$page_origin"
     if [[ "$runtime" == spin ]]; then
-        # Component output to Spin's own stdout (the app log the tests read), no log files.
+        # Component output to Spin's own stdout too (the app log the tests read). Spin
+        # 4.1 refuses the documented empty --log-dir, so the files go to the run's folder.
         exec "$spin_bin" up -f "$root/spin.toml" --listen "127.0.0.1:$app_port" \
-            --log-dir "" --state-dir "$run_dir/spin-state"
+            --log-dir "$run_dir/spin-logs" --state-dir "$run_dir/spin-state"
     fi
     exec "$host_bin" -f "$root/spin.toml" --listen "127.0.0.1:$app_port" \
         --cache-dir "$root/target/voice-edge-host-cache"

@@ -22,7 +22,8 @@ pub(super) fn upsert_sql(attempt: &AttemptChange<'_>, gate: &str) -> String {
                 (id, session_id, sentence_index, status, pronunciation_score, is_passed,
                  pronunciation_analysis, feedback_data, transcription_results,
                  word_level_scores, error_message, last_event_at)
-         SELECT $10, $1, $11, $12, $13, $14, $15, $16, $17, $18, NULL, $19::text::timestamptz
+         SELECT $10::uuid, $1::uuid, $11::int4, $12::text, $13::numeric, $14::bool,
+                $15::jsonb, $16::jsonb, $17::jsonb, $18::jsonb, NULL, $19::text::timestamptz
           WHERE {gate}
          ON CONFLICT (id) DO UPDATE
             SET sentence_index = excluded.sentence_index,
@@ -42,7 +43,7 @@ pub(super) fn upsert_sql(attempt: &AttemptChange<'_>, gate: &str) -> String {
         AttemptChange::Failed { .. } => format!(
             "INSERT INTO practice_attempts
                 (id, session_id, status, error_message, last_event_at)
-         SELECT $10, $1, $11, $12, $13::text::timestamptz
+         SELECT $10::uuid, $1::uuid, $11::text, $12::text, $13::text::timestamptz
           WHERE {gate}
          ON CONFLICT (id) DO UPDATE
             SET status = excluded.status,

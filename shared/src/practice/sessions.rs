@@ -96,17 +96,17 @@ pub(super) fn state_from_rows(
 /// fields the change leaves `None` keep their values. [`super::attempts`] embeds it
 /// in the statement that writes an attempt.
 pub(super) const UPDATE_SQL: &str = "UPDATE practice_sessions
-            SET status = COALESCE($2, status),
-                improved_transcript = COALESCE($3, improved_transcript),
-                sentences = COALESCE($4, sentences),
-                error_message = COALESCE($5, error_message),
-                attempt_count = COALESCE($6, attempt_count),
+            SET status = COALESCE($2::text, status),
+                improved_transcript = COALESCE($3::text, improved_transcript),
+                sentences = COALESCE($4::jsonb, sentences),
+                error_message = COALESCE($5::text, error_message),
+                attempt_count = COALESCE($6::int4, attempt_count),
                 pronunciation_score = CASE WHEN $6::int4 IS NULL THEN pronunciation_score
                                            ELSE $7::numeric END,
-                is_passed = COALESCE($8, is_passed),
+                is_passed = COALESCE($8::bool, is_passed),
                 last_event_at = COALESCE($9::text::timestamptz, last_event_at),
                 updated_at = now()
-          WHERE id = $1";
+          WHERE id = $1::uuid";
 
 /// The parameters of [`UPDATE_SQL`].
 pub(super) fn update_params(session_id: Uuid, change: &SessionChange<'_>) -> Vec<ParameterValue> {

@@ -1,17 +1,22 @@
 //! The `practice-webhook` function: ClassConnect's deliveries, verified, applied exactly
 //! once and in order, and the operators' replay of stored deliveries.
 //!
-//! A delivery of a known event type first takes an optimistic path of two autocommit
-//! statements: one reads whether its `webhook-id` is stored and the session with its
-//! attempts and row version ([`webhook_events::look_up`]); the event's changes are
-//! planned from that ([`apply::plan_changes`]); one statement then writes the changes
-//! and the `webhook_events` row together, only if the session is still at the version
-//! read ([`webhook_events::record_if_unchanged`]). A stored id is a duplicate and
-//! changes nothing. Everything else — the session changed in between, no such session,
-//! the sender's retry of a `failed` delivery, an attempt of another session, a body
-//! that is not a valid event — takes the locked path, one transaction of four round
-//! trips: `BEGIN`; the `webhook_events` row inserted first, the session locked and read,
-//! in one statement ([`webhook_events::claim`]), so a repeated `webhook-id` — also one
+//! The most frequent delivery, `practice.attempt.scored`, is applied by one statement:
+//! a call of `practice_record_scored` (`sql/migrations/0140_practice_record_scored.sql`)
+//! that dedupes it, writes the attempt, recomputes the session's results from the
+//! contract's rules (the same as [`apply`] and [`super::scores`], against which the
+//! integration tests check it) and records it ([`webhook_events::record_scored`]).
+//! Other known event types take an optimistic path of two autocommit statements: one
+//! reads whether the `webhook-id` is stored and the session with its attempts and row
+//! version ([`webhook_events::look_up`]); the event's changes are planned from that
+//! ([`apply::plan_changes`]); one statement then writes the changes and the
+//! `webhook_events` row together, only if the session is still at the version read
+//! ([`webhook_events::record_if_unchanged`]). A stored id is a duplicate and changes
+//! nothing. Everything else — the session changed in between, no such session, the
+//! sender's retry of a `failed` delivery, an attempt of another session, a body that is
+//! not a valid event — takes the locked path, one transaction of four round trips:
+//! `BEGIN`; the `webhook_events` row inserted first, the session locked and read, in
+//! one statement ([`webhook_events::claim`]), so a repeated `webhook-id` — also one
 //! arriving while the first is still being applied — finds the row and changes nothing,
 //! and deliveries for one session apply one after the other; the event's changes
 //! written in one statement; `COMMIT`. A refusal the sender can cure (unknown session,
@@ -26,9 +31,9 @@ use serde_json::json;
 use spin_sdk::pg4::ParameterValue;
 
 use super::apply::{self, Changes, SessionState};
-use super::event::{self, ParsedBody, PracticeEvent};
+use super::event::{self, EventKind, ParsedBody, PracticeEvent};
 use super::status::WebhookEventStatus;
-use super::webhook_events::{Claim, LockedSession, Lookup};
+use super::webhook_events::{Claim, LockedSession, Lookup, ScoredOutcome};
 use super::{attempts, sessions, webhook_events};
 use crate::auth::{self, AuthConfig, Role};
 use crate::config::{self, ConfigError, Variables};
@@ -140,6 +145,18 @@ fn record_unlocked(
     body: &[u8],
     event: &PracticeEvent,
 ) -> Result<Option<Delivered>, ApiError> {
+    if let EventKind::AttemptScored(score) = &event.kind {
+        return Ok(
+            match webhook_events::record_scored(db, id, body, event, score)? {
+                ScoredOutcome::Processed => Some(Delivered::Settled(Settled {
+                    status: WebhookEventStatus::Processed,
+                    refusal: None,
+                })),
+                ScoredOutcome::Duplicate => Some(Delivered::Duplicate),
+                ScoredOutcome::Refused => None,
+            },
+        );
+    }
     let Lookup {
         event: stored,
         session,

@@ -11,6 +11,7 @@ use spin_sdk::pg4::ParameterValue;
 use uuid::Uuid;
 
 use super::apply::{Changes, SessionState};
+use super::event::{AttemptScore, PracticeEvent};
 use super::status::UnknownStatus;
 use super::status::WebhookEventStatus;
 use super::{attempts, sessions};
@@ -20,7 +21,7 @@ use crate::db::{self, Db, DbError};
 /// the delivery id in parameter `$param` (in a key space of its own, the two-key form).
 fn serialise_sql(param: usize) -> String {
     format!(
-        "SELECT pg_advisory_xact_lock(hashtext('practice-webhook delivery'), hashtext(${param}))"
+        "SELECT pg_advisory_xact_lock(hashtext('practice-webhook delivery'), hashtext(${param}::text))"
     )
 }
 
@@ -157,17 +158,7 @@ pub struct Lookup {
 /// Reads, in one statement and without locking anything, whether a delivery id is
 /// stored and the session an event is about, with its attempts and version.
 pub fn look_up(db: &Db, id: &str, session_id: Uuid) -> Result<Lookup, DbError> {
-    let sql = format!(
-        "SELECT e.status AS event_status,
-                s.xmin::text AS version,
-                {}
-           FROM (SELECT 1) AS one
-           LEFT JOIN webhook_events e ON e.id = $1
-           LEFT JOIN practice_sessions s ON s.id = $2
-           LEFT JOIN practice_attempts a ON a.session_id = s.id",
-        sessions::STATE_COLUMNS
-    );
-    let rows = db.query_one(&sql, &[db::text(id), session_id.into()])?;
+    let rows = db.query_one(&look_up_statement(), &[db::text(id), session_id.into()])?;
     let first = rows
         .rows()
         .next()
@@ -182,6 +173,20 @@ pub fn look_up(db: &Db, id: &str, session_id: Uuid) -> Result<Lookup, DbError> {
         _ => None,
     };
     Ok(Lookup { event, session })
+}
+
+/// The statement of [`look_up`]: `$1` the delivery id, `$2` the session id.
+fn look_up_statement() -> String {
+    format!(
+        "SELECT e.status AS event_status,
+                s.xmin::text AS version,
+                {}
+           FROM (SELECT 1) AS one
+           LEFT JOIN webhook_events e ON e.id = $1::text
+           LEFT JOIN practice_sessions s ON s.id = $2::uuid
+           LEFT JOIN practice_attempts a ON a.session_id = s.id",
+        sessions::STATE_COLUMNS
+    )
 }
 
 /// Records a delivery together with the `changes` planned from `session` as it was
@@ -201,6 +206,22 @@ pub fn record_if_unchanged(
     session: &VersionedSession,
     changes: &Changes<'_>,
 ) -> Result<bool, DbError> {
+    let (sql, params) = record_statement(event, session, changes);
+    let rows = db.query_one(&sql, &params)?;
+    let row = rows
+        .rows()
+        .next()
+        .ok_or_else(|| DbError::Other("the delivery write returned no row".into()))?;
+    db::column(&row, "recorded")
+}
+
+/// The statement and parameters of [`record_if_unchanged`]; every parameter carries an
+/// explicit type in the SQL.
+fn record_statement(
+    event: &NewEvent<'_>,
+    session: &VersionedSession,
+    changes: &Changes<'_>,
+) -> (String, Vec<ParameterValue>) {
     const GUARD: &str = "EXISTS (SELECT 1 FROM guard)";
     let session_id = session.state.id;
     let mut params = match changes.session() {
@@ -242,25 +263,91 @@ pub fn record_if_unchanged(
         "WITH serialised AS ({}),
          guard AS (
              SELECT id FROM practice_sessions
-              WHERE id = $1 AND xmin::text = ${version}
+              WHERE id = $1::uuid AND xmin::text = ${version}::text
                 AND EXISTS (SELECT 1 FROM serialised)
                 FOR NO KEY UPDATE
          ){effects},
          recorded AS (
              INSERT INTO webhook_events (id, event_type, status, payload, error, processed_at)
-             SELECT ${id}, ${event_type}, ${status}, ${payload}, ${error}, now()
+             SELECT ${id}::text, ${event_type}::text, ${status}::text, ${payload}::jsonb,
+                    ${error}::text, now()
               WHERE EXISTS (SELECT 1 FROM {last_write})
              RETURNING id
          )
          SELECT EXISTS (SELECT 1 FROM recorded) AS recorded",
         serialise_sql(id)
     );
-    let rows = db.query_one(&sql, &params)?;
+    (sql, params)
+}
+
+/// What [`record_scored`] did with a scored attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScoredOutcome {
+    /// Applied (or older than what stood) and recorded `processed`.
+    Processed,
+    /// The id is already `processed` or `ignored`: nothing was written.
+    Duplicate,
+    /// No such session, or the attempt id is another session's: nothing was written;
+    /// the locked path records the delivery as `failed` with its reason.
+    Refused,
+}
+
+/// The statement of [`record_scored`]: one call of `practice_record_scored`
+/// (`sql/migrations/0140_practice_record_scored.sql`), which always returns one row.
+pub const RECORD_SCORED_SQL: &str = "SELECT practice_record_scored(
+        $1::text, $2::text, $3::jsonb, $4::uuid, $5::uuid, $6::int4, $7::numeric, $8::bool,
+        $9::jsonb, $10::jsonb, $11::jsonb, $12::jsonb, $13::text::timestamptz) AS outcome";
+
+/// The parameters of [`RECORD_SCORED_SQL`] for one delivery.
+pub fn record_scored_params(
+    id: &str,
+    body: &[u8],
+    event: &PracticeEvent,
+    score: &AttemptScore,
+) -> Vec<ParameterValue> {
+    vec![
+        db::text(id),
+        db::text(event.event_type.as_str()),
+        ParameterValue::Jsonb(body.to_vec()),
+        event.session_id.into(),
+        score.attempt_id.into(),
+        score.sentence_index.into(),
+        score.pronunciation_score.into(),
+        score.is_passed.into(),
+        db::jsonb(&score.pronunciation_analysis),
+        db::jsonb(&score.feedback_data),
+        db::jsonb(&score.transcription_results),
+        db::jsonb(&serde_json::json!(score.word_level_scores)),
+        db::utc_param(event.at),
+    ]
+}
+
+/// Applies a `practice.attempt.scored` delivery and records it, in one statement (one
+/// transaction, one round trip): dedupe by id, the attempt, the session's results, the
+/// `webhook_events` row.
+pub fn record_scored(
+    db: &Db,
+    id: &str,
+    body: &[u8],
+    event: &PracticeEvent,
+    score: &AttemptScore,
+) -> Result<ScoredOutcome, DbError> {
+    let rows = db.query_one(
+        RECORD_SCORED_SQL,
+        &record_scored_params(id, body, event, score),
+    )?;
     let row = rows
         .rows()
         .next()
-        .ok_or_else(|| DbError::Other("the delivery write returned no row".into()))?;
-    db::column(&row, "recorded")
+        .ok_or_else(|| DbError::Other("practice_record_scored returned no row".into()))?;
+    match db::column::<String>(&row, "outcome")?.as_str() {
+        "processed" => Ok(ScoredOutcome::Processed),
+        "duplicate" => Ok(ScoredOutcome::Duplicate),
+        "no_session" | "other_session" => Ok(ScoredOutcome::Refused),
+        other => Err(DbError::Other(format!(
+            "practice_record_scored answered {other:?}"
+        ))),
+    }
 }
 
 /// Sets the outcome of a delivery claimed earlier in the same transaction.

@@ -9,7 +9,9 @@ use std::time::Duration;
 const TICKS_PER_SECOND: f64 = 100.0;
 
 /// CPU time (user + system) used so far by this process and by the cluster whose data
-/// directory is `data_dir` (its postmaster and the postmaster's children).
+/// directory is `data_dir`: its postmaster, the postmaster's live children, and the
+/// children it has already reaped (a backend whose client disconnected: the kernel adds
+/// its time to the postmaster's `cutime`/`cstime`).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CpuSample {
     pub this_process: Duration,
@@ -33,7 +35,7 @@ impl CpuSample {
                 .flatten()
                 .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
                 .filter(|child| stat(*child).is_some_and(|fields| fields.parent == pid));
-            cpu_of(pid) + children.map(cpu_of).sum::<Duration>()
+            cpu_of(pid) + reaped_children_cpu(pid) + children.map(cpu_of).sum::<Duration>()
         });
         CpuSample {
             this_process: cpu_of(std::process::id()),
@@ -53,6 +55,8 @@ impl CpuSample {
 struct Stat {
     parent: u32,
     ticks: u64,
+    /// Ticks of the children the process has waited for.
+    reaped_ticks: u64,
 }
 
 fn stat(pid: u32) -> Option<Stat> {
@@ -60,14 +64,48 @@ fn stat(pid: u32) -> Option<Stat> {
     // The command name is in parentheses and may hold spaces; fields follow the last ')'.
     let fields: Vec<&str> = text.rsplit_once(')')?.1.split_whitespace().collect();
     // After the name: state(0) ppid(1) … utime(11) stime(12).
+    // … cutime(13) cstime(14).
     Some(Stat {
         parent: fields.get(1)?.parse().ok()?,
         ticks: fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?,
+        reaped_ticks: fields.get(13)?.parse::<u64>().ok()? + fields.get(14)?.parse::<u64>().ok()?,
     })
 }
 
+fn reaped_children_cpu(pid: u32) -> Duration {
+    stat(pid).map_or(Duration::ZERO, |stat| {
+        Duration::from_secs_f64(stat.reaped_ticks as f64 / TICKS_PER_SECOND)
+    })
+}
+
+/// CPU time (user + system) the process `pid` has used so far; zero when unreadable.
 fn cpu_of(pid: u32) -> Duration {
     stat(pid).map_or(Duration::ZERO, |stat| {
         Duration::from_secs_f64(stat.ticks as f64 / TICKS_PER_SECOND)
     })
+}
+
+/// CPU time (user + system) used so far by the process `pid` and every process below
+/// it (`spin up` runs its HTTP trigger in a child process).
+pub fn cpu_of_tree(pid: u32) -> Duration {
+    let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|child| Some((child, stat(child)?.parent)))
+        .collect();
+    let mut tree = vec![pid];
+    let mut index = 0;
+    while index < tree.len() {
+        let parent = tree[index];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, of)| *of == parent)
+                .map(|(child, _)| *child),
+        );
+        index += 1;
+    }
+    tree.into_iter().map(cpu_of).sum()
 }

@@ -1,22 +1,55 @@
 //! What a scenario runs against: a private PostgreSQL cluster (default durability),
-//! one migrated database, the app of `spin.toml` served in-process by the host, and the
-//! OpenAI stand-in when asked for.
+//! one migrated database, the app of `spin.toml` served by one runtime in a process of
+//! its own (real Spin, or our host's binary: either way measured from outside, as a
+//! sender sees it), and the OpenAI stand-in when asked for.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use voice_edge_openai_standin::StandIn;
-use voice_edge_testkit::app::TestApp;
-use voice_edge_testkit::pg::{PgCluster, TestDb};
+use voice_edge_testkit::child::{ChildApp, ChildOptions, ChildRuntime};
+use voice_edge_testkit::pg::{PgCluster, TestDb, repo_root};
+use voice_edge_testkit::runtime::find_spin;
 
 /// The OpenAI key the app is given when the stand-in serves it.
 pub const STANDIN_API_KEY: &str = "sk-bench-standin-0123456789";
 
+/// The runtimes a bench run compares: our host's binary always, real Spin when found
+/// (`SPIN_BIN`, or `spin` on the `PATH`).
+pub fn runtimes() -> Result<Vec<ChildRuntime>> {
+    let mut runtimes = vec![ChildRuntime::Host(host_binary()?)];
+    if let Some(spin) = find_spin() {
+        runtimes.push(ChildRuntime::Spin(spin));
+    }
+    Ok(runtimes)
+}
+
+/// The newer of the host binary `make build` leaves and the one cargo's `host` profile
+/// built, so that a run after a plain `cargo build --profile host` measures that build.
+pub fn host_binary() -> Result<PathBuf> {
+    let root = repo_root();
+    [
+        "target/release/voice-edge-host",
+        "target/host/voice-edge-host",
+    ]
+    .iter()
+    .map(|candidate| root.join(candidate))
+    .filter_map(|path| {
+        let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+        Some((modified, path))
+    })
+    .max()
+    .map(|(_, path)| path)
+    .context("voice-edge-host is not built: run make build")
+}
+
 /// The running pieces. Fields drop in order: the app before the database's cluster.
 pub struct Env {
-    pub app: TestApp,
+    pub app: ChildApp,
+    pub runtime: ChildRuntime,
     pub openai: Option<StandIn>,
     pub db: TestDb,
     /// `whsec_…`, as the app's `classconnect_webhook_secret`.
@@ -26,26 +59,43 @@ pub struct Env {
     cluster: PgCluster,
 }
 
-impl Env {
-    /// Starts a cluster, a database and the app (and the OpenAI stand-in).
-    pub fn start(needs_openai: bool) -> Result<Env> {
+/// A cluster and a migrated database without an app, for measurements of PostgreSQL
+/// alone (the ceiling) and for scenarios that start the app themselves.
+pub struct Database {
+    pub db: TestDb,
+    pub cluster: PgCluster,
+}
+
+impl Database {
+    /// Starts a private cluster with one migrated database.
+    pub fn start() -> Database {
         let cluster = PgCluster::start_private();
         let db = TestDb::create_in(&cluster);
+        Database { db, cluster }
+    }
+}
+
+impl Env {
+    /// Starts a cluster, a database and the app under `runtime` (and the stand-in).
+    pub fn start(runtime: &ChildRuntime, needs_openai: bool) -> Result<Env> {
+        let Database { db, cluster } = Database::start();
         let webhook_secret = format!("whsec_{}", STANDARD.encode(random_bytes()));
         let jwt_secret = STANDARD.encode(random_bytes());
         let openai = needs_openai.then(StandIn::start);
-
-        let mut vars = db.app_vars();
-        vars.push(("supabase_jwt_secret".into(), jwt_secret.clone()));
-        vars.push(("classconnect_webhook_secret".into(), webhook_secret.clone()));
-        if let Some(openai) = &openai {
-            vars.push(("openai_api_key".into(), STANDIN_API_KEY.into()));
-            vars.push(("openai_base_url".into(), openai.base_url()));
-        }
+        let vars = app_vars(&db, &webhook_secret, &jwt_secret, openai.as_ref());
         let pairs: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let app = TestApp::start(&pairs);
+        let app = ChildApp::start(
+            runtime,
+            &repo_root().join("spin.toml"),
+            &pairs,
+            &ChildOptions::default(),
+        )
+        .map_err(|error| {
+            anyhow::anyhow!("the app did not start under {}: {error}", runtime.name())
+        })?;
         Ok(Env {
             app,
+            runtime: runtime.clone(),
             openai,
             db,
             webhook_secret,
@@ -56,10 +106,7 @@ impl Env {
 
     /// The app's address on loopback.
     pub fn addr(&self) -> Result<SocketAddr> {
-        let base = self.app.base_url();
-        base.trim_start_matches("http://")
-            .parse()
-            .with_context(|| format!("the app's address {base}"))
+        Ok(self.app.addr())
     }
 
     /// A superuser connection to the scenario's database.
@@ -73,8 +120,25 @@ impl Env {
     }
 }
 
+/// The variables an app of the bench gets: the database, the secrets, the stand-in.
+pub fn app_vars(
+    db: &TestDb,
+    webhook_secret: &str,
+    jwt_secret: &str,
+    openai: Option<&StandIn>,
+) -> Vec<(String, String)> {
+    let mut vars = db.app_vars();
+    vars.push(("supabase_jwt_secret".into(), jwt_secret.into()));
+    vars.push(("classconnect_webhook_secret".into(), webhook_secret.into()));
+    if let Some(openai) = openai {
+        vars.push(("openai_api_key".into(), STANDIN_API_KEY.into()));
+        vars.push(("openai_base_url".into(), openai.base_url()));
+    }
+    vars
+}
+
 /// 32 random bytes for a secret that lives as long as the run.
-fn random_bytes() -> Vec<u8> {
+pub fn random_bytes() -> Vec<u8> {
     let mut bytes = uuid::Uuid::new_v4().as_bytes().to_vec();
     bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
     bytes

@@ -1,11 +1,12 @@
-//! `voice-edge-bench [all | <scenario>…] [--requests N] [--seconds S] [--connections C]
-//! [--warmup W]`: runs benchmark scenarios and prints their numbers and checks. See the
+//! `voice-edge-bench [all | <scenario>…] [--seconds S] [--connections C[,C…]]
+//! [--requests N] [--warmup W] [--runtime host|spin|both]`: runs benchmark scenarios under
+//! our host and real Spin side by side and prints their numbers and checks. See the
 //! crate documentation (`src/lib.rs`).
 
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use voice_edge_bench::env::Env;
+use voice_edge_bench::env::runtimes;
 use voice_edge_bench::scenario::{Limits, Scenario};
 use voice_edge_bench::scenarios::ALL;
 
@@ -27,15 +28,20 @@ fn main() -> ExitCode {
 fn usage() -> String {
     let names: Vec<String> = ALL
         .iter()
-        .map(|scenario| format!("  {:<10} {}", scenario.name, scenario.description))
+        .map(|scenario| format!("  {:<12} {}", scenario.name, scenario.description))
         .collect();
     let defaults = Limits::default();
     format!(
-        "usage: voice-edge-bench [all | SCENARIO…] [--requests N] [--seconds S] [--connections C] [--warmup W]\n\
-         defaults: --requests {} --seconds {} --connections {} --warmup {}\nscenarios:\n{}",
-        defaults.requests,
+        "usage: voice-edge-bench [all | SCENARIO…] [--seconds S] [--connections C[,C…]] [--requests N] [--warmup W] [--runtime host|spin|both]\n\
+         defaults: --seconds {} --connections {} --requests {} --warmup {} --runtime both (spin when found)\nscenarios:\n{}",
         defaults.seconds,
-        defaults.connections,
+        defaults
+            .connections
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(","),
+        defaults.requests,
         defaults.warmup,
         names.join("\n")
     )
@@ -45,6 +51,7 @@ fn usage() -> String {
 fn run() -> Result<bool> {
     let mut limits = Limits::default();
     let mut chosen: Vec<&Scenario> = Vec::new();
+    let mut which = "both".to_string();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let mut value = |name: &str| -> Result<String> {
@@ -54,8 +61,14 @@ fn run() -> Result<bool> {
         match arg.as_str() {
             "--requests" => limits.requests = value("--requests")?.parse()?,
             "--seconds" => limits.seconds = value("--seconds")?.parse()?,
-            "--connections" => limits.connections = value("--connections")?.parse()?,
+            "--connections" => {
+                limits.connections = value("--connections")?
+                    .split(',')
+                    .map(|count| count.trim().parse::<usize>())
+                    .collect::<Result<_, _>>()?;
+            }
             "--warmup" => limits.warmup = value("--warmup")?.parse()?,
+            "--runtime" => which = value("--runtime")?,
             "-h" | "--help" => {
                 println!("{}", usage());
                 return Ok(true);
@@ -73,40 +86,56 @@ fn run() -> Result<bool> {
     if limits.seconds > MAX_SECONDS {
         bail!("--seconds is at most {MAX_SECONDS}");
     }
+    if limits.connections.is_empty() || limits.connections.contains(&0) {
+        bail!("--connections needs counts above zero");
+    }
+    let mut runtimes = runtimes()?;
+    match which.as_str() {
+        "both" => {}
+        "host" | "spin" => runtimes.retain(|runtime| runtime.name() == which),
+        other => bail!("--runtime {other}: expected host, spin or both"),
+    }
+    if which == "spin" && runtimes.is_empty() {
+        bail!("--runtime spin, but no Spin was found (SPIN_BIN, or spin on the PATH)");
+    }
 
     println!("voice-edge-bench on {}", machine());
+    println!(
+        "runtimes: {}",
+        runtimes.iter().map(describe).collect::<Vec<_>>().join("; ")
+    );
+    if !runtimes.iter().any(|runtime| runtime.name() == "spin") {
+        println!("(no Spin found: SPIN_BIN or spin on the PATH; only our host is measured)");
+    }
     let mut all_passed = true;
     for scenario in chosen {
         println!("\n== {}: {}", scenario.name, scenario.description);
-        let env = Env::start(scenario.needs_openai)?;
-        let outcome = (scenario.run)(&env, &limits)?;
-        let load = &outcome.load;
-        let ms = |duration: std::time::Duration| duration.as_secs_f64() * 1e3;
-        println!(
-            "   {} requests over {} keep-alive connections in {:.2} s: {:.0} /s",
-            load.answers.len(),
-            load.connections,
-            load.elapsed.as_secs_f64(),
-            load.rate()
-        );
-        println!(
-            "   latency p50 {:.2} ms, p95 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-            ms(load.percentile(50.0)),
-            ms(load.percentile(95.0)),
-            ms(load.percentile(99.0)),
-            ms(load.max())
-        );
-        println!("   target: {}", scenario.target);
-        for note in &outcome.notes {
+        println!("   goal: {}", scenario.target);
+        let report = (scenario.run)(&runtimes, &limits)?;
+        println!("{}", report.table.render());
+        for note in &report.notes {
             println!("   {note}");
         }
-        for check in &outcome.checks {
+        for check in &report.checks {
             let verdict = if check.passed { "ok  " } else { "FAIL" };
             println!("   check {verdict} {}: {}", check.name, check.detail);
             all_passed &= check.passed;
         }
     }
     Ok(all_passed)
+}
+
+/// `host: <path>` or `spin: <spin --version>`.
+fn describe(runtime: &voice_edge_testkit::child::ChildRuntime) -> String {
+    use voice_edge_testkit::child::ChildRuntime;
+    match runtime {
+        ChildRuntime::Host(bin) => format!("host: {}", bin.display()),
+        ChildRuntime::Spin(bin) => format!(
+            "spin: {}",
+            voice_edge_testkit::runtime::spin_version(bin)
+                .unwrap_or_else(|| bin.display().to_string())
+        ),
+    }
 }
 
 /// The CPU model, the cores this process may use, and the date, for BENCHMARKS.md.

@@ -491,7 +491,9 @@ impl Server {
                     },
                     _ = stopped.changed() => break,
                 };
-                let _ = stream.set_nodelay(true);
+                // No TCP_NODELAY, as in Spin (its HTTP trigger never sets it): a response
+                // whose head is flushed before its body then waits for the client's
+                // delayed ACK, and a client can tell.
                 let app = serving.clone();
                 connections.spawn(async move {
                     let service = service_fn(move |request| {

@@ -45,9 +45,10 @@ struct Args {
     cache_dir: Option<PathBuf>,
 
     /// Where each component's stdout and stderr are appended, as with `spin up`
-    /// (default `.spin/logs/` beside the manifest; an empty value writes no files).
-    #[arg(short = 'L', long = "log-dir")]
-    log_dir: Option<PathBuf>,
+    /// (default `.spin/logs/` beside the manifest). Like Spin 4.1, an empty value is
+    /// refused although Spin's help says it disables the files.
+    #[arg(short = 'L', long = "log-dir", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    log_dir: Option<String>,
 
     /// Component output to the log files only, not also to this process's own.
     #[arg(short = 'q', long)]
@@ -127,21 +128,18 @@ fn run(args: Args) -> anyhow::Result<()> {
             .is_dir()
             .then(|| target.join("voice-edge-host-cache"))
     });
-    let log_dir = match args.log_dir {
-        Some(dir) if dir.as_os_str().is_empty() => None,
-        Some(dir) => Some(dir),
-        None => Some(manifest_dir.join(".spin").join("logs")),
-    };
-    if let Some(dir) = &log_dir {
-        // Spin's first line: where component output goes (relative to the working
-        // directory when it is below it, as Spin prints it).
-        let cwd = std::env::current_dir().unwrap_or_default();
-        let shown = dir.strip_prefix(&cwd).unwrap_or(dir);
-        println!(
-            "Logging component stdio to {:?}",
-            format!("{}/", shown.display())
-        );
-    }
+    let log_dir = args
+        .log_dir
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest_dir.join(".spin").join("logs"));
+    // Spin's first line: where component output goes (relative to the working
+    // directory when it is below it, as Spin prints it).
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let shown = log_dir.strip_prefix(&cwd).unwrap_or(&log_dir);
+    println!(
+        "Logging component stdio to {:?}",
+        format!("{}/", shown.display())
+    );
     let options = HostOptions {
         manifest: args.from,
         providers: VariableProviders {
@@ -152,7 +150,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         forward_output: !args.quiet,
         capture_output: false,
         cache_dir,
-        log_dir,
+        log_dir: Some(log_dir),
     };
     let runtime = voice_edge_host::runtime();
     let app = Arc::new(App::load(&options)?);

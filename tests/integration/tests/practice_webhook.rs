@@ -1056,3 +1056,210 @@ fn nul_in_a_delivery_is_400_and_kept_as_failed() {
     assert_eq!(world.event_row("msg_fine")["payload"], good);
     assert_eq!(raw_body(&world, "msg_fine"), None);
 }
+
+/// The functions' own model of a session: `shared/`'s planner applied step by step, the
+/// results it computes kept as the row keeps them.
+struct Model {
+    state: voice_edge_shared::practice::apply::SessionState,
+    attempt_count: i32,
+    score: Option<rust_decimal::Decimal>,
+    is_passed: bool,
+}
+
+impl Model {
+    fn apply(&mut self, event: &voice_edge_shared::practice::event::PracticeEvent) {
+        use voice_edge_shared::practice::apply::{
+            AttemptChange, AttemptState, Changes, plan_changes,
+        };
+        use voice_edge_shared::practice::status::AttemptStatus;
+        let (attempt, change) = match plan_changes(&self.state, event) {
+            Changes::Nothing => return,
+            Changes::Session(change) => (None, change),
+            Changes::AttemptAndSession(attempt, change) => (Some(attempt), change),
+        };
+        if let Some(attempt) = attempt {
+            let (id, at) = match &attempt {
+                AttemptChange::Scored { attempt_id, at, .. }
+                | AttemptChange::Failed { attempt_id, at, .. } => (*attempt_id, *at),
+            };
+            let index = match self.state.attempts.iter().position(|a| a.id == id) {
+                Some(index) => index,
+                None => {
+                    self.state.attempts.push(AttemptState {
+                        id,
+                        status: AttemptStatus::Pending,
+                        sentence_index: None,
+                        pronunciation_score: None,
+                        is_passed: None,
+                        last_event_at: None,
+                    });
+                    self.state.attempts.len() - 1
+                }
+            };
+            let row = &mut self.state.attempts[index];
+            row.last_event_at = Some(at);
+            match attempt {
+                AttemptChange::Scored { score, .. } => {
+                    row.status = AttemptStatus::Completed;
+                    row.sentence_index = Some(score.sentence_index);
+                    row.pronunciation_score = Some(score.pronunciation_score);
+                    row.is_passed = Some(score.is_passed);
+                }
+                AttemptChange::Failed { .. } => row.status = AttemptStatus::Failed,
+            }
+        }
+        if let Some(status) = change.status {
+            self.state.status = status;
+        }
+        if let Some(results) = change.results {
+            self.attempt_count = results.attempt_count;
+            self.score = results.pronunciation_score;
+            self.is_passed = results.is_passed;
+        }
+    }
+}
+
+/// A small deterministic generator (xorshift), so that a failing case can be rerun.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % bound
+    }
+}
+
+#[test]
+fn scored_attempts_applied_in_one_sql_statement_match_the_shared_model() {
+    use voice_edge_shared::practice::apply::SessionState;
+    use voice_edge_shared::practice::event::{ParsedBody, parse_body};
+    use voice_edge_shared::practice::status::SessionStatus;
+
+    let world = World::new();
+    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    for case in 0..12 {
+        let sentence_lists: [Option<&[&str]>; 4] = [
+            None,
+            Some(&[]),
+            Some(&["One."]),
+            Some(&["One.", "Two.", "Three."]),
+        ];
+        let sentences = sentence_lists[rng.below(4) as usize];
+        let session = world.session(sentences, "analyzing");
+        let mut model = Model {
+            state: SessionState {
+                id: session,
+                status: SessionStatus::Analyzing,
+                sentence_count: sentences.map(<[&str]>::len),
+                last_event_at: None,
+                attempts: Vec::new(),
+            },
+            attempt_count: 0,
+            score: None,
+            is_passed: false,
+        };
+        let attempts: Vec<Uuid> = (0..4).map(|_| Uuid::new_v4()).collect();
+        let mut sent: Vec<(String, Value)> = Vec::new();
+        for step in 0..14 {
+            // A repeat of an earlier delivery now and then, byte for byte.
+            if !sent.is_empty() && rng.below(6) == 0 {
+                let (id, event) = sent[rng.below(sent.len() as u64) as usize].clone();
+                let answer = world.deliver(&id, &event);
+                assert_status(&answer, 200);
+                assert_eq!(
+                    answer.body["status"], "duplicate",
+                    "case {case} step {step}"
+                );
+                continue;
+            }
+            let attempt = attempts[rng.below(4) as usize];
+            let at = rng.below(40) as i64; // shuffled: times go back and forth
+            let event = if rng.below(5) == 0 {
+                json!({
+                    "type": "practice.attempt.failed",
+                    "timestamp": event_time(at),
+                    "data": {"session_id": session, "attempt_id": attempt, "error_message": "audio too short"}
+                })
+            } else {
+                let index = rng.below(5) as i32; // 0 … 4: beyond the sentence list too
+                let score = rng.below(10_001) as f64 / 100.0;
+                scored(session, attempt, index, score, rng.below(2) == 0, at)
+            };
+            let id = format!("msg_model_{case}_{step}");
+            let answer = world.deliver(&id, &event);
+            assert_status(&answer, 200);
+            assert_eq!(
+                answer.body["status"], "processed",
+                "case {case} step {step}"
+            );
+            let ParsedBody::Event(parsed) = parse_body(event.to_string().as_bytes()) else {
+                panic!("the test's own event parses: {event}");
+            };
+            model.apply(&parsed);
+            sent.push((id, event));
+        }
+
+        let row = world.session_row(session);
+        assert_eq!(
+            row["status"],
+            model.state.status.as_str(),
+            "case {case}: {row}"
+        );
+        assert_eq!(
+            row["attempt_count"], model.attempt_count,
+            "case {case}: {row}"
+        );
+        assert_eq!(row["is_passed"], model.is_passed, "case {case}: {row}");
+        assert_eq!(
+            row["pronunciation_score"],
+            json!(model.score.map(|score| format!("{score:.2}"))),
+            "case {case}: {row}"
+        );
+        let mut client = world.db.client();
+        for expected in &model.state.attempts {
+            let stored = client
+                .query_one(
+                    "SELECT status, sentence_index, pronunciation_score::text AS score, is_passed
+                       FROM practice_attempts WHERE id = $1",
+                    &[&expected.id],
+                )
+                .unwrap();
+            assert_eq!(
+                stored.get::<_, String>("status"),
+                expected.status.as_str(),
+                "case {case}"
+            );
+            assert_eq!(
+                stored.get::<_, Option<i32>>("sentence_index"),
+                expected.sentence_index,
+                "case {case}"
+            );
+            assert_eq!(
+                stored.get::<_, Option<String>>("score"),
+                expected
+                    .pronunciation_score
+                    .map(|score| format!("{score:.2}")),
+                "case {case}"
+            );
+            assert_eq!(
+                stored.get::<_, Option<bool>>("is_passed"),
+                expected.is_passed,
+                "case {case}"
+            );
+        }
+        let attempts_stored: i64 = client
+            .query_one(
+                "SELECT count(*) FROM practice_attempts WHERE session_id = $1",
+                &[&session],
+            )
+            .unwrap()
+            .get(0);
+        assert_eq!(
+            attempts_stored,
+            model.state.attempts.len() as i64,
+            "case {case}"
+        );
+    }
+}

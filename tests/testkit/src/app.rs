@@ -20,7 +20,7 @@ use voice_edge_host::{App, HostOptions, Server, VariableProviders, manifest::Man
 
 use crate::pg::repo_root;
 use crate::runtime::Runtime;
-use crate::spin::SpinApp;
+use crate::child::{ChildApp, ChildOptions, ChildRuntime};
 
 /// The app of a manifest, served by the run's runtime.
 pub struct TestApp {
@@ -33,7 +33,7 @@ enum Served {
         server: Option<Server>,
         app: Arc<App>,
     },
-    Spin(SpinApp),
+    Spin(ChildApp),
 }
 
 impl std::fmt::Debug for TestApp {
@@ -88,7 +88,8 @@ impl TestApp {
         match Runtime::current() {
             Runtime::Host => Self::start_in_host(path, vars),
             Runtime::Spin { bin } => {
-                let spin = SpinApp::start(bin, path, vars)?;
+                let runtime = ChildRuntime::Spin(bin.clone());
+                let spin = ChildApp::start(&runtime, path, vars, &ChildOptions::default())?;
                 Ok(TestApp {
                     addr: spin.addr(),
                     served: Served::Spin(spin),
@@ -97,7 +98,9 @@ impl TestApp {
         }
     }
 
-    fn start_in_host(path: &Path, vars: &[(&str, &str)]) -> Result<TestApp, String> {
+    /// Serves the manifest at `path` in-process through our host, whatever the run's
+    /// runtime (for measurements of the host itself).
+    pub fn start_in_host(path: &Path, vars: &[(&str, &str)]) -> Result<TestApp, String> {
         let options = HostOptions {
             manifest: path.to_path_buf(),
             providers: VariableProviders {

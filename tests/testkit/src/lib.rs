@@ -3,10 +3,10 @@
 //! - [`pg`]: throwaway PostgreSQL clusters on loopback and one fresh database per test,
 //!   with every migration and the local `auth` stand-in applied;
 //! - [`app`]: the app of `spin.toml` served by the run's runtime ([`runtime`]: the
-//!   host in-process, or real Spin as a child process, [`spin`]), with the variables
+//!   host in-process, or real Spin as a child process, [`child`]), with the variables
 //!   a test chooses, and its captured log lines.
 
 pub mod app;
+pub mod child;
 pub mod pg;
 pub mod runtime;
-pub mod spin;

@@ -2,25 +2,21 @@
 //! (`gzip -9`, as a registry or a CDN would ship it).
 //!
 //! What it checks: every component named by `spin.toml` is built and is a WebAssembly
-//! component (not a core module). No load is applied; the load lines printed for this
-//! scenario are empty on purpose.
+//! component (not a core module). No load is applied; the runtime does not matter.
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use voice_edge_host::manifest::Manifest;
+use voice_edge_testkit::child::ChildRuntime;
 use voice_edge_testkit::pg::repo_root;
 
-use crate::env::Env;
-use crate::load;
-use crate::scenario::{Check, Limits, Outcome, Scenario};
+use crate::scenario::{Check, Limits, Report, Scenario, Table};
 
 pub const SCENARIO: Scenario = Scenario {
     name: "size",
     description: "the .wasm size of each component, raw and gzip -9 (no load)",
-    needs_openai: false,
     target: "none set; smaller components compile and cold-start faster",
     run,
 };
@@ -81,51 +77,36 @@ fn kib(bytes: u64) -> f64 {
     bytes as f64 / 1024.0
 }
 
-fn run(env: &Env, _limits: &Limits) -> Result<Outcome> {
+fn run(_runtimes: &[ChildRuntime], _limits: &Limits) -> Result<Report> {
     let sizes = measure()?;
-    let mut notes = vec![
-        "component                      file                              raw KiB   gzip KiB"
-            .to_string(),
-    ];
+    let mut table = Table::new(vec!["raw KiB".into(), "gzip KiB".into()]);
     for size in &sizes {
-        notes.push(format!(
-            "{:<30} {:<32} {:>8.1} {:>10.1}",
-            size.id,
-            size.file,
-            kib(size.raw),
-            kib(size.gzip)
-        ));
+        table.set(&size.id, 0, format!("{:.1}", kib(size.raw)));
+        table.set(&size.id, 1, format!("{:.1}", kib(size.gzip)));
     }
     let raw: u64 = sizes.iter().map(|s| s.raw).sum();
     let gzip: u64 = sizes.iter().map(|s| s.gzip).sum();
-    notes.push(format!(
-        "{:<30} {:<32} {:>8.1} {:>10.1}",
-        "all",
-        "",
-        kib(raw),
-        kib(gzip)
-    ));
-    notes.push(
-        "reproduce: cargo run --profile host -p voice-edge-bench --bin voice-edge-bench -- size"
-            .to_string(),
-    );
-
+    table.set("all", 0, format!("{:.1}", kib(raw)));
+    table.set("all", 1, format!("{:.1}", kib(gzip)));
     let checks = sizes
         .iter()
-        .map(|size| Check {
-            name: format!("{} is a component", size.id),
-            passed: size.is_component,
-            detail: format!(
-                "{} starts with the component preamble: {}",
-                size.file, size.is_component
-            ),
+        .map(|size| {
+            Check::that(
+                &format!("{} is a component", size.id),
+                size.is_component,
+                format!(
+                    "{} starts with the component preamble: {}",
+                    size.file, size.is_component
+                ),
+            )
         })
         .collect();
-    // No load belongs to this scenario: an empty run keeps the report's shape.
-    let load = load::drive(env.addr()?, &[], 1, Duration::ZERO);
-    Ok(Outcome {
-        load,
-        notes,
+    Ok(Report {
+        table,
+        notes: vec![
+            "reproduce: cargo run --profile host -p voice-edge-bench --bin voice-edge-bench -- size"
+                .to_string(),
+        ],
         checks,
     })
 }

@@ -1,261 +1,352 @@
-//! `webhook`: signed ClassConnect deliveries to `practice-webhook`.
+//! `webhook`: what ClassConnect sees when it posts signed results to `practice-webhook`,
+//! under each runtime, beside what PostgreSQL alone allows (the ceiling).
 //!
-//! 2,000 practice sessions of three sentences each are seeded; every delivery is a
-//! `practice.attempt.scored` event for a new attempt of one of them (round robin: about
-//! ten attempts per session over 20,000 deliveries, a realistic size for the read of a
-//! session's attempts), and one in twenty is a repeat of an earlier delivery, byte for
-//! byte, as a sender's retry is (it may arrive while the original is being applied).
-//! Each scored delivery takes the whole path: signature, the look-up of its id and of
-//! the session with its attempts, and the one statement that writes the attempt, the
-//! session and the event row (committing on its own); a repeat whose original is
-//! stored is answered after the look-up, one still in flight takes the locked path.
+//! For each connection count (8 and 16 by default) and each runtime (our host's binary,
+//! real Spin), a fresh private cluster and database: 2,000 practice sessions of three
+//! sentences, each already scored once per sentence (so every delivery is a student's
+//! new attempt at a completed session: the common case, and the session's status stays
+//! as it is). Every delivery is a `practice.attempt.scored` event for a new attempt,
+//! signed before the clock starts; `wrk` ([`crate::wrk`]) replays them from a process of
+//! its own over keep-alive connections, each delivery once. A short warm-up (other
+//! deliveries, the in-process load generator) opens the runtime's connection pool first.
 //!
-//! Afterwards the rows are counted: one `webhook_events` row and one attempt per
-//! distinct delivery answered, each event processed exactly once, and every session's
-//! `attempt_count` equal to its attempts (a lost concurrent update would show there).
+//! Per run: deliveries/s, p50/p90/p99, non-2xx answers, deliveries sent vs rows stored
+//! (and lost: answered `2xx` but not stored), CPU per delivery in the runtime's process,
+//! in PostgreSQL and in wrk; and the share of the ceiling ([`crate::ceiling`]: pgbench
+//! running the component's own statement per delivery at the same concurrency).
+//!
+//! Checks: no delivery lost, no non-2xx answer, every stored event `processed` with its
+//! attempt, and every session's `attempt_count` equal to its attempts (a lost
+//! concurrent update would show there).
 
-use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, anyhow};
 use serde_json::{Value, json};
 use uuid::Uuid;
 use voice_edge_shared::webhook_signature::{decode_secret, sign_webhook};
+use voice_edge_testkit::child::ChildRuntime;
 
-use crate::cpu::CpuSample;
+use crate::ceiling::{self, Ceiling};
+use crate::cpu::{CpuSample, cpu_of_tree};
 use crate::env::Env;
 use crate::http1::Request;
-use crate::load::{self, Answer};
-use crate::scenario::{Check, Limits, Outcome, Scenario};
+use crate::load;
+use crate::scenario::{Check, Limits, Report, Scenario, Table};
+use crate::wrk::{self, SignedDelivery, WrkRun};
 
 pub const SCENARIO: Scenario = Scenario {
     name: "webhook",
-    description: "signed practice.attempt.scored deliveries to practice-webhook, 1 in 20 repeated",
-    needs_openai: false,
-    target: ">= 2,000 deliveries/s, p99 < 15 ms, 0 errors, 0 lost or doubled events",
+    description: "signed practice.attempt.scored deliveries replayed by wrk, under each runtime, beside pgbench's ceiling",
+    target: "under Spin: >= 90 % of the ceiling at 8 and 16 connections, p99 <= 10 ms at 16, 0 lost",
     run,
 };
 
-const PATH: &str = "/functions/v1/practice-webhook";
-const SESSIONS: usize = 2000;
-const SENTENCES: usize = 3;
-/// Every this many deliveries, one repeats the delivery sent ten before it.
-const REPEAT_EVERY: usize = 20;
-const REPEAT_DISTANCE: usize = 10;
-/// The warm-up may take longer: the first requests open the host's connection pool.
+pub const PATH: &str = "/functions/v1/practice-webhook";
+pub const SESSIONS: usize = 2000;
+pub const SENTENCES: usize = 3;
+/// Deliveries prepared per second of measured load: more than any run here sends, so
+/// that no wrk thread runs out (a run that does says so).
+const DELIVERIES_PER_SECOND: usize = 4_000;
+/// Deliveries of the warm-up (distinct from the measured ones).
+const WARMUP: usize = 400;
 const WARMUP_LIMIT: Duration = Duration::from_secs(120);
 
-/// How the answers to one distinct delivery came out.
-#[derive(Debug, Default)]
-struct Outcomes {
-    processed: usize,
-    duplicate: usize,
-    other: usize,
+/// One measured run of one runtime at one connection count.
+struct Measured {
+    run: WrkRun,
+    stored: i64,
+    cpu_app: Duration,
+    cpu_postgres: Duration,
 }
 
-/// `status` of a `200` JSON answer.
-fn answer_status(answer: &Answer) -> Option<String> {
-    let response = answer
-        .result
-        .as_ref()
-        .ok()
-        .filter(|response| response.status == 200)?;
-    let body: Value = serde_json::from_slice(&response.body).ok()?;
-    body["status"].as_str().map(str::to_string)
+fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
+    let wrk = wrk::ensure_installed()?;
+    let seconds = limits.seconds.round().max(1.0) as u64;
+    let mut columns = Vec::new();
+    for connections in &limits.connections {
+        for runtime in runtimes {
+            columns.push(format!("{}/{connections}", runtime.name()));
+        }
+        columns.push(format!("ceiling/{connections}"));
+    }
+    let mut report = Report {
+        table: Table::new(columns),
+        ..Report::default()
+    };
+    let mut column = 0;
+    for &connections in &limits.connections {
+        let mut measured = Vec::new();
+        for runtime in runtimes {
+            let env = Env::start(runtime, false)?;
+            let result = measure(&env, &wrk, connections, seconds, &mut report.checks)
+                .with_context(|| format!("{} at {connections} connections", runtime.name()))?;
+            measured.push((column, result));
+            column += 1;
+        }
+        let ceiling = ceiling::measure(connections, seconds)?;
+        fill_ceiling(&mut report.table, column, &ceiling);
+        for (column, result) in &measured {
+            fill(&mut report.table, *column, result, &ceiling);
+        }
+        report.notes.extend(
+            ceiling
+                .notes
+                .iter()
+                .map(|note| format!("ceiling/{connections}: {note}")),
+        );
+        column += 1;
+    }
+    report.notes.push(format!(
+        "each run: a fresh cluster and database, {SESSIONS} completed sessions of {SENTENCES} sentences, \
+         {WARMUP} warm-up deliveries, then wrk for {seconds} s (2 threads); PostgreSQL at its default \
+         durability (synchronous_commit on, fsync on)"
+    ));
+    report.notes.push(
+        "CPU per delivery: user + system time of the runtime's process, of every PostgreSQL process \
+         of the cluster, and of wrk, divided by the deliveries answered"
+            .into(),
+    );
+    Ok(report)
 }
 
-/// A prepared delivery and what it must be answered.
-struct Delivery {
-    request: Request,
-    repeat: bool,
+fn ms(duration: Duration) -> String {
+    format!("{:.2}", duration.as_secs_f64() * 1e3)
 }
 
-fn run(env: &Env, limits: &Limits) -> Result<Outcome> {
+fn per_delivery(cpu: Duration, deliveries: u64) -> String {
+    format!("{:.3}", cpu.as_secs_f64() * 1e3 / deliveries.max(1) as f64)
+}
+
+fn fill(table: &mut Table, column: usize, measured: &Measured, ceiling: &Ceiling) {
+    let run = &measured.run;
+    table.set("deliveries/s", column, format!("{:.0}", run.rate()));
+    table.set("p50 ms", column, ms(run.p50));
+    table.set("p90 ms", column, ms(run.p90));
+    table.set("p99 ms", column, ms(run.p99));
+    table.set("non-2xx", column, run.non_2xx.to_string());
+    table.set(
+        "sent / stored / lost",
+        column,
+        format!("{} / {} / {}", run.sent, measured.stored, lost(measured)),
+    );
+    table.set(
+        "CPU ms/delivery: runtime",
+        column,
+        per_delivery(measured.cpu_app, run.answered),
+    );
+    table.set(
+        "CPU ms/delivery: PostgreSQL",
+        column,
+        per_delivery(measured.cpu_postgres, run.answered),
+    );
+    table.set(
+        "CPU ms/delivery: load generator",
+        column,
+        per_delivery(run.cpu, run.answered),
+    );
+    table.set(
+        "share of the ceiling",
+        column,
+        format!(
+            "{:.0} %",
+            100.0 * run.rate() / ceiling.tps.max(f64::EPSILON)
+        ),
+    );
+}
+
+fn fill_ceiling(table: &mut Table, column: usize, ceiling: &Ceiling) {
+    table.set("deliveries/s", column, format!("{:.0}", ceiling.tps));
+    table.set("p50 ms", column, ms(ceiling.p50));
+    table.set("p90 ms", column, ms(ceiling.p90));
+    table.set("p99 ms", column, ms(ceiling.p99));
+    table.set("non-2xx", column, format!("{} failed", ceiling.failed));
+    table.set(
+        "sent / stored / lost",
+        column,
+        format!("{} / {} / -", ceiling.transactions, ceiling.stored),
+    );
+    table.set("CPU ms/delivery: runtime", column, "-".into());
+    table.set(
+        "CPU ms/delivery: PostgreSQL",
+        column,
+        per_delivery(ceiling.cpu_postgres, ceiling.transactions),
+    );
+    table.set(
+        "CPU ms/delivery: load generator",
+        column,
+        per_delivery(ceiling.cpu_pgbench, ceiling.transactions),
+    );
+    table.set("share of the ceiling", column, "100 %".into());
+}
+
+/// Answered without an error but not stored.
+fn lost(measured: &Measured) -> i64 {
+    let answered_ok = measured.run.answered.saturating_sub(measured.run.non_2xx) as i64;
+    (answered_ok - measured.stored).max(0)
+}
+
+fn measure(
+    env: &Env,
+    wrk: &std::path::Path,
+    connections: usize,
+    seconds: u64,
+    checks: &mut Vec<Check>,
+) -> Result<Measured> {
     let mut client = env.client();
     let sessions = seed_sessions(&mut client)?;
     let key =
         decode_secret(&env.webhook_secret).ok_or_else(|| anyhow!("the bench's own secret"))?;
-    let addr = env.addr()?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
-
-    let total = limits.warmup + limits.requests;
-    let mut deliveries: Vec<Delivery> = Vec::with_capacity(total);
-    for index in 0..total {
-        let repeat = index % REPEAT_EVERY == REPEAT_EVERY - 1;
-        let delivery = if repeat {
-            Delivery {
-                request: deliveries[index - REPEAT_DISTANCE].request.clone(),
-                repeat,
-            }
-        } else {
-            let id = format!("bench_{index}");
+    let total = WARMUP + DELIVERIES_PER_SECOND * seconds as usize;
+    let deliveries: Vec<SignedDelivery> = (0..total)
+        .map(|index| {
             let body = scored_event(index, sessions[index % sessions.len()]).to_string();
-            let signature = sign_webhook(&key, &id, now, body.as_bytes());
-            let timestamp = now.to_string();
-            let headers = [
-                ("content-type", "application/json"),
-                ("webhook-id", id.as_str()),
-                ("webhook-timestamp", timestamp.as_str()),
-                ("webhook-signature", signature.as_str()),
-            ];
-            Delivery {
-                request: Request::post(addr, PATH, &headers, body.as_bytes()),
-                repeat,
+            let id = format!("msg_bench_{index:07}_{}", Uuid::new_v4().simple());
+            SignedDelivery {
+                signature: sign_webhook(&key, &id, now, body.as_bytes()),
+                id,
+                timestamp: now,
+                body,
             }
-        };
-        deliveries.push(delivery);
-    }
-    let requests: Vec<Request> = deliveries.iter().map(|d| d.request.clone()).collect();
+        })
+        .collect();
+    let (warmup, measured) = deliveries.split_at(WARMUP);
 
-    let warmup = load::drive(
-        addr,
-        &requests[..limits.warmup],
-        limits.connections,
-        WARMUP_LIMIT,
-    );
-    let cpu_before = CpuSample::take(env.cluster().data_dir());
-    let measured = load::drive(
-        addr,
-        &requests[limits.warmup..],
-        limits.connections,
-        Duration::from_secs_f64(limits.seconds),
-    );
-    let cpu = CpuSample::take(env.cluster().data_dir()).since(&cpu_before);
-
-    // Per distinct delivery: how its answers (the original's and its repeat's, in
-    // whichever order they were applied) came out. Exactly one must be `processed`.
-    let mut outcomes: BTreeMap<usize, Outcomes> = BTreeMap::new();
-    let mut examples = Vec::new();
-    let phases = [(&warmup.answers, 0), (&measured.answers, limits.warmup)];
-    for (answers, offset) in phases {
-        for answer in answers {
-            let index = offset + answer.index;
-            let original = if deliveries[index].repeat {
-                index - REPEAT_DISTANCE
-            } else {
-                index
-            };
-            let tally = outcomes.entry(original).or_default();
-            match answer_status(answer).as_deref() {
-                Some("processed") => tally.processed += 1,
-                Some("duplicate") => tally.duplicate += 1,
-                _ => {
-                    tally.other += 1;
-                    if examples.len() < 3 {
-                        examples.push(describe(answer));
-                    }
-                }
-            }
-        }
-    }
-    let distinct = outcomes.len() as i64;
-    let wrong = outcomes
-        .values()
-        .filter(|tally| tally.processed != 1 || tally.other != 0)
+    let addr = env.addr()?;
+    let warmup_requests: Vec<Request> = warmup
+        .iter()
+        .map(|delivery| {
+            let timestamp = delivery.timestamp.to_string();
+            Request::post(
+                addr,
+                PATH,
+                &[
+                    ("content-type", "application/json"),
+                    ("webhook-id", delivery.id.as_str()),
+                    ("webhook-timestamp", timestamp.as_str()),
+                    ("webhook-signature", delivery.signature.as_str()),
+                ],
+                delivery.body.as_bytes(),
+            )
+        })
+        .collect();
+    let warmed = load::drive(addr, &warmup_requests, connections, WARMUP_LIMIT);
+    let warm_ok = warmed
+        .answers
+        .iter()
+        .filter(|answer| matches!(&answer.result, Ok(response) if response.status == 200))
         .count();
-    let repeats: usize = outcomes.values().map(|tally| tally.duplicate).sum();
 
-    let checks = vec![
-        Check {
-            name: "deliveries not answered `processed` exactly once, repeats `duplicate`".into(),
-            passed: wrong == 0,
-            detail: format!(
-                "{wrong} of {distinct} ({repeats} repeats answered `duplicate`){}",
-                if examples.is_empty() {
-                    String::new()
-                } else {
-                    format!(", e.g. {}", examples.join("; "))
-                }
-            ),
-        },
-        Check::equal(
-            "webhook_events rows = distinct deliveries answered",
-            count(&mut client, "SELECT count(*) FROM webhook_events")?,
-            distinct,
-        ),
-        Check::equal(
-            "events not processed exactly once",
-            count(
-                &mut client,
-                "SELECT count(*) FROM webhook_events WHERE status <> 'processed' OR attempts <> 1",
-            )?,
-            0,
-        ),
-        Check::equal(
-            "practice_attempts rows = distinct deliveries answered",
-            count(&mut client, "SELECT count(*) FROM practice_attempts")?,
-            distinct,
-        ),
-        Check::equal(
-            "sessions whose attempt_count differs from their attempts",
-            count(
-                &mut client,
-                "SELECT count(*) FROM practice_sessions s
-                  WHERE s.attempt_count
-                        <> (SELECT count(*) FROM practice_attempts a WHERE a.session_id = s.id)",
-            )?,
-            0,
-        ),
-    ];
+    let file = env
+        .cluster()
+        .data_dir()
+        .parent()
+        .unwrap_or(env.cluster().data_dir())
+        .join(format!("bench-deliveries-{}.tsv", std::process::id()));
+    wrk::write_deliveries(&file, measured)?;
+    let app_before = cpu_of_tree(env.app.pid());
+    let pg_before = CpuSample::take(env.cluster().data_dir());
+    let run = wrk::replay(wrk, addr, PATH, &file, connections, seconds)?;
+    let cpu_app = cpu_of_tree(env.app.pid()).saturating_sub(app_before);
+    let cpu_postgres = CpuSample::take(env.cluster().data_dir())
+        .since(&pg_before)
+        .postgres;
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(file.with_extension("lua"));
 
-    let mut notes = vec![format!(
-        "warm-up: {} deliveries in {:.1} s; PostgreSQL fsync={}, synchronous_commit={}",
-        warmup.answers.len(),
-        warmup.elapsed.as_secs_f64(),
-        setting(&mut client, "fsync")?,
-        setting(&mut client, "synchronous_commit")?,
-    )];
-    let per_request =
-        |spent: Duration| spent.as_secs_f64() * 1e3 / measured.answers.len().max(1) as f64;
-    notes.push(format!(
-        "CPU per delivery while measuring: {:.3} ms in this process (host, guest, load generator), {:.3} ms in PostgreSQL",
-        per_request(cpu.this_process),
-        per_request(cpu.postgres),
+    // Requests wrk left in flight when it stopped are still being applied: count once
+    // the rows stop changing, everything in one snapshot.
+    let counts = settled_counts(&mut client)?;
+    let (events, processed, new_attempts, miscounted) = counts;
+    let stored = events - warm_ok as i64;
+    let measured_run = Measured {
+        run,
+        stored,
+        cpu_app,
+        cpu_postgres,
+    };
+    let label = format!("{}/{connections}", env.runtime.name());
+    checks.push(Check::equal(
+        &format!("{label}: warm-up answered 200"),
+        warm_ok as i64,
+        WARMUP as i64,
     ));
-    let sessions: i64 = client
-        .query_one(
-            "SELECT sessions FROM pg_stat_database WHERE datname = current_database()",
-            &[],
-        )?
-        .get(0);
-    notes.push(format!(
-        "PostgreSQL sessions opened on the database so far (pool and checks): {sessions}"
+    checks.push(Check::equal(
+        &format!("{label}: non-2xx answers"),
+        run.non_2xx as i64,
+        0,
     ));
-    if let Some(app) = env.app.app() {
-        let instantiation = voice_edge_host::runtime()
-            .block_on(app.measure_instantiation("practice-webhook", 300))?;
-        notes.push(format!(
-            "instantiating practice-webhook (fresh instance per request): mean {:.3} ms, p50 {:.3} ms, p99 {:.3} ms",
-            instantiation.mean.as_secs_f64() * 1e3,
-            instantiation.p50.as_secs_f64() * 1e3,
-            instantiation.p99.as_secs_f64() * 1e3,
-        ));
-    }
-    Ok(Outcome {
-        load: measured,
-        notes,
-        checks,
-    })
+    checks.push(Check::equal(
+        &format!("{label}: socket errors"),
+        run.socket_errors as i64,
+        0,
+    ));
+    checks.push(Check::equal(
+        &format!("{label}: lost (answered 2xx, not stored)"),
+        lost(&measured_run),
+        0,
+    ));
+    checks.push(Check::that(
+        &format!("{label}: stored <= sent"),
+        stored <= run.sent as i64,
+        format!("{stored} stored of {} sent", run.sent),
+    ));
+    checks.push(Check::equal(
+        &format!("{label}: every stored event processed"),
+        processed,
+        events,
+    ));
+    checks.push(Check::equal(
+        &format!("{label}: one attempt per stored event"),
+        new_attempts,
+        events,
+    ));
+    checks.push(Check::equal(
+        &format!("{label}: sessions whose attempt_count is not their attempts"),
+        miscounted,
+        0,
+    ));
+    checks.push(Check::equal(
+        &format!("{label}: requests beyond the prepared deliveries"),
+        run.exhausted as i64,
+        0,
+    ));
+    Ok(measured_run)
 }
 
-/// Users and their sessions, three sentences each; returns the session ids.
-fn seed_sessions(client: &mut postgres::Client) -> Result<Vec<Uuid>> {
+/// Users and their completed sessions, one scored attempt per sentence each; returns
+/// the session ids.
+pub fn seed_sessions(client: &mut postgres::Client) -> Result<Vec<Uuid>> {
     let rows = client.query(
         "WITH users AS (
              INSERT INTO auth.users (id) SELECT gen_random_uuid() FROM generate_series(1, $1::int4)
              RETURNING id
+         ), sessions AS (
+             INSERT INTO practice_sessions
+                 (user_id, status, transcript, sentences, attempt_count, pronunciation_score, is_passed)
+             SELECT id, 'completed', 'One. Two. Three.', $2::jsonb, $3::int4, 80.00, true FROM users
+             RETURNING id
+         ), attempts AS (
+             INSERT INTO practice_attempts
+                 (session_id, sentence_index, status, pronunciation_score, is_passed, last_event_at)
+             SELECT s.id, i, 'completed', 80.00, true, '2025-11-22T09:00:00Z'
+               FROM sessions s CROSS JOIN generate_series(0, $3::int4 - 1) AS i
          )
-         INSERT INTO practice_sessions (user_id, status, transcript, sentences)
-         SELECT id, 'analyzing', 'One. Two. Three.', $2::jsonb FROM users
-         RETURNING id",
-        &[&(SESSIONS as i32), &json!(["One.", "Two.", "Three."])],
+         SELECT id FROM sessions",
+        &[
+            &(SESSIONS as i32),
+            &json!(["One.", "Two.", "Three."]),
+            &(SENTENCES as i32),
+        ],
     )?;
+    client.batch_execute("VACUUM ANALYZE")?;
     Ok(rows.iter().map(|row| row.get::<_, Uuid>("id")).collect())
 }
 
 /// The `index`-th scored event: a new attempt of `session`, its sentence and score
 /// varying with the index.
-fn scored_event(index: usize, session: Uuid) -> Value {
+pub fn scored_event(index: usize, session: Uuid) -> Value {
     let score = (index * 37 % 100) as f64 + 0.5;
     let millis = index % 1000;
     let seconds = 10 * 3600 + index / 1000;
@@ -285,28 +376,31 @@ fn scored_event(index: usize, session: Uuid) -> Value {
     })
 }
 
-fn count(client: &mut postgres::Client, sql: &str) -> Result<i64> {
-    Ok(client
-        .query_one(sql, &[])
-        .with_context(|| sql.to_string())?
-        .get(0))
-}
-
-fn setting(client: &mut postgres::Client, name: &str) -> Result<String> {
-    Ok(client.query_one(&format!("SHOW {name}"), &[])?.get(0))
-}
-
-fn describe(answer: &Answer) -> String {
-    match &answer.result {
-        Ok(response) => format!(
-            "#{} {} {}",
-            answer.index,
-            response.status,
-            String::from_utf8_lossy(&response.body)
-                .chars()
-                .take(160)
-                .collect::<String>()
-        ),
-        Err(error) => format!("#{} {error}", answer.index),
+/// Event rows, processed ones, attempts beyond the seeded ones, and sessions whose
+/// `attempt_count` is not their attempts: read in one statement once two reads 300 ms
+/// apart agree.
+fn settled_counts(client: &mut postgres::Client) -> Result<(i64, i64, i64, i64)> {
+    let sql = format!(
+        "SELECT (SELECT count(*) FROM webhook_events),
+                (SELECT count(*) FROM webhook_events WHERE status = 'processed'),
+                (SELECT count(*) - {} FROM practice_attempts),
+                (SELECT count(*) FROM practice_sessions s
+                  WHERE s.attempt_count <> (SELECT count(*) FROM practice_attempts a
+                                             WHERE a.session_id = s.id))",
+        SESSIONS * SENTENCES
+    );
+    let mut read = || -> Result<(i64, i64, i64, i64)> {
+        let row = client.query_one(&sql, &[]).context("counting the rows")?;
+        Ok((row.get(0), row.get(1), row.get(2), row.get(3)))
+    };
+    let mut last = read()?;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = read()?;
+        if now == last {
+            return Ok(now);
+        }
+        last = now;
     }
+    Ok(last)
 }

@@ -1,10 +1,13 @@
-//! An app served by real Spin: `spin up -f <manifest> --listen 127.0.0.1:<free port>`
-//! as a child process with exactly the variables a test gives (as `SPIN_VARIABLE_*`,
-//! so that no secret appears in a process listing), its own log and state directories
-//! under `target/spin-test/`, stopped when dropped.
+//! An app served by a runtime in a process of its own: `spin up -f <manifest> --listen
+//! 127.0.0.1:<free port>` (real Spin) or `voice-edge-host up` with the same flags (our
+//! host, for benchmarks that measure it from outside), with exactly the variables a
+//! test gives (as `SPIN_VARIABLE_*`, so that no secret appears in a process listing),
+//! its own log (and, for Spin, state) directory under `target/spin-test/`, stopped when
+//! dropped.
 //!
 //! Spin's compilation cache (on by default) is shared by every start, so only the first
-//! start after a build compiles the components.
+//! start after a build compiles the components; [`ChildOptions::no_cache`] turns it
+//! off (for cold-start measurements), as `--disable-cache` does.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,9 +20,42 @@ use crate::pg::repo_root;
 /// takes about 5 s on 2 cores).
 const START_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A running `spin up`.
+/// Which runtime a child process is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChildRuntime {
+    /// Real Spin: the `spin` binary.
+    Spin(PathBuf),
+    /// Our host: the `voice-edge-host` binary.
+    Host(PathBuf),
+}
+
+impl ChildRuntime {
+    /// `spin` or `host`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChildRuntime::Spin(_) => "spin",
+            ChildRuntime::Host(_) => "host",
+        }
+    }
+
+    fn binary(&self) -> &Path {
+        match self {
+            ChildRuntime::Spin(bin) | ChildRuntime::Host(bin) => bin,
+        }
+    }
+}
+
+/// How to start a child app beyond its variables.
+#[derive(Debug, Clone, Default)]
+pub struct ChildOptions {
+    /// Compile every component afresh (Spin's `--disable-cache`; our host without a
+    /// cache directory).
+    pub no_cache: bool,
+}
+
+/// A running app in a process of its own.
 #[derive(Debug)]
-pub struct SpinApp {
+pub struct ChildApp {
     child: Child,
     addr: SocketAddr,
     dir: PathBuf,
@@ -38,13 +74,18 @@ fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
-impl SpinApp {
-    /// Starts `spin` on `manifest` with `vars`; the error is what Spin printed.
-    pub fn start(bin: &Path, manifest: &Path, vars: &[(&str, &str)]) -> Result<SpinApp, String> {
+impl ChildApp {
+    /// Starts `runtime` on `manifest` with `vars`; the error is what the runtime printed.
+    pub fn start(
+        runtime: &ChildRuntime,
+        manifest: &Path,
+        vars: &[(&str, &str)],
+        options: &ChildOptions,
+    ) -> Result<ChildApp, String> {
         let mut last_error = String::new();
-        // A port picked free can be taken before Spin binds it: try a few.
+        // A port picked free can be taken before the runtime binds it: try a few.
         for _ in 0..3 {
-            match Self::start_once(bin, manifest, vars) {
+            match Self::start_once(runtime, manifest, vars, options) {
                 Ok(app) => return Ok(app),
                 Err(error) if error.contains("Address already in use") => last_error = error,
                 Err(error) => return Err(error),
@@ -53,13 +94,19 @@ impl SpinApp {
         Err(last_error)
     }
 
-    fn start_once(bin: &Path, manifest: &Path, vars: &[(&str, &str)]) -> Result<SpinApp, String> {
+    fn start_once(
+        runtime: &ChildRuntime,
+        manifest: &Path,
+        vars: &[(&str, &str)],
+        options: &ChildOptions,
+    ) -> Result<ChildApp, String> {
         let dir = run_dir();
         std::fs::create_dir_all(dir.join("logs")).map_err(|e| format!("{}: {e}", dir.display()))?;
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let addr: SocketAddr = ([127, 0, 0, 1], port).into();
         let stdout = std::fs::File::create(dir.join("spin.stdout")).map_err(|e| e.to_string())?;
         let stderr = std::fs::File::create(dir.join("spin.stderr")).map_err(|e| e.to_string())?;
+        let bin = runtime.binary();
         let mut command = Command::new(bin);
         command
             .arg("up")
@@ -69,13 +116,25 @@ impl SpinApp {
             .arg(addr.to_string())
             .arg("--log-dir")
             .arg(dir.join("logs"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            // Component output goes to the log files only, not also to Spin's own.
+            // Component output goes to the log files only, not also to the runtime's own.
             .arg("--quiet")
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr);
+        match (runtime, options.no_cache) {
+            (ChildRuntime::Spin(_), no_cache) => {
+                command.arg("--state-dir").arg(dir.join("state"));
+                if no_cache {
+                    command.arg("--disable-cache");
+                }
+            }
+            // Our host keeps compiled code only where --cache-dir says; a directory of
+            // the run's own starts empty.
+            (ChildRuntime::Host(_), true) => {
+                command.arg("--cache-dir").arg(dir.join("cache"));
+            }
+            (ChildRuntime::Host(_), false) => {}
+        }
         // Exactly the test's variables: none inherited from the environment.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("SPIN_VARIABLE_") {
@@ -88,10 +147,13 @@ impl SpinApp {
                 value,
             );
         }
+        // A process group of its own: `spin up` runs its trigger as a child process, and
+        // stopping the app must stop both.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-        let mut app = SpinApp { child, addr, dir };
+        let mut app = ChildApp { child, addr, dir };
         app.wait_until_serving()?;
         Ok(app)
     }
@@ -106,7 +168,7 @@ impl SpinApp {
                     match output.lines().find_map(|line| line.strip_prefix("Error: ")) {
                         Some(error) => error.to_string(),
                         None => format!(
-                            "spin up exited ({status}) before serving:\n{}",
+                            "the app exited ({status}) before serving:\n{}",
                             output.trim_end()
                         ),
                     },
@@ -118,9 +180,9 @@ impl SpinApp {
                 return Ok(());
             }
             if started.elapsed() > START_TIMEOUT {
-                let _ = self.child.kill();
+                self.stop();
                 return Err(format!(
-                    "spin up did not serve within {START_TIMEOUT:?}:\n{}",
+                    "the app did not serve within {START_TIMEOUT:?}:\n{}",
                     self.spin_output().trim_end()
                 ));
             }
@@ -128,12 +190,17 @@ impl SpinApp {
         }
     }
 
-    /// The address Spin listens on.
+    /// The address the app listens on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
-    /// What Spin itself printed (start-up, request errors, traps).
+    /// The process id of the runtime (for CPU accounting).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// What the runtime itself printed (start-up, request errors, traps).
     pub fn spin_output(&self) -> String {
         let read = |name: &str| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
         format!("{}{}", read("spin.stdout"), read("spin.stderr"))
@@ -163,10 +230,31 @@ impl SpinApp {
     }
 }
 
-impl Drop for SpinApp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
+impl ChildApp {
+    /// Stops the app: SIGTERM (on which `spin up` stops its trigger process too), then,
+    /// if it has not exited within five seconds, SIGKILL to its whole process group.
+    fn stop(&mut self) {
+        let group = -(self.child.id() as i32);
+        // SAFETY: kill has no memory effects; a negative pid names the process group
+        // the child leads (it was spawned with `process_group(0)`).
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                // The trigger may outlive `spin up` by a moment: stop what is left.
+                unsafe { libc::kill(group, libc::SIGKILL) };
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        unsafe { libc::kill(group, libc::SIGKILL) };
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for ChildApp {
+    fn drop(&mut self) {
+        self.stop();
         if !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
