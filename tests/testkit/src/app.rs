@@ -18,9 +18,9 @@ use std::sync::Arc;
 
 use voice_edge_host::{App, HostOptions, Server, VariableProviders, manifest::Manifest};
 
+use crate::child::{ChildApp, ChildOptions, ChildRuntime};
 use crate::pg::repo_root;
 use crate::runtime::Runtime;
-use crate::child::{ChildApp, ChildOptions, ChildRuntime};
 
 /// The app of a manifest, served by the run's runtime.
 pub struct TestApp {
