@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use voice_edge_integration::{
     AuthUser, Response, anon_jwt, app_vars, bearer, send, start_app, user_jwt,
+    wait_for_room_in_the_window,
 };
 use voice_edge_openai_standin::StandIn;
 use voice_edge_testkit::app::TestApp;
@@ -86,21 +87,8 @@ fn counter(key: &str, count: i64) -> (String, i64) {
     (key.to_string(), count)
 }
 
-/// Waits, when needed, until at least `needed` seconds are left in the database's
-/// current minute, so that a burst of requests falls in one rate-limit window.
 fn start_of_a_window(world: &World, needed: f64) {
-    let left: f64 = world
-        .db
-        .client()
-        .query_one(
-            "SELECT extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now())::float8",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    if left < needed {
-        std::thread::sleep(Duration::from_secs_f64(left + 0.2));
-    }
+    wait_for_room_in_the_window(&world.db, needed);
 }
 
 fn assert_error(response: &Response, status: u16, error: &str) {

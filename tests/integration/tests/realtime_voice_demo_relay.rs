@@ -1114,18 +1114,7 @@ fn nul_in_an_interaction_or_telemetry_is_400_naming_the_field_and_stores_nothing
 #[test]
 fn demo_sessions_and_interactions_are_limited_per_caller_and_refusals_count_nothing() {
     let world = World::start_with(&[("rate_limit_per_minute", "2")]);
-    let left: f64 = world
-        .db
-        .client()
-        .query_one(
-            "SELECT extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now())::float8",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    if left < 20.0 {
-        std::thread::sleep(std::time::Duration::from_secs_f64(left + 0.2));
-    }
+    voice_edge_integration::wait_for_room_in_the_window(&world.db, 20.0);
     let activity = world.readflow_activity();
     let (student, token) = world.user(false);
     let (_, intruder) = world.user(true);

@@ -1384,18 +1384,7 @@ fn reports_are_limited_per_user_and_a_refused_one_counts_nothing() {
             .map(|row| (row.get(0), row.get(1)))
             .collect()
     };
-    // Wait for a window with room for the burst.
-    let left: f64 = db
-        .client()
-        .query_one(
-            "SELECT extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now())::float8",
-            &[],
-        )
-        .unwrap()
-        .get(0);
-    if left < 15.0 {
-        std::thread::sleep(std::time::Duration::from_secs_f64(left + 0.2));
-    }
+    voice_edge_integration::wait_for_room_in_the_window(&db, 15.0);
 
     // A refusal (bad body, a text PostgreSQL cannot store) is not counted.
     let mut bad = error_report(None);
