@@ -158,7 +158,7 @@ mod tests {
         table.set("p99 ms", 0, "9.50".into());
         assert_eq!(
             table.render(),
-            "                  host  spin\n   deliveries/s  2000  1500\n   p99 ms        9.50"
+            "                 host  spin\n   deliveries/s  2000  1500\n   p99 ms        9.50"
         );
     }
 }

@@ -1263,3 +1263,29 @@ fn scored_attempts_applied_in_one_sql_statement_match_the_shared_model() {
         );
     }
 }
+
+/// `{"a":{"a":…{"a":1}…}}` nested `depth` objects deep.
+fn nested(depth: usize) -> Value {
+    (0..depth).fold(json!(1), |inner, _| json!({ "a": inner }))
+}
+
+#[test]
+fn a_delivery_nested_to_the_json_limit_is_processed_and_one_beyond_it_is_refused_without_a_trap() {
+    let world = World::new();
+    let session = world.session(Some(&["One."]), "analyzing");
+    // serde_json refuses documents nested deeper than 128; the body's own two levels
+    // (the event, its data) come on top of the analysis's.
+    let mut deep = scored(session, Uuid::new_v4(), 0, 88.0, true, 1);
+    deep["data"]["pronunciation_analysis"] = nested(120);
+    let answer = world.deliver("msg_deep_120", &deep);
+    assert_status(&answer, 200);
+    assert_eq!(answer.body["status"], "processed");
+    assert_eq!(world.session_row(session)["attempt_count"], 1);
+
+    let mut too_deep = scored(session, Uuid::new_v4(), 0, 88.0, true, 2);
+    too_deep["data"]["pronunciation_analysis"] = nested(200);
+    let answer = world.deliver("msg_deep_200", &too_deep);
+    assert_status(&answer, 400);
+    assert_eq!(world.event_row("msg_deep_200")["status"], "failed");
+    assert_eq!(world.session_row(session)["attempt_count"], 1);
+}
