@@ -2,7 +2,8 @@
 #
 #   make up        build, start a local Postgres (migrated, seeded) and the OpenAI
 #                  stand-in (unless OPENAI_API_KEY is set), serve the app on :3000
-#                  with real Spin when it is installed, else our host (RUNTIME=host)
+#                  with real Spin when it is installed, else our host (RUNTIME=host);
+#                  LOCAL_PG_TLS=1: the Postgres speaks TLS only, verified via db_ca_cert
 #   make test      lint, unit, conformance, integration and end-to-end tests under our
 #                  host, then the same suite under real Spin when Spin is found
 #   make test-spin the Spin pass alone (SPIN_BIN, or spin on the PATH)
@@ -12,6 +13,7 @@
 #   make classconnect  sign and post sample ClassConnect deliveries to the local app
 #   make migrate DB_URL=postgres://…   apply sql/migrations to any database
 #   make bench     the benchmarks (results go to BENCHMARKS.md by hand)
+#   make fuzz      every fuzz target for FUZZ_SECONDS (default 60) each, with figures
 #   make deploy    spin deploy with the variables from the environment
 
 SHELL := /bin/bash
@@ -35,7 +37,8 @@ export SPIN_BIN
 
 .PHONY: help
 help:
-	@sed -n '3,16p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '3,17p' Makefile | sed 's/^# \{0,1\}//'
+
 
 .PHONY: setup
 setup: ## install what a fresh machine lacks (wasm target, PostgreSQL)
@@ -64,7 +67,7 @@ build-native:
 
 .PHONY: up
 up: setup build
-	@RUNTIME=$(RUNTIME) scripts/up.sh
+	@RUNTIME=$(RUNTIME) LOCAL_PG_TLS=$(LOCAL_PG_TLS) scripts/up.sh
 
 .PHONY: classconnect
 classconnect: ## sign and post sample ClassConnect deliveries to the app of `make up`
@@ -79,8 +82,8 @@ migrate:
 	@test -n "$(DB_URL)" || { echo "usage: make migrate DB_URL=postgres://user:password@host:5432/postgres" >&2; exit 2; }
 	@scripts/migrate.sh "$(DB_URL)"
 
-.PHONY: test lint unit test-native test-host test-integration test-e2e test-spin spin-pass
-test: setup build lint check-deploy unit test-native test-e2e
+.PHONY: test lint unit fuzz-smoke test-native test-host test-integration test-e2e test-spin spin-pass
+test: setup build lint check-deploy unit fuzz-smoke test-native test-e2e
 	@if [ -n "$(SPIN_BIN)" ]; then \
 	  $(MAKE) --no-print-directory spin-pass; \
 	  echo "==> all tests passed, under our host and under $$($(SPIN_BIN) --version)"; \
@@ -110,6 +113,8 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --profile host -p voice-edge-shared $(NATIVE_PKGS) --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) --release $(addprefix -p ,$(FUNCTIONS)) -- -D warnings
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --check
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets -- -D warnings
 
 unit:
 	@echo "==> unit tests (shared/)"
@@ -121,6 +126,14 @@ test-native:
 	@echo "==> conformance, stand-in, integration and bench tests under our host"
 	$(CARGO) test --profile host $(NATIVE_PKGS)
 	@scripts/cleanup-test-pg.sh
+
+# The fuzz targets (fuzz/, a workspace of its own, built by cargo-afl): a few seconds
+# each so that CI keeps them building and passing, then their oracle and seed tests.
+FUZZ_SMOKE_SECONDS ?= 5
+fuzz-smoke:
+	@echo "==> fuzz smoke: every target for $(FUZZ_SMOKE_SECONDS) s"
+	FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) scripts/fuzz.sh
+	cd fuzz && $(CARGO) afl test --release --lib --target "$$(rustc -vV | sed -n 's/^host: //p')"
 
 test-host:
 	@echo "==> conformance tests (VOICE_EDGE_RUNTIME=spin for real Spin)"
@@ -139,6 +152,10 @@ check-deploy:
 	@echo "==> deployment files: actionlint, SpinKube manifest, deploy script"
 	@scripts/check-deploy.sh
 
+.PHONY: fuzz
+fuzz: ## every fuzz target for FUZZ_SECONDS (default 60) each: executions, exec/s, corpus, crashes
+	@scripts/fuzz.sh
+
 .PHONY: bench
 bench: build
 	$(CARGO) run --profile host -p voice-edge-bench --bin voice-edge-bench -- all
@@ -155,7 +172,7 @@ fixtures: ## regenerate the auth and bucketing known-answer fixtures (Python 3 +
 
 .PHONY: db-start db-stop
 db-start: ## the local database alone (migrated, seeded); prints its connection strings
-	@scripts/localdb.sh start
+	@LOCAL_PG_TLS=$(LOCAL_PG_TLS) scripts/localdb.sh start
 db-stop:
 	@scripts/localdb.sh stop
 

@@ -35,7 +35,9 @@
 # to the empty string is passed with spin.toml's default. `db_host` defaults to the
 # host:port of `db_url`; when given it must be the host:port of both `db_url` and
 # `demo_db_url`, since spin.toml allows the components `postgres://{{ db_host }}` only.
-# `db_ca_cert` is PEM text (DB_CA_CERT="$(cat prod-ca-2021.crt)"), `trusted_proxies`
+# `db_ca_cert` is the PEM text of one certificate (DB_CA_CERT="$(cat prod-ca-2021.crt)"):
+# with it the functions verify the database over TLS and refuse a connection string
+# whose sslmode allows plain text, and so does this script. `trusted_proxies`
 # comma-separated CIDRs. aka gets the values in a JSON file (`--variable @….json`, mode
 # 600, deleted when the script ends); cloud takes `--variable name=value` only, so there
 # a multi-line value is one argument, newlines included.
@@ -172,6 +174,16 @@ except ValueError:
 PY
 }
 
+# The sslmode a postgres:// URL ($URL) asks for (the last one given), empty when none.
+sslmode_of() {
+    URL="$1" python3 - <<'PY'
+import os
+from urllib.parse import parse_qsl, urlsplit
+modes = [value for key, value in parse_qsl(urlsplit(os.environ["URL"]).query) if key == "sslmode"]
+print(modes[-1] if modes else "")
+PY
+}
+
 # db_host: derived from db_url when not given; checked against both connection strings.
 if [[ -n "${values[db_url]:-}" ]]; then
     db_url_host="$(host_port_of "${values[db_url]}")"
@@ -188,10 +200,20 @@ if [[ -n "${values[db_url]:-}" ]]; then
         if [[ -n "$url_host" && "$url_host" != "${values[db_host]}" ]]; then
             problems+=("$url_name connects to $url_host but db_host is ${values[db_host]}: spin.toml allows postgres://{{ db_host }} only, so every query would be refused")
         fi
-        if [[ "${values[$url_name]}" != *sslmode=require* && "$url_host" != 127.0.0.1:* && "$url_host" != localhost:* && "$url_host" != "[::1]":* ]]; then
+        sslmode="$(sslmode_of "${values[$url_name]}")"
+        if [[ -n "${values[db_ca_cert]:-}" ]]; then
+            # The functions make every mode but these `require`, and refuse the rest.
+            case "$sslmode" in
+                ""|prefer|require|verify-ca|verify-full) ;;
+                *) problems+=("$url_name has sslmode=$sslmode, but with db_ca_cert set every connection must be TLS: use sslmode=require (the functions would answer 500 configuration_error)") ;;
+            esac
+        elif [[ "$sslmode" != require && "$url_host" != 127.0.0.1:* && "$url_host" != localhost:* && "$url_host" != "[::1]":* ]]; then
             echo "deploy: warning: $url_name has no sslmode=require; the connection to $url_host would not be encrypted" >&2
         fi
     done
+    if [[ -z "${values[db_ca_cert]:-}" && -n "$db_url_host" && "$db_url_host" != 127.0.0.1:* && "$db_url_host" != localhost:* && "$db_url_host" != "[::1]":* ]]; then
+        echo "deploy: warning: db_ca_cert is empty: Spin checks $db_url_host's certificate against the public roots only, and Supabase signs its database certificates with its own CA (set DB_CA_CERT)" >&2
+    fi
 fi
 
 if [[ "$mode" == print-db-host ]]; then
@@ -200,20 +222,23 @@ if [[ "$mode" == print-db-host ]]; then
     exit 0
 fi
 
-# db_ca_cert: one or more PEM certificates (checked without printing them).
+# db_ca_cert: one PEM certificate (checked without printing it). Spin trusts only the
+# first certificate of the text, so the functions refuse more than one.
 if [[ -n "${values[db_ca_cert]:-}" ]]; then
-    if ! PEM="${values[db_ca_cert]}" python3 - <<'PY'
+    PEM="${values[db_ca_cert]}" python3 - <<'PY' && pem_check=0 || pem_check=$?
 import base64, binascii, os, re, sys
 blocks = re.findall(r"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", os.environ["PEM"], re.S)
 try:
     ok = bool(blocks) and all(base64.b64decode("".join(block.split()), validate=True) for block in blocks)
 except binascii.Error:
     ok = False
-sys.exit(0 if ok else 1)
+sys.exit(1 if not ok else 2 if len(blocks) > 1 else 0)
 PY
-    then
-        problems+=("db_ca_cert is not PEM (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----): give the certificate's text, e.g. DB_CA_CERT=\"\$(cat prod-ca-2021.crt)\", not its path")
-    fi
+    case "$pem_check" in
+        0) ;;
+        2) problems+=("db_ca_cert holds more than one certificate, and Spin trusts only the first: give just the CA that signs the database's certificate (prod-ca-2021.crt)") ;;
+        *) problems+=("db_ca_cert is not PEM (-----BEGIN CERTIFICATE----- … -----END CERTIFICATE-----): give the certificate's text, e.g. DB_CA_CERT=\"\$(cat prod-ca-2021.crt)\", not its path") ;;
+    esac
 fi
 
 # trusted_proxies: comma-separated addresses or CIDRs.

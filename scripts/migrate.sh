@@ -6,7 +6,12 @@
 #
 # Every migration is idempotent and runs in its own transaction, so re-running this
 # after a failure (or on an up-to-date database) is safe. The connection string is
-# never printed. Only sql/migrations is applied: sql/local is for local databases and
+# never printed.
+#
+# DB_CA_CERT (the PEM of the app's `db_ca_cert`; the deploy workflow has it) makes psql
+# verify the server as the app does: `sslmode=verify-full` with that CA as `sslrootcert`
+# (libpq's `require` alone encrypts without checking who answers). A connection string
+# whose sslmode allows plain text is then refused. Only sql/migrations is applied: sql/local is for local databases and
 # must never reach a Supabase project; sql/seed is applied separately when wanted.
 set -euo pipefail
 
@@ -21,6 +26,30 @@ if ! command -v psql >/dev/null 2>&1; then
 fi
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+if [[ -n "${DB_CA_CERT:-}" ]]; then
+    private="$(umask 077 && mktemp -d "${TMPDIR:-/tmp}/voice-edge-migrate.XXXXXX")"
+    trap 'rm -rf "$private"' EXIT
+    printf '%s\n' "$DB_CA_CERT" >"$private/ca.crt"
+    if ! db_url="$(URL="$db_url" CA="$private/ca.crt" python3 - <<'PY'
+import os, sys
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+url = urlsplit(os.environ["URL"])
+if url.scheme not in ("postgres", "postgresql"):
+    sys.exit("migrate: with DB_CA_CERT set, the connection string must be a postgres:// URL")
+params = parse_qsl(url.query, keep_blank_values=True)
+modes = [value for key, value in params if key == "sslmode"]
+if any(mode not in ("prefer", "require", "verify-ca", "verify-full") for mode in modes):
+    sys.exit("migrate: with DB_CA_CERT set, sslmode=%s would allow plain text: use sslmode=require" % modes[-1])
+params = [(k, v) for k, v in params if k not in ("sslmode", "sslrootcert")]
+params += [("sslmode", "verify-full"), ("sslrootcert", os.environ["CA"])]
+print(urlunsplit(url._replace(query=urlencode(params))))
+PY
+    )"; then
+        exit 2
+    fi
+    echo "migrate: verifying the server against DB_CA_CERT (sslmode=verify-full)"
+fi
 shopt -s nullglob
 migrations=("$root"/sql/migrations/[0-9][0-9][0-9][0-9]_*.sql)
 if (( ${#migrations[@]} == 0 )); then

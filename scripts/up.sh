@@ -6,6 +6,9 @@
 #  4. the app on http://127.0.0.1:3000, served by real Spin (`spin up`) when Spin is
 #     installed (production's runtime), else by our Spin-compatible host;
 #     RUNTIME=host or RUNTIME=spin chooses.
+# LOCAL_PG_TLS=1 runs the database as Supabase runs it: TLS only, with a certificate
+# signed by a local CA that the app is given as `db_ca_cert` (--variable
+# db_ca_cert=@.local/pg/tls/ca.crt), so every connection is verified TLS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +32,12 @@ scripts/localdb.sh start
 DB_URL=$(scripts/localdb.sh url)
 DEMO_DB_URL=$(scripts/localdb.sh demo-url)
 DB_HOST=$(scripts/localdb.sh host)
+CA_VARIABLE=()
+DB_TLS="plain TCP on loopback (LOCAL_PG_TLS=1 for TLS only, as on Supabase)"
+if [ "${LOCAL_PG_TLS:-}" = 1 ]; then
+  CA_VARIABLE=(--variable "db_ca_cert=@$(scripts/localdb.sh ca)")
+  DB_TLS="TLS only, verified against $(scripts/localdb.sh ca) (db_ca_cert)"
+fi
 
 if [ ! -f .local/dev.env ]; then
   python3 - <<'PY' > .local/dev.env
@@ -81,14 +90,15 @@ cat <<MSG
          -d '{"persona":"demo-guide"}'
 
   Database: $DB_URL (stop it with: make clean-local)
+            $DB_TLS
   Press Ctrl-C to stop the app.
 
 MSG
 if [ "$RUNTIME" = spin ]; then
   # Component output on this terminal and in .spin/logs/, as `spin up` does by default.
-  "$SPIN_BIN" up -f spin.toml --listen "$LISTEN" &
+  "$SPIN_BIN" up -f spin.toml --listen "$LISTEN" "${CA_VARIABLE[@]}" &
 else
-  target/release/voice-edge-host -f spin.toml --listen "$LISTEN" &
+  target/release/voice-edge-host -f spin.toml --listen "$LISTEN" "${CA_VARIABLE[@]}" &
 fi
 pids+=($!)
 wait "${pids[-1]}"

@@ -259,6 +259,20 @@ class Refusals(Runs):
                 self.assertIn("db_ca_cert is not PEM", result.stderr)
                 self.assertNotIn(value.strip(), result.stderr)
 
+    def test_more_than_one_ca_certificate_is_refused(self):
+        result = self.run_script({**SECRETS, "DB_CA_CERT": CA_CERT + CA_CERT})
+        self.assert_nothing_ran(result)
+        self.assertIn("db_ca_cert holds more than one certificate", result.stderr)
+
+    def test_with_a_ca_a_connection_string_that_allows_plain_text_is_refused(self):
+        for mode in ("disable", "allow"):
+            with self.subTest(mode):
+                url = SECRETS["DEMO_DB_URL"].replace("sslmode=require", f"sslmode={mode}")
+                result = self.run_script({**SECRETS, "DEMO_DB_URL": url, "DB_CA_CERT": CA_CERT})
+                self.assert_nothing_ran(result)
+                self.assertIn(f"demo_db_url has sslmode={mode}, but with db_ca_cert set", result.stderr)
+                self.assertNotIn("db_url has", result.stderr.replace("demo_db_url has", ""))
+
     def test_trusted_proxies_must_be_cidrs(self):
         result = self.run_script({**SECRETS, "TRUSTED_PROXIES": "10.244.0.0/16, ingress-nginx"})
         self.assert_nothing_ran(result)
@@ -275,6 +289,21 @@ class Refusals(Runs):
         self.assert_nothing_ran(result)
         self.assertIn("db_url connects to db.ref.supabase.co:5432 but db_host is db.ref.supabase.co:6543",
                       result.stderr)
+
+
+class Warnings(Runs):
+    def test_with_a_ca_a_connection_string_without_sslmode_passes_as_the_functions_require_tls(self):
+        env = {**SECRETS, "DEPLOY_TARGET": "cloud", "DB_CA_CERT": CA_CERT,
+               "DB_URL": SECRETS["DB_URL"].replace("?sslmode=require", "")}
+        result = self.run_script(env, "--no-build")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertNotIn("warning", result.stderr)
+
+    def test_without_a_ca_a_remote_database_gets_a_warning(self):
+        result = self.run_script({**SECRETS, "DEPLOY_TARGET": "cloud"}, "--no-build")
+        self.assertEqual(result.returncode, 0, result.stderr)
+        self.assertIn("warning: db_ca_cert is empty", result.stderr)
+        self.assert_no_secret_printed(result)
 
 
 class Values(Runs):

@@ -379,8 +379,11 @@ pub fn verify_jwt(token: &str, config: &AuthConfig, now_unix: i64) -> Result<Cla
         ));
     };
 
-    let header: Header =
-        serde_json::from_slice(&decode_segment(header_b64, "header")?).map_err(|_| {
+    // Read as a whole JSON value first: serde skips the members `Header` does not name
+    // without checking them, and RFC 7515 wants the whole header valid UTF-8 JSON.
+    let header: Header = serde_json::from_slice::<Value>(&decode_segment(header_b64, "header")?)
+        .and_then(Header::deserialize)
+        .map_err(|_| {
             AuthError::Malformed("header is not a JSON object with a string alg".into())
         })?;
     let alg: Algorithm = header.alg.parse()?;
@@ -1006,5 +1009,34 @@ mod tests {
                 assert!(!log.contains(segment), "{name}: {log}");
             }
         }
+    }
+
+    /// Found by the `jwt` fuzz target: a header whose unread member is not UTF-8 was
+    /// accepted (serde skips members it does not name without checking them).
+    #[test]
+    fn a_header_that_is_not_utf8_json_is_refused_even_when_signed() {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use hmac::{Hmac, Mac};
+        let config = AuthConfig::new(Some(SECRET), None).unwrap();
+        let sign = |header: &[u8]| {
+            let input = format!(
+                "{}.{}",
+                URL_SAFE_NO_PAD.encode(header),
+                URL_SAFE_NO_PAD.encode(br#"{"sub":"u","exp":1893459600}"#)
+            );
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+            mac.update(input.as_bytes());
+            format!(
+                "{input}.{}",
+                URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+            )
+        };
+        let now = 1_893_456_000;
+        assert!(verify_jwt(&sign(br#"{"alg":"HS256","typ":"JWT"}"#), &config, now).is_ok());
+        let token = sign(b"{\"alg\":\"HS256\",\"typ\":\"J\xa2T\"}");
+        assert!(matches!(
+            verify_jwt(&token, &config, now),
+            Err(AuthError::Malformed(_))
+        ));
     }
 }

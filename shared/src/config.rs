@@ -23,6 +23,8 @@ pub const ANON_RATE_LIMIT_PER_MINUTE: &str = "anon_rate_limit_per_minute";
 pub const TRUSTED_PROXIES: &str = "trusted_proxies";
 pub const OPENAI_SEARCH_MODEL: &str = "openai_search_model";
 pub const DB_HOST: &str = "db_host";
+/// The PEM of the CA that signs the database server's certificate (`crate::db::DbAddress`).
+pub const DB_CA_CERT: &str = "db_ca_cert";
 
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com";
 pub const DEFAULT_OPENAI_REALTIME_MODEL: &str = "gpt-realtime";

@@ -1,4 +1,5 @@
-//! Postgres through Spin's `spin:postgres/postgres@4.0.0` interface (the SDK's `pg4`),
+//! Postgres through Spin's `spin:postgres/postgres@4.1.0` interface (spin-sdk's `pg4`
+//! types, with the interface bound in [`spin_postgres`] for its connection builder),
 //! and the rules real Spin imposes on SQL (`../shared/SPIN.md`), one helper per rule,
 //! so that the repositories follow them without thinking:
 //!
@@ -29,6 +30,15 @@
 //!    ([`install_panic_rollback`]). Where one statement can do the work, use one
 //!    statement instead.
 //!
+//! **Where connections go** is a [`DbAddress`]: a connection string (`db_url`,
+//! `demo_db_url`) and, when the `db_ca_cert` variable holds a PEM certificate, the
+//! root CA the server's certificate must chain to. With a CA, every connection is
+//! opened through Spin's `connection-builder` with `set-ca-root`, and the connection
+//! string is made to insist on TLS (`sslmode=require`, which Spin's client verifies
+//! against the CA and the server's name): an `sslmode` that allows plain text is
+//! refused as a configuration error, never quietly used ([`DbAddress::new`]). Without
+//! a CA (local runs) the connection string is used as it is.
+//!
 //! Errors are mapped once, by SQLSTATE: an unreachable database, a connection that
 //! died or a timeout is [`ApiError::DatabaseUnavailable`] (`503` with `Retry-After`);
 //! a unique violation is a conflict; anything else is an internal error whose detail
@@ -39,13 +49,17 @@
 //! for an `int8`, and write an explicit cast (`$1::int4`, `$2::text::timestamptz`) where
 //! the types differ.
 
+pub mod spin_postgres;
+
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use spin_sdk::pg4::{Connection, Decode, Error as SdkError, PgError, QueryError};
 pub use spin_sdk::pg4::{DbValue, ParameterValue, Row, RowSet};
+use spin_sdk::pg4::{Decode, Error as SdkError, PgError, QueryError};
 
+use crate::config::{self, ConfigError, Variables};
 use crate::error::ApiError;
+use spin_postgres::{Connection, ConnectionBuilder};
 
 /// What went wrong talking to Postgres.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,6 +70,9 @@ pub enum DbError {
     /// The server refused the statement with this SQLSTATE.
     #[error("SQL error {code}: {message}")]
     Sql { code: String, message: String },
+    /// The runtime refused `db_ca_cert` as a root certificate (`set-ca-root`).
+    #[error("variable `db_ca_cert` is invalid: the runtime refused it as a root certificate: {0}")]
+    InvalidCaRoot(String),
     /// A value that could not be converted either way, or another host error.
     #[error("database error: {0}")]
     Other(String),
@@ -178,6 +195,9 @@ impl From<DbError> for ApiError {
                 error: "conflict",
                 message: "The resource already exists".into(),
             },
+            DbError::InvalidCaRoot(_) => ApiError::Config {
+                detail: error.to_string(),
+            },
             other => ApiError::Internal {
                 detail: other.to_string(),
             },
@@ -203,6 +223,159 @@ pub fn utc_param(at: chrono::NaiveDateTime) -> ParameterValue {
 /// The column [`Db::query_rows`] numbers rows with; it never reaches a caller.
 const ROW_NUMBER_COLUMN: &str = "voice_edge_row_number";
 
+/// Where a component's database connections go: a connection string and, when
+/// `db_ca_cert` is set, the root CA that the server's certificate must chain to.
+/// Its `Debug` shows neither (the string holds a password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct DbAddress {
+    url: String,
+    ca_root: Option<String>,
+}
+
+impl std::fmt::Debug for DbAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbAddress")
+            .field("url", &"[redacted]")
+            .field("ca_root", &self.ca_root.as_ref().map(|_| "[set]"))
+            .finish()
+    }
+}
+
+impl DbAddress {
+    /// The connection string of `url_variable` (`db_url` or `demo_db_url`, required)
+    /// with the CA of `db_ca_cert` (optional; empty means none), checked as
+    /// [`DbAddress::new`] does.
+    pub fn load(vars: &impl Variables, url_variable: &'static str) -> Result<Self, ConfigError> {
+        let url = config::required(vars, url_variable)?;
+        let ca_root = config::optional_secret(vars, config::DB_CA_CERT)?;
+        Self::new(url_variable, url, ca_root)
+    }
+
+    /// A connection string and an optional root CA (PEM). With a CA the connection
+    /// must be verified TLS: the string must be a `postgres://` URL, an absent or
+    /// `prefer` `sslmode` becomes `require`, `verify-ca` and `verify-full` (which Spin's
+    /// client does not parse, and whose checks its `require` makes with a CA) become
+    /// `require`, and `disable`, `allow` or an unknown mode are refused, naming
+    /// `url_variable`. The CA must hold a PEM certificate; the runtime checks the rest.
+    pub fn new(
+        url_variable: &'static str,
+        url: String,
+        ca_root: Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let Some(ca_root) = ca_root.filter(|ca| !ca.trim().is_empty()) else {
+            return Ok(Self { url, ca_root: None });
+        };
+        match ca_root.matches("-----BEGIN CERTIFICATE-----").count() {
+            0 => {
+                return Err(ConfigError::Invalid {
+                    name: config::DB_CA_CERT,
+                    reason: "not a PEM certificate (-----BEGIN CERTIFICATE----- …): give the \
+                             certificate's text, not its path"
+                        .into(),
+                });
+            }
+            1 => {}
+            // Spin trusts the first certificate of the text and ignores the rest.
+            count => {
+                return Err(ConfigError::Invalid {
+                    name: config::DB_CA_CERT,
+                    reason: format!(
+                        "holds {count} certificates, and Spin would trust only the first: \
+                         give the one CA that signs the database's certificate"
+                    ),
+                });
+            }
+        }
+        let url = require_tls(&url).map_err(|reason| ConfigError::Invalid {
+            name: url_variable,
+            reason: format!("with `{}` set, {reason}", config::DB_CA_CERT),
+        })?;
+        Ok(Self {
+            url,
+            ca_root: Some(ca_root),
+        })
+    }
+
+    /// Whether connections are verified against a CA of our own.
+    pub fn has_ca_root(&self) -> bool {
+        self.ca_root.is_some()
+    }
+}
+
+/// The `sslmode` values that never send anything in plain text once a CA is given.
+const TLS_MODES_UPGRADED_TO_REQUIRE: [&str; 4] = ["prefer", "require", "verify-ca", "verify-full"];
+
+/// `url` with every `sslmode` set to `require` (one added when there is none), or why
+/// that would change what its writer asked for: a mode that allows plain text, an
+/// unknown mode, or a string that is not a `postgres://` URL.
+fn require_tls(url: &str) -> Result<String, String> {
+    let url = url.trim();
+    let is_url = ["postgres://", "postgresql://"].iter().any(|scheme| {
+        url.len() > scheme.len()
+            && url
+                .get(..scheme.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+    });
+    if !is_url {
+        return Err("the connection string must be a postgres:// URL".into());
+    }
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut params: Vec<String> = Vec::new();
+    let mut has_mode = false;
+    for param in query.into_iter().flat_map(|query| query.split('&')) {
+        let (key, value) = param.split_once('=').unwrap_or((param, ""));
+        if key != "sslmode" {
+            if !param.is_empty() {
+                params.push(param.to_string());
+            }
+            continue;
+        }
+        has_mode = true;
+        let mode = percent_decode(value);
+        if !TLS_MODES_UPGRADED_TO_REQUIRE.contains(&mode.as_str()) {
+            return Err(match mode.as_str() {
+                "disable" | "allow" => format!(
+                    "sslmode={mode} would send the connection in plain text: use \
+                     sslmode=require"
+                ),
+                _ => "an unknown sslmode: use sslmode=require".to_string(),
+            });
+        }
+        params.push("sslmode=require".into());
+    }
+    if !has_mode {
+        params.push("sslmode=require".into());
+    }
+    Ok(format!("{base}?{}", params.join("&")))
+}
+
+/// `%XX` escapes decoded (a connection string's parameter values may carry them).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        let escaped = (bytes[index] == b'%')
+            .then(|| text.get(index + 1..index + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                index += 3;
+            }
+            None => {
+                out.push(bytes[index]);
+                index += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// One connection to Postgres, held for the whole request.
 pub struct Db {
     connection: Rc<Connection>,
@@ -215,14 +388,25 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Opens a connection (`postgres://user:password@host:port/db?sslmode=…`).
-    pub fn connect(url: &str) -> Result<Self, DbError> {
+    /// Opens a connection to `address`: through Spin's connection builder with the
+    /// address's root CA when it has one, else with `connection.open`.
+    pub fn connect(address: &DbAddress) -> Result<Self, DbError> {
         install_panic_rollback();
-        Connection::open(url)
-            .map(|connection| Self {
-                connection: Rc::new(connection),
-            })
-            .map_err(DbError::from_pg)
+        let connection = match &address.ca_root {
+            None => Connection::open(&address.url).map_err(DbError::from_pg)?,
+            Some(ca_root) => {
+                let builder = ConnectionBuilder::new(&address.url);
+                builder.set_ca_root(ca_root).map_err(|error| match error {
+                    // The text names what the runtime disliked, never the PEM itself.
+                    PgError::Other(text) => DbError::InvalidCaRoot(text),
+                    other => DbError::from_pg(other),
+                })?;
+                builder.build().map_err(DbError::from_pg)?
+            }
+        };
+        Ok(Self {
+            connection: Rc::new(connection),
+        })
     }
 
     /// Runs a statement written to return at least one row whatever the data (rule 3):
@@ -504,6 +688,154 @@ Stack backtrace:
             panic!("a time parameter is text");
         };
         assert_eq!(text, "2026-11-29T22:09:05.000120Z");
+    }
+
+    const CA: &str =
+        "-----BEGIN CERTIFICATE-----\nMIIBfzCCASWgAwIBAgIU\n-----END CERTIFICATE-----\n";
+
+    fn address(url: &str, ca: Option<&str>) -> Result<DbAddress, ConfigError> {
+        DbAddress::new(config::DB_URL, url.to_string(), ca.map(str::to_string))
+    }
+
+    #[test]
+    fn without_a_ca_the_connection_string_is_used_as_it_is() {
+        for url in [
+            "postgres://app:pw@127.0.0.1:5432/app?sslmode=disable",
+            "host=127.0.0.1 user=app",
+        ] {
+            for ca in [None, Some(""), Some("  \n")] {
+                let address = address(url, ca).unwrap();
+                assert_eq!(address.url, url);
+                assert!(!address.has_ca_root());
+            }
+        }
+    }
+
+    #[test]
+    fn with_a_ca_every_connection_string_insists_on_tls() {
+        let cases = [
+            (
+                "postgres://a:pw@db:5432/postgres",
+                "postgres://a:pw@db:5432/postgres?sslmode=require",
+            ),
+            (
+                "postgres://a:pw@db:5432/postgres?sslmode=prefer",
+                "postgres://a:pw@db:5432/postgres?sslmode=require",
+            ),
+            (
+                "postgres://a:pw@db:5432/postgres?sslmode=require",
+                "postgres://a:pw@db:5432/postgres?sslmode=require",
+            ),
+            (
+                "postgresql://a:pw@db/postgres?sslmode=verify-full",
+                "postgresql://a:pw@db/postgres?sslmode=require",
+            ),
+            (
+                "postgres://a:pw@db/postgres?application_name=x&sslmode=verify-ca",
+                "postgres://a:pw@db/postgres?application_name=x&sslmode=require",
+            ),
+            (
+                "postgres://a:pw@db/postgres?connect_timeout=5",
+                "postgres://a:pw@db/postgres?connect_timeout=5&sslmode=require",
+            ),
+            (
+                "postgres://a:pw@db/postgres?",
+                "postgres://a:pw@db/postgres?sslmode=require",
+            ),
+            (
+                "postgres://a:pw@db/postgres?sslmode=%72equire",
+                "postgres://a:pw@db/postgres?sslmode=require",
+            ),
+        ];
+        for (given, used) in cases {
+            let address = address(given, Some(CA)).unwrap();
+            assert_eq!(address.url, used, "{given}");
+            assert!(address.has_ca_root());
+        }
+    }
+
+    #[test]
+    fn with_a_ca_a_mode_that_allows_plain_text_is_refused_naming_the_variable() {
+        for url in [
+            "postgres://a:secret-pw@db/postgres?sslmode=disable",
+            "postgres://a:secret-pw@db/postgres?sslmode=allow",
+            "postgres://a:secret-pw@db/postgres?sslmode=require&sslmode=disable",
+            "postgres://a:secret-pw@db/postgres?sslmode=sometimes",
+            "host=db user=a password=secret-pw sslmode=require",
+            "pøstgres://a:secret-pw@db/postgres",
+        ] {
+            let error = address(url, Some(CA)).unwrap_err();
+            let text = error.to_string();
+            assert!(
+                text.contains("`db_url`") && text.contains("db_ca_cert"),
+                "{text}"
+            );
+            assert!(!text.contains("secret-pw"), "no value in the error: {text}");
+            let api = ApiError::from(error);
+            assert_eq!(api.status(), 500);
+            assert_eq!(api.code(), "configuration_error");
+        }
+    }
+
+    #[test]
+    fn a_ca_that_is_not_pem_is_refused_without_echoing_it() {
+        let error = address(
+            "postgres://a@db/postgres",
+            Some("/etc/ssl/prod-ca-2021.crt"),
+        )
+        .unwrap_err();
+        assert_eq!(
+            error,
+            ConfigError::Invalid {
+                name: config::DB_CA_CERT,
+                reason: "not a PEM certificate (-----BEGIN CERTIFICATE----- …): give the \
+                         certificate's text, not its path"
+                    .into()
+            }
+        );
+        assert!(!error.to_string().contains("prod-ca-2021"));
+    }
+
+    #[test]
+    fn a_ca_with_more_than_one_certificate_is_refused() {
+        let error = address("postgres://a@db/postgres", Some(&format!("{CA}{CA}"))).unwrap_err();
+        assert!(error.to_string().contains("2 certificates"), "{error}");
+    }
+
+    #[test]
+    fn loading_reads_the_url_variable_and_db_ca_cert() {
+        let vars: std::collections::HashMap<&'static str, String> = [
+            (
+                config::DEMO_DB_URL,
+                "postgres://demo_relay:pw@db/postgres".to_string(),
+            ),
+            (config::DB_CA_CERT, format!("\n{CA}\n")),
+        ]
+        .into_iter()
+        .collect();
+        let address = DbAddress::load(&vars, config::DEMO_DB_URL).unwrap();
+        assert_eq!(
+            address.url,
+            "postgres://demo_relay:pw@db/postgres?sslmode=require"
+        );
+        assert_eq!(address.ca_root.as_deref(), Some(CA.trim()));
+        let printed = format!("{address:?}");
+        assert!(
+            !printed.contains("pw") && !printed.contains("BEGIN"),
+            "{printed}"
+        );
+        let error = DbAddress::load(&vars, config::DB_URL).unwrap_err();
+        assert_eq!(error, ConfigError::Missing(config::DB_URL));
+    }
+
+    #[test]
+    fn a_ca_the_runtime_refuses_is_a_configuration_error() {
+        let error =
+            DbError::InvalidCaRoot("invalid root certificate: invalid root certificate".into());
+        let api = ApiError::from(error);
+        assert_eq!(api.status(), 500);
+        assert_eq!(api.code(), "configuration_error");
+        assert!(api.log_detail().unwrap().contains("db_ca_cert"));
     }
 
     #[test]

@@ -45,7 +45,7 @@ use uuid::Uuid;
 
 use crate::auth::{self, AuthConfig, Claims, Role};
 use crate::config::{self, OpenAiConfig, Variables};
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbAddress, DbError};
 use crate::error::ApiError;
 use crate::http::{Incoming, JSON_LIMIT, Reply, SDP_LIMIT};
 use crate::log::Level;
@@ -67,7 +67,7 @@ const TOKEN_TTL_RANGE: (i64, i64) = (10, 7200);
 #[derive(Clone)]
 pub struct DemoConfig {
     /// `demo_db_url`: the `demo_relay` role's connection string; never `db_url`.
-    demo_db_url: String,
+    demo_db_url: DbAddress,
     /// How callers' JWTs are verified.
     pub auth: AuthConfig,
     /// The key (optional: without it the relay answers `503` in demo mode) and base URL.
@@ -99,7 +99,7 @@ impl DemoConfig {
     /// Reads the variables; a missing secret is an error naming it.
     pub fn load(vars: &impl Variables) -> Result<Self, ApiError> {
         Ok(Self {
-            demo_db_url: config::required(vars, config::DEMO_DB_URL)?,
+            demo_db_url: DbAddress::load(vars, config::DEMO_DB_URL)?,
             auth: AuthConfig::load(vars)?,
             openai: OpenAiConfig::load(vars)?,
             realtime_model: config::optional(

@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{self, OpenAiConfig, Variables};
-use crate::db::{self, Db, ParameterValue};
+use crate::db::{self, Db, DbAddress, ParameterValue};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
 use crate::log::Level;
@@ -30,7 +30,7 @@ const REALTIME_PROBE: &str = "openai_realtime_model";
 /// What `health` reads from its Spin variables.
 #[derive(Debug, Clone)]
 pub struct HealthConfig {
-    db_url: String,
+    db_url: DbAddress,
     pub openai: OpenAiConfig,
     pub realtime_model: String,
 }
@@ -38,7 +38,7 @@ pub struct HealthConfig {
 impl HealthConfig {
     pub fn load(vars: &impl Variables) -> Result<Self, config::ConfigError> {
         Ok(Self {
-            db_url: config::required(vars, config::DB_URL)?,
+            db_url: DbAddress::load(vars, config::DB_URL)?,
             openai: OpenAiConfig::load(vars)?,
             realtime_model: config::optional(
                 vars,

@@ -973,6 +973,21 @@ mod tests {
         assert_eq!(handled.reply.status, 200);
     }
 
+    /// Found by the `http` fuzz target: `%+9` was decoded as a tab.
+    #[test]
+    fn a_percent_sign_without_two_hex_digits_is_kept_as_it_is() {
+        let mut raw = request("GET", "", &[]);
+        raw.query = "q=caf%C3%+9&r=%+1%-1%4&s=%4a%4A%&t=%".into();
+        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |incoming| {
+            assert_eq!(incoming.query_param("q").as_deref(), Some("caf\u{fffd}% 9"));
+            assert_eq!(incoming.query_param("r").as_deref(), Some("% 1%-1%4"));
+            assert_eq!(incoming.query_param("s").as_deref(), Some("JJ%"));
+            assert_eq!(incoming.query_param("t").as_deref(), Some("%"));
+            Ok(Reply::json(200, &json!({})))
+        });
+        assert_eq!(handled.reply.status, 200);
+    }
+
     #[test]
     fn redact_masks_url_passwords_and_keys() {
         assert_eq!(

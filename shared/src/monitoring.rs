@@ -28,7 +28,7 @@ use uuid::Uuid;
 
 use crate::auth::{self, AuthConfig, Claims, Role};
 use crate::config::{self, Variables};
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbAddress, DbError};
 use crate::error::ApiError;
 use crate::flags;
 use crate::http::{Incoming, Reply};
@@ -48,7 +48,7 @@ pub const ROLLOUT_GUARD_WINDOW_HOURS: i32 = 24;
 /// What `voice-monitoring` reads from its Spin variables.
 #[derive(Debug, Clone)]
 pub struct MonitoringConfig {
-    db_url: String,
+    db_url: DbAddress,
     pub auth: AuthConfig,
     /// `rate_limit_per_minute`: reports (metrics and errors, each) per user.
     pub rate_limit_per_minute: i64,
@@ -57,7 +57,7 @@ pub struct MonitoringConfig {
 impl MonitoringConfig {
     pub fn load(vars: &impl Variables) -> Result<Self, ApiError> {
         Ok(Self {
-            db_url: config::required(vars, config::DB_URL)?,
+            db_url: DbAddress::load(vars, config::DB_URL)?,
             auth: AuthConfig::load(vars)?,
             rate_limit_per_minute: config::ranged(
                 vars,

@@ -28,7 +28,7 @@ use serde::Serialize;
 use crate::auth::{self, AuthConfig, Role};
 use crate::client_addr::TrustedProxies;
 use crate::config::{self, ConfigError, OpenAiConfig, Variables};
-use crate::db::Db;
+use crate::db::{Db, DbAddress};
 use crate::error::ApiError;
 use crate::http::{self, Incoming, Reply};
 use crate::ratelimit;
@@ -46,7 +46,7 @@ const RATE_LIMIT_ACTION: &str = "mint";
 /// Everything the function reads from its Spin variables.
 #[derive(Debug, Clone)]
 pub struct SearchConfig {
-    db_url: String,
+    db_url: DbAddress,
     pub auth: AuthConfig,
     pub openai: OpenAiConfig,
     /// `openai_search_model`.
@@ -58,7 +58,7 @@ impl SearchConfig {
     /// Reads and checks the variables; errors name the variable, never its value.
     pub fn load(vars: &impl Variables) -> Result<Self, ConfigError> {
         Ok(Self {
-            db_url: config::required(vars, config::DB_URL)?,
+            db_url: DbAddress::load(vars, config::DB_URL)?,
             auth: AuthConfig::load(vars)?,
             openai: OpenAiConfig::load(vars)?,
             model: config::optional(

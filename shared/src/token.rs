@@ -32,7 +32,7 @@ use crate::auth::{self, AuthConfig, Claims, Role};
 use crate::bucket::bucket_for_user;
 use crate::client_addr::{self, TrustedProxies};
 use crate::config::{self, ConfigError, OpenAiConfig, Variables};
-use crate::db::Db;
+use crate::db::{Db, DbAddress};
 use crate::error::ApiError;
 use crate::flags::{self, FeatureFlag};
 use crate::http::{Incoming, Reply};
@@ -53,7 +53,7 @@ const RATE_LIMIT_ACTION: &str = "mint";
 /// Everything the function reads from its Spin variables.
 #[derive(Debug, Clone)]
 pub struct TokenConfig {
-    db_url: String,
+    db_url: DbAddress,
     pub auth: AuthConfig,
     pub openai: OpenAiConfig,
     pub model: String,
@@ -70,7 +70,7 @@ impl TokenConfig {
     /// Reads and checks the variables; errors name the variable, never its value.
     pub fn load(vars: &impl Variables) -> Result<Self, ConfigError> {
         Ok(Self {
-            db_url: config::required(vars, config::DB_URL)?,
+            db_url: DbAddress::load(vars, config::DB_URL)?,
             auth: AuthConfig::load(vars)?,
             openai: OpenAiConfig::load(vars)?,
             model: config::optional(

@@ -37,7 +37,7 @@ use super::webhook_events::{Claim, LockedSession, Lookup, ScoredOutcome};
 use super::{attempts, sessions, webhook_events};
 use crate::auth::{self, AuthConfig, Role};
 use crate::config::{self, ConfigError, Variables};
-use crate::db::{self, Db};
+use crate::db::{self, Db, DbAddress};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply, WEBHOOK_LIMIT};
 use crate::webhook_signature::{WebhookHeaders, WebhookSecrets, verify_webhook_signature};
@@ -48,7 +48,7 @@ pub const REPLAY_BATCH: i64 = 100;
 /// What `practice-webhook` reads from its Spin variables.
 #[derive(Clone)]
 pub struct WebhookConfig {
-    db_url: String,
+    db_url: DbAddress,
     secrets: WebhookSecrets,
 }
 
@@ -64,7 +64,7 @@ impl WebhookConfig {
     pub fn load(vars: &impl Variables) -> Result<Self, ConfigError> {
         Ok(Self {
             secrets: WebhookSecrets::load(vars)?,
-            db_url: config::required(vars, config::DB_URL)?,
+            db_url: DbAddress::load(vars, config::DB_URL)?,
         })
     }
 }

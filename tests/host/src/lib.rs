@@ -5,8 +5,9 @@
 //! can tell: Spin's routing and `spin-*` request headers, a fresh instance per request,
 //! variables from `--variable` and `SPIN_VARIABLE_*` with Spin's templating and errors,
 //! outbound HTTP (over pooled connections, as in Spin) and PostgreSQL limited to
-//! `allowed_outbound_hosts`, and `spin:postgres@4.0.0` over pooled real connections
-//! with Spin's type mapping.
+//! `allowed_outbound_hosts`, and `spin:postgres@4.1.0` (which serves `@4.0.0` imports
+//! too, as Spin does) over pooled real connections with Spin's type mapping and the
+//! connection builder's root CA.
 //!
 //! As a binary: `voice-edge-host -f spin.toml --listen 127.0.0.1:3000 --variable k=v`.
 //! As a library: [`app::App::load`] and [`app::Server::start`] (the testkit's `TestApp`
@@ -31,11 +32,13 @@ pub mod variables;
 #[allow(missing_docs)]
 pub mod bindings {
     wasmtime::component::bindgen!({
-        path: "wit",
-        world: "spin-imports",
+        // `spin:postgres@4.1.0` is shared with the components' own binding.
+        path: ["../../shared/wit/deps/spin-postgres", "wit"],
+        world: "voice-edge:host/spin-imports",
         imports: { default: async },
         with: {
             "spin:postgres/postgres.connection": crate::pg::PgConnection,
+            "spin:postgres/postgres.connection-builder": crate::pg::PgConnectionBuilder,
         },
     });
 }

@@ -10,7 +10,14 @@
 //! (`CREATE DATABASE … TEMPLATE`), which takes milliseconds, so every test gets its own
 //! database and tests never see each other's rows.
 //!
-//! The shared cluster stops when the test process exits (`atexit`). Every postmaster is
+//! [`PgCluster::start_private_tls`] and [`PgCluster::shared_tls`] give a cluster that
+//! speaks TLS only, as a hosted PostgreSQL that enforces it does: `ssl=on` with a
+//! server certificate for `127.0.0.1` signed by a [`TestCa`] of the test's own, and a
+//! `pg_hba.conf` whose only TCP line is `hostssl`. Its databases' URLs ask for
+//! `sslmode=require`; the testkit's own connections to it (setting up, checking rows)
+//! go through the server's Unix socket.
+//!
+//! The shared clusters stop when the test process exits (`atexit`). Every postmaster is
 //! also started with a parent-death signal bound to a thread that lives exactly as long
 //! as that postmaster, so a test binary that panics, aborts or is killed leaves no server
 //! behind. [`PgCluster::start_private`] gives a test its own cluster (for outages:
@@ -34,6 +41,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
+use crate::tls::TestCa;
+
 /// The superuser's password in every test cluster.
 pub const SUPERUSER_PASSWORD: &str = "voice-edge-test-superuser";
 
@@ -53,7 +62,7 @@ static UNIQUE: AtomicU64 = AtomicU64::new(0);
 
 /// A unique suffix for directory and database names: process id, a counter and the clock,
 /// so parallel test binaries and repeated runs never collide.
-fn unique_suffix() -> String {
+pub(crate) fn unique_suffix() -> String {
     let count = UNIQUE.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -176,7 +185,7 @@ fn chown(path: &Path, identity: Option<(u32, u32)>) -> Result<()> {
 
 /// Removes the directories of clusters whose test process is gone (a killed test binary
 /// cannot clean up; its server died with it). Directory names start with the pid.
-fn remove_leftovers(parent: &Path) {
+pub(crate) fn remove_leftovers(parent: &Path) {
     let Ok(entries) = fs::read_dir(parent) else {
         return;
     };
@@ -340,7 +349,18 @@ pub struct PgCluster {
     log_file: PathBuf,
     port: u16,
     identity: Option<(u32, u32)>,
+    /// Whether TCP connections must be TLS (the testkit's own go through the socket).
+    tls_only: bool,
     postmaster: Mutex<Option<Postmaster>>,
+}
+
+/// A cluster that speaks TLS only, and the CA that signed its certificate.
+#[derive(Debug)]
+pub struct TlsCluster {
+    /// The cluster.
+    pub cluster: PgCluster,
+    /// The CA its server certificate chains to.
+    pub ca: TestCa,
 }
 
 impl std::fmt::Debug for PgCluster {
@@ -353,6 +373,7 @@ impl std::fmt::Debug for PgCluster {
 }
 
 static SHARED: OnceLock<std::result::Result<PgCluster, String>> = OnceLock::new();
+static SHARED_TLS: OnceLock<std::result::Result<TlsCluster, String>> = OnceLock::new();
 
 extern "C" fn stop_shared_cluster_at_exit() {
     if let Some(Ok(cluster)) = SHARED.get() {
@@ -360,11 +381,18 @@ extern "C" fn stop_shared_cluster_at_exit() {
     }
 }
 
+extern "C" fn stop_shared_tls_cluster_at_exit() {
+    if let Some(Ok(tls)) = SHARED_TLS.get() {
+        tls.cluster.shut_down_and_remove();
+        tls.ca.remove_files();
+    }
+}
+
 impl PgCluster {
     /// The cluster shared by every test of this process, started on first use with the
     /// template database ready, and stopped when the process exits.
     pub fn shared() -> &'static PgCluster {
-        let cluster = SHARED.get_or_init(|| match PgCluster::start_new() {
+        let cluster = SHARED.get_or_init(|| match PgCluster::start_new(None) {
             Ok(cluster) => {
                 // SAFETY: registering a plain extern "C" function with no arguments.
                 unsafe { libc::atexit(stop_shared_cluster_at_exit) };
@@ -381,13 +409,42 @@ impl PgCluster {
     /// A cluster of this test's own (same setup as the shared one), stopped and removed
     /// when dropped.
     pub fn start_private() -> PgCluster {
-        match PgCluster::start_new() {
+        match PgCluster::start_new(None) {
             Ok(cluster) => cluster,
             Err(error) => panic!("a private test PostgreSQL could not start: {error:#}"),
         }
     }
 
-    fn start_new() -> Result<PgCluster> {
+    /// A cluster of this test's own that accepts TCP connections over TLS only, with a
+    /// certificate for `127.0.0.1` signed by `ca`; stopped and removed when dropped.
+    pub fn start_private_tls(ca: &TestCa) -> PgCluster {
+        match PgCluster::start_new(Some(ca)) {
+            Ok(cluster) => cluster,
+            Err(error) => panic!("a TLS test PostgreSQL could not start: {error:#}"),
+        }
+    }
+
+    /// The TLS-only cluster shared by every test of this process (see
+    /// [`PgCluster::start_private_tls`]), with its CA; stopped when the process exits.
+    pub fn shared_tls() -> &'static TlsCluster {
+        let tls = SHARED_TLS.get_or_init(|| {
+            let ca = TestCa::new("voice-edge test database CA");
+            match PgCluster::start_new(Some(&ca)) {
+                Ok(cluster) => {
+                    // SAFETY: registering a plain extern "C" function with no arguments.
+                    unsafe { libc::atexit(stop_shared_tls_cluster_at_exit) };
+                    Ok(TlsCluster { cluster, ca })
+                }
+                Err(error) => Err(format!("{error:#}")),
+            }
+        });
+        match tls {
+            Ok(tls) => tls,
+            Err(error) => panic!("the shared TLS test PostgreSQL could not start: {error}"),
+        }
+    }
+
+    fn start_new(tls: Option<&TestCa>) -> Result<PgCluster> {
         let identity = server_identity()?;
         let parent = repo_root().join("target/test-pg");
         fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -403,13 +460,52 @@ impl PgCluster {
             base_dir,
             port: 0,
             identity,
+            tls_only: false,
             postmaster: Mutex::new(None),
         };
         // Dropping the half-built cluster on any error below stops and removes it.
         cluster.init_data_dir()?;
         cluster.start_on_a_free_port()?;
         cluster.create_template()?;
+        if let Some(ca) = tls {
+            cluster.require_tls(ca)?;
+        }
         Ok(cluster)
+    }
+
+    /// Turns TLS on with a certificate `ca` signs, makes `hostssl` the only way in over
+    /// TCP (the Unix socket stays open to the testkit), and restarts the server.
+    fn require_tls(&mut self, ca: &TestCa) -> Result<()> {
+        let server = ca.issue_server_certificate(&self.base_dir, "127.0.0.1")?;
+        for file in [&server.certificate, &server.key] {
+            chown(file, self.identity)?;
+        }
+        // PostgreSQL refuses a key that others can read.
+        fs::set_permissions(&server.key, fs::Permissions::from_mode(0o600))?;
+        let mut admin = self.connect("postgres")?;
+        for statement in [
+            "ALTER SYSTEM SET ssl = on".to_string(),
+            format!(
+                "ALTER SYSTEM SET ssl_cert_file = '{}'",
+                server.certificate.display()
+            ),
+            format!("ALTER SYSTEM SET ssl_key_file = '{}'", server.key.display()),
+        ] {
+            admin
+                .batch_execute(&statement)
+                .map_err(|error| anyhow!("{statement}: {}", describe(&error)))?;
+        }
+        drop(admin);
+        fs::write(
+            self.data_dir.join("pg_hba.conf"),
+            "# voice-edge TLS tests: TCP over TLS only; the socket for the testkit
+             local   all  all                 scram-sha-256
+             hostssl all  all  127.0.0.1/32   scram-sha-256
+",
+        )?;
+        self.tls_only = true;
+        self.stop();
+        self.start_server()
     }
 
     fn init_data_dir(&self) -> Result<()> {
@@ -532,6 +628,11 @@ impl PgCluster {
         &self,
         database: &str,
     ) -> std::result::Result<postgres::Client, postgres::Error> {
+        if self.tls_only {
+            return socket_config(&self.data_dir, self.port, "postgres", SUPERUSER_PASSWORD)
+                .dbname(database)
+                .connect(postgres::NoTls);
+        }
         postgres::Client::connect(&self.url(database), postgres::NoTls)
     }
 
@@ -550,12 +651,23 @@ impl PgCluster {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// The superuser's URL for a database of this cluster.
+    /// The superuser's URL for a database of this cluster (`sslmode=require` when it
+    /// speaks TLS only, else `disable`).
     pub fn url(&self, database: &str) -> String {
         format!(
-            "postgres://postgres:{SUPERUSER_PASSWORD}@127.0.0.1:{}/{database}?sslmode=disable",
-            self.port
+            "postgres://postgres:{SUPERUSER_PASSWORD}@127.0.0.1:{}/{database}?sslmode={}",
+            self.port,
+            self.sslmode()
         )
+    }
+
+    fn sslmode(&self) -> &'static str {
+        if self.tls_only { "require" } else { "disable" }
+    }
+
+    /// Whether TCP connections must use TLS.
+    pub fn is_tls_only(&self) -> bool {
+        self.tls_only
     }
 
     /// The data directory (its `postgres.log` sits beside it).
@@ -603,11 +715,25 @@ impl Drop for PgCluster {
     }
 }
 
+/// Connection settings for the server's Unix socket in `dir`.
+fn socket_config(dir: &Path, port: u16, user: &str, password: &str) -> postgres::Config {
+    let mut config = postgres::Config::new();
+    config
+        .host_path(dir)
+        .port(port)
+        .user(user)
+        .password(password);
+    config
+}
+
 /// A database of its own for one test: a copy of the template (or an empty one).
 #[derive(Debug, Clone)]
 pub struct TestDb {
     name: String,
     port: u16,
+    /// The server's socket directory, when TCP needs TLS (the testkit's own
+    /// connections then go through the socket).
+    socket_dir: Option<PathBuf>,
 }
 
 impl TestDb {
@@ -645,6 +771,7 @@ impl TestDb {
         TestDb {
             name,
             port: cluster.port(),
+            socket_dir: cluster.tls_only.then(|| cluster.data_dir.clone()),
         }
     }
 
@@ -653,20 +780,50 @@ impl TestDb {
         &self.name
     }
 
-    /// The superuser's URL: `postgres://postgres:…@127.0.0.1:<port>/<db>?sslmode=disable`.
+    /// The superuser's URL: `postgres://postgres:…@127.0.0.1:<port>/<db>?sslmode=disable`
+    /// (`sslmode=require` in a TLS-only cluster).
     pub fn url(&self) -> String {
         format!(
-            "postgres://postgres:{SUPERUSER_PASSWORD}@127.0.0.1:{}/{}?sslmode=disable",
-            self.port, self.name
+            "postgres://postgres:{SUPERUSER_PASSWORD}@127.0.0.1:{}/{}?sslmode={}",
+            self.port,
+            self.name,
+            self.sslmode()
         )
     }
 
     /// The `demo_relay` role's URL for this database.
     pub fn demo_url(&self) -> String {
         format!(
-            "postgres://demo_relay:{DEMO_RELAY_PASSWORD}@127.0.0.1:{}/{}?sslmode=disable",
-            self.port, self.name
+            "postgres://demo_relay:{DEMO_RELAY_PASSWORD}@127.0.0.1:{}/{}?sslmode={}",
+            self.port,
+            self.name,
+            self.sslmode()
         )
+    }
+
+    fn sslmode(&self) -> &'static str {
+        if self.socket_dir.is_some() {
+            "require"
+        } else {
+            "disable"
+        }
+    }
+
+    fn connect_as(&self, url: &str, user: &str, password: &str) -> postgres::Client {
+        let connected = match &self.socket_dir {
+            Some(dir) => socket_config(dir, self.port, user, password)
+                .dbname(&self.name)
+                .connect(postgres::NoTls),
+            None => postgres::Client::connect(url, postgres::NoTls),
+        };
+        match connected {
+            Ok(client) => client,
+            Err(error) => panic!(
+                "connecting as {user} to test database {}: {}",
+                self.name,
+                describe(&error)
+            ),
+        }
     }
 
     /// `127.0.0.1:<port>`, the value of the `db_host` variable.
@@ -676,26 +833,12 @@ impl TestDb {
 
     /// A superuser connection, for setting up and checking rows.
     pub fn client(&self) -> postgres::Client {
-        match postgres::Client::connect(&self.url(), postgres::NoTls) {
-            Ok(client) => client,
-            Err(error) => panic!(
-                "connecting to test database {}: {}",
-                self.name,
-                describe(&error)
-            ),
-        }
+        self.connect_as(&self.url(), "postgres", SUPERUSER_PASSWORD)
     }
 
     /// A connection as `demo_relay`.
     pub fn demo_client(&self) -> postgres::Client {
-        match postgres::Client::connect(&self.demo_url(), postgres::NoTls) {
-            Ok(client) => client,
-            Err(error) => panic!(
-                "connecting as demo_relay to {}: {}",
-                self.name,
-                describe(&error)
-            ),
-        }
+        self.connect_as(&self.demo_url(), "demo_relay", DEMO_RELAY_PASSWORD)
     }
 
     /// The Spin variables that point the app at this database: `db_url`, `demo_db_url`,
@@ -757,5 +900,34 @@ mod tests {
         let names: Vec<String> = db.app_vars().into_iter().map(|(name, _)| name).collect();
         assert_eq!(names, ["db_url", "demo_db_url", "db_host"]);
         assert_ne!(TestDb::create().name(), db.name());
+    }
+
+    #[test]
+    fn a_tls_cluster_refuses_plain_tcp_and_keeps_the_socket_for_the_testkit() {
+        let tls = PgCluster::shared_tls();
+        assert!(tls.cluster.is_tls_only());
+        let db = TestDb::create_in(&tls.cluster);
+        assert!(db.url().ends_with("?sslmode=require"), "{}", db.url());
+        let plain = db.url().replace("sslmode=require", "sslmode=disable");
+        let refused = postgres::Client::connect(&plain, postgres::NoTls)
+            .err()
+            .and_then(|error| error.as_db_error().map(|db| db.message().to_string()))
+            .unwrap_or_default();
+        assert!(
+            refused.contains("no pg_hba.conf entry") && refused.contains("no encryption"),
+            "plain TCP is refused by pg_hba.conf: {refused}"
+        );
+        let activities: i64 = db
+            .demo_client()
+            .query_one("SELECT count(*) FROM demo_activities", &[])
+            .expect("demo_relay reads through the socket")
+            .get(0);
+        assert_eq!(activities, 12);
+        let ssl: String = db
+            .client()
+            .query_one("SHOW ssl", &[])
+            .expect("the superuser reads through the socket")
+            .get(0);
+        assert_eq!(ssl, "on");
     }
 }

@@ -11,7 +11,11 @@
 //! - `pg` (POST `{"address", "steps": [{"kind": "query"|"execute", "statement",
 //!   "params": [...], "decode"?: [{"column", "as"}]}]}`): opens one connection and runs
 //!   the steps on it, reporting every value as the host sent it (with
-//!   `"trap_after_steps": true` it panics instead of answering, connection still open);
+//!   `"trap_after_steps": true` it panics instead of answering, connection still open).
+//!   The connection comes from `spin:postgres@4.0.0`'s `connection.open` (spin-sdk's
+//!   `pg4`), or, with `"builder": {"ca_root"?: "<PEM>"}`, from `@4.1.0`'s
+//!   `connection-builder` (shared's binding): `set-ca-root` when `ca_root` is given
+//!   (its error is reported as `set-ca-root-error`), then `build`;
 //! - `shared-transaction-panic` (POST `{"address", "statement"}`): runs the statement
 //!   inside `voice_edge_shared::db::Db::transaction` and panics before the transaction
 //!   ends, to show that the shared helper rolls it back before the trap;
@@ -28,6 +32,7 @@ use spin_sdk::http_component;
 use spin_sdk::pg4::{
     Connection, DbValue, Interval, ParameterValue, PgError, QueryError, RangeBoundKind, RowSet,
 };
+use voice_edge_shared::db::spin_postgres;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -117,10 +122,14 @@ fn handle(request: Request) -> Response {
 }
 
 fn shared_transaction_panic(spec: &Value) -> Response {
-    use voice_edge_shared::db::{Db, DbError};
+    use voice_edge_shared::db::{Db, DbAddress, DbError};
     let address = spec["address"].as_str().unwrap_or_default();
     let statement = spec["statement"].as_str().unwrap_or_default();
-    let db = match Db::connect(address) {
+    let address = match DbAddress::new("address", address.to_string(), None) {
+        Ok(address) => address,
+        Err(error) => return json_response(500, json!({"error": error.to_string()})),
+    };
+    let db = match Db::connect(&address) {
         Ok(db) => db,
         Err(error) => return json_response(500, json!({"error": error.to_string()})),
     };
@@ -389,7 +398,31 @@ fn decoded(rows: &RowSet, column: &str, as_type: &str) -> Value {
     text.map(Value::String).unwrap_or(Value::Null)
 }
 
-fn run_step(connection: &Connection, step: &Value) -> Value {
+/// A connection of either version of the interface (their types are the same).
+trait PgConnection {
+    fn query(&self, statement: &str, params: &[ParameterValue]) -> Result<RowSet, PgError>;
+    fn execute(&self, statement: &str, params: &[ParameterValue]) -> Result<u64, PgError>;
+}
+
+impl PgConnection for Connection {
+    fn query(&self, statement: &str, params: &[ParameterValue]) -> Result<RowSet, PgError> {
+        Connection::query(self, statement, params)
+    }
+    fn execute(&self, statement: &str, params: &[ParameterValue]) -> Result<u64, PgError> {
+        Connection::execute(self, statement, params)
+    }
+}
+
+impl PgConnection for spin_postgres::Connection {
+    fn query(&self, statement: &str, params: &[ParameterValue]) -> Result<RowSet, PgError> {
+        spin_postgres::Connection::query(self, statement, params)
+    }
+    fn execute(&self, statement: &str, params: &[ParameterValue]) -> Result<u64, PgError> {
+        spin_postgres::Connection::execute(self, statement, params)
+    }
+}
+
+fn run_step(connection: &dyn PgConnection, step: &Value) -> Value {
     let statement = step["statement"].as_str().unwrap_or_default();
     let params: Result<Vec<ParameterValue>, String> = step["params"]
         .as_array()
@@ -438,18 +471,38 @@ fn run_step(connection: &Connection, step: &Value) -> Value {
     }
 }
 
-fn postgres(spec: &Value) -> Value {
+/// Opens the connection `spec` asks for, or says why it could not.
+fn open(spec: &Value) -> Result<Box<dyn PgConnection>, Value> {
     let address = spec["address"].as_str().unwrap_or_default();
-    let connection = match Connection::open(address) {
+    let Some(builder_spec) = spec.get("builder") else {
+        return match Connection::open(address) {
+            Ok(connection) => Ok(Box::new(connection)),
+            Err(error) => Err(json!({"open-error": error_json(&error)})),
+        };
+    };
+    let builder = spin_postgres::ConnectionBuilder::new(address);
+    if let Some(ca_root) = builder_spec["ca_root"].as_str()
+        && let Err(error) = builder.set_ca_root(ca_root)
+    {
+        return Err(json!({"set-ca-root-error": error_json(&error)}));
+    }
+    match builder.build() {
+        Ok(connection) => Ok(Box::new(connection)),
+        Err(error) => Err(json!({"open-error": error_json(&error)})),
+    }
+}
+
+fn postgres(spec: &Value) -> Value {
+    let connection = match open(spec) {
         Ok(connection) => connection,
-        Err(error) => return json!({"open-error": error_json(&error)}),
+        Err(answer) => return answer,
     };
     let steps: Vec<Value> = spec["steps"]
         .as_array()
         .map(|steps| {
             steps
                 .iter()
-                .map(|step| run_step(&connection, step))
+                .map(|step| run_step(connection.as_ref(), step))
                 .collect()
         })
         .unwrap_or_default();

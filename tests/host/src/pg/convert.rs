@@ -1,4 +1,4 @@
-//! Spin's `spin:postgres@4.0.0` type mapping, between WIT values and what
+//! Spin's `spin:postgres@4` type mapping, between WIT values and what
 //! `tokio-postgres` reads and writes.
 //!
 //! Results: `bool`, `int2/4/8`, `float4/8`, `text`/`varchar`/`bpchar`, `bytea`,

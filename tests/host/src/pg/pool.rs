@@ -1,5 +1,5 @@
-//! Pooled PostgreSQL connections, one pool per connection string, shared by every
-//! request of an app.
+//! Pooled PostgreSQL connections, one pool per connection string and root CA, shared
+//! by every request of an app.
 //!
 //! A guest's `connection` resource holds one pooled client for its whole life, so
 //! `BEGIN` … `COMMIT` on one resource run on one server session. When the resource is
@@ -14,13 +14,21 @@
 //!
 //! TLS follows `sslmode` as Spin does (through `tokio-postgres`): absent or `prefer`
 //! tries TLS and falls back to plain, `require` insists on TLS, `disable` never uses it;
-//! other modes (`verify-full`) make the connection string invalid.
+//! other modes (`verify-full`) make the connection string invalid. TLS verifies the
+//! server's certificate chain and name against the public roots, plus the root CA a
+//! guest gave through the connection builder ([`RootCa`]): Spin adds such a root to
+//! its client's trust store the same way. A pool is keyed by the connection string
+//! and the CA's hash, as Spin's are, so connections verified against one CA are never
+//! handed to a guest that asked for another (or for none).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::TryStreamExt;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_postgres::{Client, Statement};
@@ -36,9 +44,64 @@ const STATEMENT_CACHE_SIZE: usize = 256;
 const CLEAN_SESSION: &str = "CLOSE ALL; SET SESSION AUTHORIZATION DEFAULT; RESET ALL; \
      UNLISTEN *; SELECT pg_advisory_unlock_all(); DISCARD TEMP; DISCARD SEQUENCES;";
 
+/// A root CA a guest handed over with `set-ca-root`: the first certificate of a PEM
+/// text, and the SHA-256 of the whole text (part of a pool's key, as in Spin).
+#[derive(Clone)]
+pub struct RootCa {
+    certificate: CertificateDer<'static>,
+    hash: [u8; 32],
+}
+
+impl std::fmt::Debug for RootCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hash: String = self.hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+        write!(f, "RootCa {{ sha256: {hash}… }}")
+    }
+}
+
+impl RootCa {
+    /// Reads the first `CERTIFICATE` block of `pem`, as Spin's client does (OpenSSL's
+    /// `PEM_read_bio_X509`: text around the block is ignored, and so are further
+    /// certificates). The error says what is wrong, never what the text holds.
+    pub fn from_pem(pem: &str) -> Result<Self, String> {
+        let certificate = CertificateDer::from_pem_slice(pem.as_bytes())
+            .map_err(|_| "no PEM certificate found".to_string())?;
+        // What the verifier will need of it: a well-formed X.509 certificate.
+        rustls::RootCertStore::empty()
+            .add(certificate.clone())
+            .map_err(|_| "the PEM block is not an X.509 certificate".to_string())?;
+        Ok(Self {
+            certificate,
+            hash: Sha256::digest(pem.as_bytes()).into(),
+        })
+    }
+}
+
+/// The TLS client of a pool: the public roots, and the guest's root CA when it gave one.
+fn tls_connector(ca_root: Option<&RootCa>) -> MakeRustlsConnect {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(ca_root) = ca_root {
+        // Checked by `RootCa::from_pem`.
+        let _ = roots.add(ca_root.certificate.clone());
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    MakeRustlsConnect::new(config)
+}
+
+/// A pool's key: the connection string and the hash of the guest's root CA.
+type PoolKey = (String, Option<[u8; 32]>);
+
 /// The pools of one app.
 pub struct PgPools {
-    pools: Mutex<HashMap<String, Arc<Pool>>>,
+    pools: Mutex<HashMap<PoolKey, Arc<Pool>>>,
     tls: MakeRustlsConnect,
 }
 
@@ -59,28 +122,24 @@ impl Default for PgPools {
 impl PgPools {
     /// No pools yet; they open on first use.
     pub fn new() -> Self {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         Self {
             pools: Mutex::new(HashMap::new()),
-            tls: MakeRustlsConnect::new(config),
+            tls: tls_connector(None),
         }
     }
 
-    /// A client for `address`, from the pool or newly connected. The error text is
-    /// what the guest gets in `connection-failed`.
-    pub async fn checkout(&self, address: &str) -> Result<Checkout, String> {
+    /// A client for `address` (verified against `ca_root` as well as the public roots
+    /// when there is one), from the pool or newly connected. The error text is what
+    /// the guest gets in `connection-failed`.
+    pub async fn checkout(
+        &self,
+        address: &str,
+        ca_root: Option<&RootCa>,
+    ) -> Result<Checkout, String> {
         let pool = {
             let mut pools = self.pools.lock().unwrap_or_else(|e| e.into_inner());
-            match pools.get(address) {
+            let key = (address.to_string(), ca_root.map(|ca_root| ca_root.hash));
+            match pools.get(&key) {
                 Some(pool) => pool.clone(),
                 None => {
                     let config = address.parse::<tokio_postgres::Config>().map_err(|error| {
@@ -89,13 +148,18 @@ impl PgPools {
                             anyhow::Error::new(error).context("parsing Postgres connection string")
                         )
                     })?;
+                    let tls = match ca_root {
+                        Some(ca_root) => tls_connector(Some(ca_root)),
+                        None => self.tls.clone(),
+                    };
                     let pool = Arc::new(Pool {
                         config,
+                        tls,
                         idle: Mutex::new(Vec::new()),
                         permits: Arc::new(Semaphore::new(POOL_SIZE)),
                         tasks: Mutex::new(Vec::new()),
                     });
-                    pools.insert(address.to_string(), pool.clone());
+                    pools.insert(key, pool.clone());
                     pool
                 }
             }
@@ -115,7 +179,7 @@ impl PgPools {
                 });
             }
         }
-        let client = pool.connect(&self.tls).await?;
+        let client = pool.connect().await?;
         Ok(Checkout {
             client: Some(client),
             pool,
@@ -150,6 +214,7 @@ impl PgPools {
 
 struct Pool {
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     idle: Mutex<Vec<PooledClient>>,
     permits: Arc<Semaphore>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -166,13 +231,17 @@ impl Pool {
         None
     }
 
-    async fn connect(&self, tls: &MakeRustlsConnect) -> Result<PooledClient, String> {
-        let (client, connection) = self.config.connect(tls.clone()).await.map_err(|error| {
-            format!(
-                "{:?}",
-                anyhow::Error::new(error).context("connecting to PostgreSQL")
-            )
-        })?;
+    async fn connect(&self) -> Result<PooledClient, String> {
+        let (client, connection) =
+            self.config
+                .connect(self.tls.clone())
+                .await
+                .map_err(|error| {
+                    format!(
+                        "{:?}",
+                        anyhow::Error::new(error).context("connecting to PostgreSQL")
+                    )
+                })?;
         let task = tokio::spawn(async move {
             // The connection ends when the client is dropped or the server goes away;
             // the next checkout sees `is_closed` and connects again.
