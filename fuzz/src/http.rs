@@ -16,6 +16,7 @@
 
 use serde_json::Value;
 use voice_edge_shared::ApiError;
+use voice_edge_shared::client_addr::TrustedProxies;
 use voice_edge_shared::http::{CorsPolicy, JSON_LIMIT, RawRequest, Reply, handle, redact};
 
 use crate::{fields, mode, text};
@@ -36,11 +37,16 @@ pub fn run(data: &[u8]) {
         path_info: text(path_info),
         query: text(query),
         headers: headers.clone(),
-        body: body.to_vec(),
+        body: body.to_vec().into(),
     };
+    // A declared length over a limit is refused before any byte is read.
+    let declared = headers
+        .iter()
+        .find(|(name, _)| name == "content-length")
+        .and_then(|(_, value)| value.trim().parse::<u64>().ok());
     let query = raw.query.clone();
     let mut handler_ran = false;
-    let handled = handle("fuzz", raw, &cors, |incoming| {
+    let handled = handle("fuzz", raw, &Ok(cors.clone()), |incoming| {
         handler_ran = true;
         for segment in incoming.segments() {
             assert!(!segment.is_empty() && !segment.contains('/'));
@@ -57,11 +63,11 @@ pub fn run(data: &[u8]) {
             assert!(!content_type.contains(';'));
             assert_eq!(content_type, content_type.trim().to_ascii_lowercase());
         }
-        let _ = incoming.client_ip();
+        let _ = incoming.client_addr(&TrustedProxies::default());
         let _ = incoming.header("authorization");
         let limit = if mode & 1 == 0 { JSON_LIMIT } else { 16 };
         if let Err(error) = incoming.body(limit) {
-            assert!(body.len() > limit);
+            assert!(body.len() > limit || declared.is_some_and(|length| length > limit as u64));
             return Err(error);
         }
         let json: Value = incoming.json_or_empty()?;
@@ -134,10 +140,15 @@ pub fn run(data: &[u8]) {
 /// The value of the first pair named `name`, per the URL Standard's
 /// `application/x-www-form-urlencoded` parser.
 fn reference_query_param(query: &str, name: &str) -> Option<String> {
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (form_decode(key) == name).then(|| form_decode(value))
-    })
+    // An empty pair (`a=1&&b=2`, or an empty query) names nothing (WHATWG URL,
+    // application/x-www-form-urlencoded parsing).
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .find_map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (form_decode(key) == name).then(|| form_decode(value))
+        })
 }
 
 /// `+` is a space; `%` and two hex digits is that byte; anything else is itself; the

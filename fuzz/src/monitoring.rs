@@ -10,9 +10,9 @@
 
 use voice_edge_shared::http::parse_json;
 use voice_edge_shared::monitoring::ingest::{
-    MAX_CONNECTION_TIME_MS, MAX_COUNTER, MAX_DURATION_MS, MAX_ERROR_MESSAGE_CHARS,
-    MAX_ERROR_TYPE_CHARS, MAX_LATENCY_MS, MAX_STACK_TRACE_CHARS, SessionErrorBody,
-    SessionMetricsBody,
+    MAX_CONNECTION_TIME_MS, MAX_DURATION_MS, MAX_ERROR_MESSAGE_CHARS, MAX_ERROR_TYPE_CHARS,
+    MAX_LATENCY_MS, MAX_STACK_TRACE_CHARS, SessionErrorBody, SessionMetricsBody, max_chunks,
+    max_reconnections,
 };
 use voice_edge_shared::monitoring::rollout::{MAX_REASON_CHARS, RolloutBody};
 use voice_edge_shared::monitoring::window_hours;
@@ -52,10 +52,17 @@ fn metrics(body: &[u8]) {
         metrics.audio_chunks_sent,
         metrics.audio_chunks_received,
         metrics.buffer_underruns,
-        metrics.reconnection_attempts,
     ] {
-        assert!((0..=MAX_COUNTER).contains(&counter), "{counter}");
+        assert!(
+            (0..=max_chunks(metrics.duration_ms)).contains(&counter),
+            "{counter}"
+        );
     }
+    assert!(
+        (0..=max_reconnections(metrics.duration_ms)).contains(&metrics.reconnection_attempts),
+        "{}",
+        metrics.reconnection_attempts
+    );
 }
 
 fn error(body: &[u8]) {

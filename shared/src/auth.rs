@@ -932,7 +932,7 @@ mod tests {
         let handled = handle(
             "test",
             request_with(authorization),
-            &CorsPolicy::AnyOrigin,
+            &Ok(CorsPolicy::AnyOrigin),
             |incoming| {
                 let claims = authenticate(incoming, &config, now())?;
                 Ok(crate::http::Reply::json(

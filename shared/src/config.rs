@@ -19,6 +19,8 @@ pub const TOKEN_TTL_SECONDS: &str = "token_ttl_seconds";
 pub const CLASSCONNECT_WEBHOOK_SECRET: &str = "classconnect_webhook_secret";
 pub const ALLOWED_ORIGINS: &str = "allowed_origins";
 pub const RATE_LIMIT_PER_MINUTE: &str = "rate_limit_per_minute";
+pub const ANON_RATE_LIMIT_PER_MINUTE: &str = "anon_rate_limit_per_minute";
+pub const TRUSTED_PROXIES: &str = "trusted_proxies";
 pub const OPENAI_SEARCH_MODEL: &str = "openai_search_model";
 pub const DB_HOST: &str = "db_host";
 /// The PEM of the CA that signs the database server's certificate (`crate::db::DbAddress`).
@@ -30,6 +32,7 @@ pub const DEFAULT_REALTIME_VOICE: &str = "ash";
 pub const DEFAULT_TOKEN_TTL_SECONDS: i64 = 60;
 pub const DEFAULT_ALLOWED_ORIGINS: &str = "*";
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: i64 = 60;
+pub const DEFAULT_ANON_RATE_LIMIT_PER_MINUTE: i64 = 600;
 pub const DEFAULT_OPENAI_SEARCH_MODEL: &str = "gpt-4.1-mini";
 
 /// A variable that is missing or does not parse. Names the variable, never the value.

@@ -9,9 +9,16 @@
 //! happened as interactions and ends the session with its telemetry.
 //!
 //! Isolation: the function connects with `demo_db_url` only, as the `demo_relay` role,
-//! whose grants cover the `demo_*` tables and the shared rate-limit table and nothing
-//! else; its repositories ([`activities`], [`sessions`], [`interactions`]) name no
-//! other table. Dropping the three demo tables removes the demo system and leaves every
+//! whose grants cover the `demo_*` tables and `EXECUTE` on one counting function
+//! (`demo_rate_limit_hit`, which counts under a `demo:` prefix only) and nothing else;
+//! its repositories ([`activities`], [`sessions`], [`interactions`]) name no other
+//! table.
+//!
+//! Every route that writes rows or calls OpenAI counts against a per-caller limit
+//! (`rate_limit_per_minute`): session creation, interaction batches, SDP relaying and
+//! token minting. The count comes last, after the body, the caller and the session
+//! were checked, and where the write after it can still be refused it shares the
+//! write's transaction, so a refused request leaves no count behind. Dropping the three demo tables removes the demo system and leaves every
 //! other function working.
 //!
 //! Routes below `/functions/v1/realtime-voice-demo-relay`:
@@ -41,7 +48,8 @@ use crate::config::{self, OpenAiConfig, Variables};
 use crate::db::{Db, DbAddress, DbError};
 use crate::error::ApiError;
 use crate::http::{Incoming, JSON_LIMIT, Reply, SDP_LIMIT};
-use crate::ratelimit;
+use crate::log::Level;
+use crate::ratelimit::{self, Counter, Limit};
 
 use model::{DemoSession, SessionStatus, utc_rfc3339};
 use requests::{CreateSessionRequest, EndSessionRequest};
@@ -182,13 +190,17 @@ impl<'a> Route<'a> {
     }
 }
 
-/// Handles a request to the demo relay.
-pub fn handle(incoming: &Incoming, vars: &impl Variables) -> Result<Reply, ApiError> {
+/// Handles a request to the demo relay; `now_unix` is the clock JWTs are checked against.
+pub fn handle(
+    incoming: &Incoming,
+    vars: &impl Variables,
+    now_unix: i64,
+) -> Result<Reply, ApiError> {
     let segments = incoming.segments();
     let route = Route::parse(&segments)?;
     incoming.allow(&[route.method()])?;
     let config = DemoConfig::load(vars)?;
-    let claims = auth::authenticate(incoming, &config.auth, chrono::Utc::now().timestamp())?;
+    let claims = auth::authenticate(incoming, &config.auth, now_unix)?;
 
     match route {
         Route::ListActivities => list_activities(incoming, &config),
@@ -199,7 +211,7 @@ pub fn handle(incoming: &Incoming, vars: &impl Variables) -> Result<Reply, ApiEr
             let session_id = requests::parse_path_id(id, "session_id")?;
             match action {
                 SessionAction::Sdp => relay_sdp(incoming, &config, student_id, session_id),
-                SessionAction::Token => mint_token(&config, student_id, session_id),
+                SessionAction::Token => mint_token(incoming, &config, student_id, session_id),
                 SessionAction::Interactions => {
                     post_interactions(incoming, &config, student_id, session_id)
                 }
@@ -207,6 +219,25 @@ pub fn handle(incoming: &Incoming, vars: &impl Variables) -> Result<Reply, ApiEr
             }
         }
     }
+}
+
+/// The caller's limit for `action` (`demo:<action>:user:<id>` once counted).
+fn caller_limit(config: &DemoConfig, action: &str, student_id: Uuid) -> Limit {
+    Limit::new(
+        ratelimit::caller_key(action, Some(student_id), None),
+        config.rate_limit_per_minute,
+    )
+}
+
+/// Counts one request of the caller for `action`; `429` over the limit.
+fn count(db: &Db, incoming: &Incoming, limit: &Limit) -> Result<(), ApiError> {
+    ratelimit::enforce(
+        db,
+        incoming,
+        Counter::DemoFunction,
+        &limit.key,
+        limit.per_minute,
+    )
 }
 
 fn connect(config: &DemoConfig) -> Result<Db, ApiError> {
@@ -248,8 +279,11 @@ fn create_session(
     let activity = activities::find_published(&db, request.demo_activity_id)?
         .ok_or_else(|| ApiError::not_found("Demo activity not found"))?;
     let session_config = build_session_config(&activity, config.settings()).to_value();
-    let session = sessions::insert(&db, activity.id, student_id, &session_config)
-        .map_err(|error| insert_failure(error, &activity.id))?;
+    let limit = caller_limit(config, "sessions", student_id);
+    let session = ratelimit::within_limits(&db, incoming, Counter::DemoFunction, &[limit], |tx| {
+        sessions::insert(tx, activity.id, student_id, &session_config)
+            .map_err(|error| insert_failure(error, &activity.id))
+    })?;
     Ok(Reply::json(
         201,
         &json!({
@@ -328,12 +362,15 @@ fn relay_sdp(
     let db = connect(config)?;
     let session = owned_active_session(&db, student_id, session_id)?;
     openai::require_api_key(&config.openai)?;
-    let bucket = ratelimit::caller_key("sdp", Some(student_id), None);
-    ratelimit::enforce(&db, &bucket, config.rate_limit_per_minute)?;
+    count(&db, incoming, &caller_limit(config, "sdp", student_id))?;
 
     let answer = openai::relay_offer(&config.openai, offer, &session.session_config)?;
     if answer.call_id.is_none() {
-        eprintln!("{FUNCTION}: OpenAI created a call without a usable Location header");
+        incoming.log(
+            Level::Warn,
+            "call_without_location",
+            "OpenAI created a call without a usable Location header",
+        );
     }
     if !sessions::set_call_id(&db, session_id, student_id, answer.call_id.as_deref())? {
         return Err(session_ended());
@@ -345,12 +382,16 @@ fn relay_sdp(
     Ok(reply.header("cache-control", "no-store"))
 }
 
-fn mint_token(config: &DemoConfig, student_id: Uuid, session_id: Uuid) -> Result<Reply, ApiError> {
+fn mint_token(
+    incoming: &Incoming,
+    config: &DemoConfig,
+    student_id: Uuid,
+    session_id: Uuid,
+) -> Result<Reply, ApiError> {
     let db = connect(config)?;
     let session = owned_active_session(&db, student_id, session_id)?;
     openai::require_api_key(&config.openai)?;
-    let bucket = ratelimit::caller_key("mint", Some(student_id), None);
-    ratelimit::enforce(&db, &bucket, config.rate_limit_per_minute)?;
+    count(&db, incoming, &caller_limit(config, "mint", student_id))?;
 
     let secret = openai::mint_client_secret(
         &config.openai,
@@ -391,10 +432,14 @@ fn post_interactions(
 ) -> Result<Reply, ApiError> {
     let items = requests::parse_interaction_batch(incoming.body(JSON_LIMIT)?)?;
     let db = connect(config)?;
-    let inserted = interactions::insert_batch(&db, session_id, student_id, &items)?;
-    if inserted == 0 {
-        return Err(refusal(&db, student_id, session_id));
-    }
+    let limit = caller_limit(config, "interactions", student_id);
+    let inserted =
+        ratelimit::within_limits(&db, incoming, Counter::DemoFunction, &[limit], |tx| {
+            match interactions::insert_batch(tx, session_id, student_id, &items)? {
+                0 => Err(refusal(tx, student_id, session_id)),
+                inserted => Ok(inserted),
+            }
+        })?;
     Ok(Reply::json(201, &json!({ "inserted": inserted })))
 }
 

@@ -3,19 +3,29 @@
 //!
 //! `healthy` when all is well, `degraded` without an API key (or when a deep probe
 //! fails), `unhealthy` with `503` when the database does not answer.
+//!
+//! The deep probe is shared by every caller: the route needs no auth, so it calls
+//! OpenAI at most once per [`DEEP_PROBE_INTERVAL_SECONDS`], whoever asks. The last
+//! answer is kept in Postgres (`health_probes`, one row per probe), since instances are
+//! fresh per request; a request that does not win the claim is answered from that row.
 
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::config::{self, OpenAiConfig, Variables};
-use crate::db::{Db, DbAddress};
+use crate::db::{self, Db, DbAddress, ParameterValue};
 use crate::error::ApiError;
 use crate::http::{Incoming, Reply};
+use crate::log::Level;
 use crate::outbound::{self, OutboundRequest};
 
 /// How long a deep probe of OpenAI may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// At most one upstream probe per this many seconds, over all callers and instances.
+pub const DEEP_PROBE_INTERVAL_SECONDS: f64 = 30.0;
+/// The `health_probes` row of the Realtime model probe.
+const REALTIME_PROBE: &str = "openai_realtime_model";
 
 /// What `health` reads from its Spin variables.
 #[derive(Debug, Clone)]
@@ -108,11 +118,24 @@ pub fn handle(incoming: &Incoming, vars: &impl Variables) -> Result<Reply, ApiEr
         Some("1" | "true" | "yes")
     );
 
-    let database = probe_database(&config.db_url);
+    let db = match Db::connect(&config.db_url)
+        .and_then(|db| db.query_one("SELECT 1 AS ok", &[]).map(|_| db))
+    {
+        Ok(db) => Some(db),
+        Err(error) => {
+            incoming.log(Level::Warn, "database_probe_failed", &error.to_string());
+            None
+        }
+    };
     let api_key = config.openai.api_key.is_some();
-    let realtime_api = deep.then(|| probe_realtime_model(&config));
+    let realtime_api = match (deep, &db) {
+        (false, _) => None,
+        // Without the database the probe cannot be shared, so it is not made.
+        (true, None) => None,
+        (true, Some(db)) => shared_realtime_probe(incoming, db, &config)?,
+    };
     let report = HealthReport::from_probes(
-        database,
+        db.is_some(),
         api_key,
         realtime_api,
         chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
@@ -127,22 +150,46 @@ pub fn handle(incoming: &Incoming, vars: &impl Variables) -> Result<Reply, ApiEr
     Ok(reply.header("cache-control", "no-store"))
 }
 
-fn probe_database(db_url: &DbAddress) -> bool {
-    let answered = Db::connect(db_url).and_then(|db| db.query_one("SELECT 1 AS ok", &[]));
-    match answered {
-        Ok(rows) => rows.rows.len() == 1,
-        Err(error) => {
-            eprintln!(
-                "health: database probe failed: {}",
-                crate::http::redact(&error.to_string())
-            );
-            false
-        }
+/// The Realtime probe's answer: a fresh one when this request wins the claim on the
+/// probe (no probe started in the last 30 s), else the last one kept (`None` while
+/// the first probe is still under way).
+fn shared_realtime_probe(
+    incoming: &Incoming,
+    db: &Db,
+    config: &HealthConfig,
+) -> Result<Option<bool>, ApiError> {
+    let claim = db.query_one(
+        "WITH previous AS (SELECT ok FROM health_probes WHERE probe = $1),
+              claimed AS (
+                  INSERT INTO health_probes AS h (probe, started_at) VALUES ($1, now())
+                  ON CONFLICT (probe) DO UPDATE SET started_at = now()
+                   WHERE h.started_at <= now() - make_interval(secs => $2::float8)
+                  RETURNING 1)
+         SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, (SELECT ok FROM previous) AS ok",
+        &[
+            db::text(REALTIME_PROBE),
+            ParameterValue::Floating64(DEEP_PROBE_INTERVAL_SECONDS),
+        ],
+    )?;
+    let row = claim
+        .rows()
+        .next()
+        .ok_or_else(|| ApiError::internal("the probe claim returned no row"))?;
+    let claimed: bool = db::column(&row, "claimed")?;
+    let last: Option<bool> = db::column(&row, "ok")?;
+    if !claimed {
+        return Ok(last);
     }
+    let ok = probe_realtime_model(incoming, config);
+    db.execute(
+        "UPDATE health_probes SET ok = $2, answered_at = now() WHERE probe = $1",
+        &[db::text(REALTIME_PROBE), ParameterValue::Boolean(ok)],
+    )?;
+    Ok(Some(ok))
 }
 
 /// Asks OpenAI for the configured model (`GET /v1/models/{model}`).
-fn probe_realtime_model(config: &HealthConfig) -> bool {
+fn probe_realtime_model(incoming: &Incoming, config: &HealthConfig) -> bool {
     let Some(key) = &config.openai.api_key else {
         return false;
     };
@@ -159,7 +206,7 @@ fn probe_realtime_model(config: &HealthConfig) -> bool {
     match outbound::send(&request) {
         Ok(response) => response.status == 200,
         Err(error) => {
-            eprintln!("health: OpenAI probe failed: {error}");
+            incoming.log(Level::Warn, "openai_probe_failed", &error.to_string());
             false
         }
     }

@@ -1,19 +1,27 @@
 //! The request pipeline every function runs through.
 //!
-//! [`serve`] turns Spin's request into an [`Incoming`], answers CORS preflights,
-//! refuses origins outside `allowed_origins`, gives every response its CORS headers and
-//! `x-request-id`, maps an [`ApiError`] to the contract's JSON body, and prints the one
-//! JSON log line of the request. [`handle`] is the same pipeline as pure code over
-//! [`RawRequest`], so it is unit-tested without a host.
+//! [`serve`] turns Spin's [`IncomingRequest`] into an [`Incoming`], answers CORS
+//! preflights, refuses origins outside `allowed_origins`, gives every response its CORS
+//! headers and `x-request-id`, maps an [`ApiError`] to the contract's JSON body, and
+//! prints the one JSON log line of the request. [`handle`] is the same pipeline as pure
+//! code over [`RawRequest`], so it is unit-tested without a host.
+//!
+//! **Bodies are streamed.** Nothing is read before a handler asks for the body with a
+//! limit ([`Incoming::body`]); it is then read from Spin's stream in chunks and refused
+//! with `413` as soon as it passes the limit (or at once when `content-length` says it
+//! will), so no request makes an instance hold more than its limit and one chunk.
+//! Routes that take no body (`OPTIONS`, `health`, every `GET`) never read it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::net::IpAddr;
 use std::time::Instant;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::config::{self, SpinVariables};
+use crate::client_addr::{self, TrustedProxies};
+use crate::config::{self, ConfigError, SpinVariables, Variables};
 use crate::error::ApiError;
 
 /// Body limit for JSON requests.
@@ -22,12 +30,15 @@ pub const JSON_LIMIT: usize = 64 * 1024;
 pub const SDP_LIMIT: usize = 32 * 1024;
 /// Body limit for webhook deliveries.
 pub const WEBHOOK_LIMIT: usize = 256 * 1024;
+/// The most one read of the body stream asks for.
+pub const READ_CHUNK: usize = 16 * 1024;
 
 const ALLOW_HEADERS: &str = "authorization, x-client-info, apikey, content-type";
 const ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE, OPTIONS";
 
 /// Which browser origins may call the functions (`allowed_origins`: `*`, or a list
-/// separated by commas or spaces).
+/// separated by commas or spaces). An empty list allows no browser origin: CORS fails
+/// closed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CorsPolicy {
     AnyOrigin,
@@ -42,26 +53,27 @@ impl CorsPolicy {
             .filter(|origin| !origin.is_empty())
             .map(str::to_string)
             .collect();
-        if origins.is_empty() || origins.iter().any(|origin| origin == "*") {
+        if origins.iter().any(|origin| origin == "*") {
             CorsPolicy::AnyOrigin
         } else {
             CorsPolicy::Origins(origins)
         }
     }
 
+    /// Reads `allowed_origins`: the default (`*`) only when the component does not
+    /// declare the variable; a declared empty value allows no browser origin; a failure
+    /// to read it is an error, never an open policy.
+    pub fn load(vars: &impl Variables) -> Result<Self, ConfigError> {
+        Ok(match vars.get(config::ALLOWED_ORIGINS)? {
+            Some(value) => CorsPolicy::parse(&value),
+            None => CorsPolicy::parse(config::DEFAULT_ALLOWED_ORIGINS),
+        })
+    }
+
     /// The CORS headers for a request from `origin`, or `None` when that origin is
     /// not allowed. Requests without `Origin` (servers, webhooks) are always allowed.
     fn headers_for(&self, origin: Option<&str>) -> Option<Vec<(String, String)>> {
-        let mut headers = vec![
-            (
-                "access-control-allow-headers".to_string(),
-                ALLOW_HEADERS.to_string(),
-            ),
-            (
-                "access-control-allow-methods".to_string(),
-                ALLOW_METHODS.to_string(),
-            ),
-        ];
+        let mut headers = base_cors_headers();
         match (self, origin) {
             (CorsPolicy::AnyOrigin, _) => {
                 headers.push(("access-control-allow-origin".into(), "*".into()));
@@ -79,8 +91,71 @@ impl CorsPolicy {
     }
 }
 
+/// The CORS headers that name no origin.
+fn base_cors_headers() -> Vec<(String, String)> {
+    vec![
+        (
+            "access-control-allow-headers".to_string(),
+            ALLOW_HEADERS.to_string(),
+        ),
+        (
+            "access-control-allow-methods".to_string(),
+            ALLOW_METHODS.to_string(),
+        ),
+    ]
+}
+
+/// Reads a body of at most `limit` bytes: the bytes, or `413` past the limit.
+type BodyReader = Box<dyn FnOnce(usize) -> Result<Vec<u8>, ApiError>>;
+
+/// A request body not read yet: bytes in memory (unit tests), or Spin's stream.
+pub struct Body(BodySource);
+
+enum BodySource {
+    Bytes(Vec<u8>),
+    Stream(BodyReader),
+}
+
+impl Body {
+    /// A body that reads `reader` when, and only when, a handler asks for it.
+    pub fn stream(reader: impl FnOnce(usize) -> Result<Vec<u8>, ApiError> + 'static) -> Self {
+        Body(BodySource::Stream(Box::new(reader)))
+    }
+
+    fn read(self, limit: usize) -> Result<Vec<u8>, ApiError> {
+        match self.0 {
+            BodySource::Bytes(bytes) if bytes.len() > limit => {
+                Err(ApiError::PayloadTooLarge { limit })
+            }
+            BodySource::Bytes(bytes) => Ok(bytes),
+            BodySource::Stream(reader) => reader(limit),
+        }
+    }
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Body(BodySource::Bytes(Vec::new()))
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Self {
+        Body(BodySource::Bytes(bytes))
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            BodySource::Bytes(bytes) => write!(f, "Body({} bytes)", bytes.len()),
+            BodySource::Stream(_) => f.write_str("Body(stream)"),
+        }
+    }
+}
+
 /// A request as the pipeline sees it, independent of the Spin SDK.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct RawRequest {
     pub method: String,
     /// The full path, without the query.
@@ -88,9 +163,9 @@ pub struct RawRequest {
     /// The path below the function's route (`spin-path-info`): `""`, `/refresh`, ….
     pub path_info: String,
     pub query: String,
-    /// Header names lower-cased.
+    /// Header names lower-cased, in the order they came.
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub body: Body,
 }
 
 /// A response before it is handed back to Spin.
@@ -140,28 +215,58 @@ impl Reply {
     }
 }
 
+/// Why a body could not be had, remembered for a second ask.
+#[derive(Debug, Clone, Copy)]
+enum BodyFailure {
+    TooLarge(usize),
+    Unreadable,
+}
+
 /// A request handed to a function's handler.
 #[derive(Debug)]
 pub struct Incoming {
-    raw: RawRequest,
+    function: &'static str,
+    method: String,
+    path: String,
+    path_info: String,
+    query: String,
+    headers: Vec<(String, String)>,
+    unread_body: RefCell<Option<Body>>,
+    body: OnceCell<Vec<u8>>,
+    body_failure: Cell<Option<BodyFailure>>,
     request_id: String,
     user_id: RefCell<Option<String>>,
 }
 
 impl Incoming {
+    fn new(function: &'static str, raw: RawRequest, request_id: String) -> Self {
+        Self {
+            function,
+            method: raw.method,
+            path: raw.path,
+            path_info: raw.path_info,
+            query: raw.query,
+            headers: raw.headers,
+            unread_body: RefCell::new(Some(raw.body)),
+            body: OnceCell::new(),
+            body_failure: Cell::new(None),
+            request_id,
+            user_id: RefCell::new(None),
+        }
+    }
+
     pub fn method(&self) -> &str {
-        &self.raw.method
+        &self.method
     }
 
     /// The path below the function's route, `""` for the function's own root.
     pub fn path_info(&self) -> &str {
-        &self.raw.path_info
+        &self.path_info
     }
 
     /// The path below the function's route, split into its non-empty segments.
     pub fn segments(&self) -> Vec<&str> {
-        self.raw
-            .path_info
+        self.path_info
             .split('/')
             .filter(|segment| !segment.is_empty())
             .collect()
@@ -171,31 +276,44 @@ impl Incoming {
         &self.request_id
     }
 
-    /// A header by its (case-insensitive) name.
+    /// A header by its (case-insensitive) name. Spin's own `spin-*` headers are taken
+    /// from the **last** value: a client may send a header of the same name, and Spin
+    /// appends its own after it. Any other header is its first value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.raw
-            .headers
+        let matches = |(key, _): &&(String, String)| key.eq_ignore_ascii_case(name);
+        let found = if name.len() > 5 && name[..5].eq_ignore_ascii_case("spin-") {
+            self.headers.iter().rfind(matches)
+        } else {
+            self.headers.iter().find(matches)
+        };
+        found.map(|(_, value)| value.as_str())
+    }
+
+    /// Every value of a header, in the order they came.
+    pub fn header_values<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
             .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .filter(move |(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
     }
 
-    /// The caller's IP address as Spin reports it (`spin-client-addr`, without the port).
-    pub fn client_ip(&self) -> Option<String> {
-        let addr = self.header("spin-client-addr")?;
-        let ip = match addr.rsplit_once(':') {
-            Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
-            _ => addr,
-        };
-        Some(ip.trim_start_matches('[').trim_end_matches(']').to_string())
+    /// The caller's IP address: the one Spin reports (`spin-client-addr`), or, when
+    /// that is one of `trusted` proxies, the right-most `X-Forwarded-For` entry that is
+    /// not ([`client_addr::client_address`]).
+    pub fn client_addr(&self, trusted: &TrustedProxies) -> Option<IpAddr> {
+        client_addr::client_address(
+            self.header("spin-client-addr"),
+            self.header_values("x-forwarded-for"),
+            trusted,
+        )
     }
 
-    /// A decoded query parameter.
+    /// A decoded query parameter (`application/x-www-form-urlencoded`, the first of
+    /// repeated names).
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.raw.query.split('&').find_map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(key) == name).then(|| percent_decode(value))
-        })
+        form_urlencoded::parse(self.query.as_bytes())
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.into_owned())
     }
 
     /// Records who the caller is, for the request log.
@@ -203,9 +321,14 @@ impl Incoming {
         *self.user_id.borrow_mut() = Some(user_id.to_string());
     }
 
+    /// Writes a JSON event line beside the request's log line, with its request id.
+    pub fn log(&self, level: crate::log::Level, event: &str, detail: &str) {
+        crate::log::event(level, self.function, Some(&self.request_id), event, detail);
+    }
+
     /// Refuses any method but `allowed` with `405` and `Allow`.
     pub fn allow(&self, allowed: &[&'static str]) -> Result<(), ApiError> {
-        if allowed.contains(&self.raw.method.as_str()) {
+        if allowed.contains(&self.method.as_str()) {
             return Ok(());
         }
         let mut allow = allowed.to_vec();
@@ -213,12 +336,40 @@ impl Incoming {
         Err(ApiError::MethodNotAllowed { allow })
     }
 
-    /// The body, refused with `413` over `limit` bytes.
+    /// The body, read as a stream and refused with `413` as soon as it passes `limit`
+    /// bytes (at once when `content-length` announces more).
     pub fn body(&self, limit: usize) -> Result<&[u8], ApiError> {
-        if self.raw.body.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
+        if let Some(body) = self.body.get() {
+            return if body.len() > limit {
+                Err(ApiError::PayloadTooLarge { limit })
+            } else {
+                Ok(body)
+            };
         }
-        Ok(&self.raw.body)
+        if let Some(failure) = self.body_failure.get() {
+            return Err(match failure {
+                BodyFailure::TooLarge(limit) => ApiError::PayloadTooLarge { limit },
+                BodyFailure::Unreadable => unreadable_body(),
+            });
+        }
+        let declared = self
+            .header("content-length")
+            .and_then(|value| value.trim().parse::<u64>().ok());
+        let read = match (declared, self.unread_body.borrow_mut().take()) {
+            (Some(length), _) if length > limit as u64 => Err(ApiError::PayloadTooLarge { limit }),
+            (_, Some(body)) => body.read(limit),
+            (_, None) => Err(unreadable_body()),
+        };
+        match read {
+            Ok(bytes) => Ok(self.body.get_or_init(|| bytes)),
+            Err(error) => {
+                self.body_failure.set(Some(match error {
+                    ApiError::PayloadTooLarge { limit } => BodyFailure::TooLarge(limit),
+                    _ => BodyFailure::Unreadable,
+                }));
+                Err(error)
+            }
+        }
     }
 
     /// The body parsed as JSON (64 KiB at most); errors name the field at fault.
@@ -248,7 +399,13 @@ impl Incoming {
     }
 }
 
-/// Parses JSON, turning serde's error into a `400` that names the field at fault.
+fn unreadable_body() -> ApiError {
+    ApiError::bad_request("The request body could not be read")
+}
+
+/// Parses JSON, turning serde's error into a `400` that names the field at fault. Text
+/// that PostgreSQL cannot store (a `\u0000` in any string) is refused too, naming the
+/// field that holds it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
     let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
@@ -274,7 +431,60 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     deserializer
         .end()
         .map_err(|error| ApiError::bad_request(format!("Malformed JSON body: {error}")))?;
+    if let Some(field) = nul_field(bytes) {
+        return Err(nul_refusal(field));
+    }
     Ok(value)
+}
+
+/// The `400` for text holding `\u0000`, naming the field.
+pub fn nul_refusal(field: String) -> ApiError {
+    ApiError::bad_field(
+        field.clone(),
+        format!("`{field}` holds a NUL character (\\u0000), which cannot be stored"),
+    )
+}
+
+/// The field of a JSON document whose text (a string, or an object's key) holds a NUL
+/// character, which PostgreSQL's `text` and `jsonb` refuse; `None` when there is none
+/// or the bytes are not JSON. Named as serde_path_to_error names fields
+/// (`items[2].transcript`); the document itself is `body`.
+pub fn nul_field(bytes: &[u8]) -> Option<String> {
+    // In JSON text a NUL can only be written as an escape, so a document without the
+    // six bytes `\u0000` holds none and is not parsed a second time.
+    if !bytes.windows(6).any(|window| window == b"\\u0000") {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(bytes).ok()?;
+    nul_path(&value, String::new()).map(|path| {
+        if path.is_empty() {
+            "body".to_string()
+        } else {
+            path
+        }
+    })
+}
+
+fn nul_path(value: &Value, path: String) -> Option<String> {
+    match value {
+        Value::String(text) => text.contains('\0').then_some(path),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(index, item)| nul_path(item, format!("{path}[{index}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let field = if path.is_empty() {
+                key.replace('\0', "\\u0000")
+            } else {
+                format!("{path}.{}", key.replace('\0', "\\u0000"))
+            };
+            if key.contains('\0') {
+                return Some(field);
+            }
+            nul_path(item, field)
+        }),
+        _ => None,
+    }
 }
 
 fn strip_position(message: &str) -> String {
@@ -287,37 +497,6 @@ fn strip_position(message: &str) -> String {
 fn missing_field(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("missing field `")?;
     rest.split('`').next()
-}
-
-fn percent_decode(input: &str) -> String {
-    let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        match bytes[index] {
-            b'+' => out.push(b' '),
-            // Only `%` and two hex digits is an escape (`u8::from_str_radix` would also
-            // take a sign: `%+9` is not a tab).
-            b'%' => match (
-                hex_digit(bytes.get(index + 1)),
-                hex_digit(bytes.get(index + 2)),
-            ) {
-                (Some(high), Some(low)) => {
-                    out.push(high << 4 | low);
-                    index += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            byte => out.push(byte),
-        }
-        index += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn hex_digit(byte: Option<&u8>) -> Option<u8> {
-    let digit = char::from(*byte?).to_digit(16)?;
-    u8::try_from(digit).ok()
 }
 
 /// A request id the caller sent, when it is a reasonable one; otherwise a new UUID.
@@ -344,11 +523,13 @@ pub struct Handled {
     pub log_line: String,
 }
 
-/// The pipeline as pure code: CORS, request id, error mapping, the log line.
+/// The pipeline as pure code: CORS, request id, error mapping, the log line. `cors` is
+/// the policy, or the error of reading it (a `500` for every request, preflights
+/// included: a configuration that cannot be read never opens CORS).
 pub fn handle(
     function: &'static str,
     raw: RawRequest,
-    cors: &CorsPolicy,
+    cors: &Result<CorsPolicy, ConfigError>,
     handler: impl FnOnce(&Incoming) -> Result<Reply, ApiError>,
 ) -> Handled {
     let started = Instant::now();
@@ -358,31 +539,30 @@ pub fn handle(
         .iter()
         .find(|(key, _)| key == "origin")
         .map(|(_, value)| value.trim_end_matches('/').to_string());
-    let incoming = Incoming {
-        raw,
-        request_id,
-        user_id: RefCell::new(None),
-    };
+    let incoming = Incoming::new(function, raw, request_id);
 
     let mut failure: Option<ApiError> = None;
-    let (mut reply, cors_headers) = match cors.headers_for(origin.as_deref()) {
-        None => {
-            let error = ApiError::OriginNotAllowed;
-            let reply = Reply::from_error(&error);
-            failure = Some(error);
+    let mut refuse = |error: ApiError| {
+        let reply = Reply::from_error(&error);
+        failure = Some(error);
+        (reply, base_cors_headers())
+    };
+    let (mut reply, cors_headers) = match cors {
+        Err(error) => refuse(ApiError::from(error.clone())),
+        Ok(cors) => match cors.headers_for(origin.as_deref()) {
             // The browser will not read it, but tools do: keep the non-origin headers.
-            (reply, cors.headers_for(None).unwrap_or_default())
-        }
-        Some(headers) if incoming.method() == "OPTIONS" => {
-            (Reply::with_type(200, "text/plain", "ok"), headers)
-        }
-        Some(headers) => match handler(&incoming) {
-            Ok(reply) => (reply, headers),
-            Err(error) => {
-                let reply = Reply::from_error(&error);
-                failure = Some(error);
-                (reply, headers)
+            None => refuse(ApiError::OriginNotAllowed),
+            Some(headers) if incoming.method() == "OPTIONS" => {
+                (Reply::with_type(200, "text/plain", "ok"), headers)
             }
+            Some(headers) => match handler(&incoming) {
+                Ok(reply) => (reply, headers),
+                Err(error) => {
+                    let reply = Reply::from_error(&error);
+                    failure = Some(error);
+                    (reply, headers)
+                }
+            },
         },
     };
     for (name, value) in cors_headers {
@@ -399,7 +579,7 @@ pub fn handle(
         "level": if reply.status >= 500 { "error" } else { "info" },
         "function": function,
         "method": incoming.method(),
-        "route": incoming.raw.path,
+        "route": incoming.path,
         "status": reply.status,
         "duration_ms": (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0,
         "request_id": incoming.request_id,
@@ -456,21 +636,15 @@ fn redact_word(word: &str) -> String {
     word.to_string()
 }
 
-/// Serves a Spin request with `handler`: the entry point of every function.
+/// Serves a Spin request with `handler`: the entry point of every function. The body
+/// stays in Spin's stream until the handler asks for it.
 pub fn serve(
     function: &'static str,
-    request: spin_sdk::http::Request,
+    request: spin_sdk::http::IncomingRequest,
     handler: impl FnOnce(&Incoming) -> Result<Reply, ApiError>,
 ) -> spin_sdk::http::Response {
     let raw = raw_request(request);
-    let cors = match config::optional(
-        &SpinVariables,
-        config::ALLOWED_ORIGINS,
-        config::DEFAULT_ALLOWED_ORIGINS,
-    ) {
-        Ok(value) => CorsPolicy::parse(&value),
-        Err(_) => CorsPolicy::AnyOrigin,
-    };
+    let cors = CorsPolicy::load(&SpinVariables);
     let handled = handle(function, raw, &cors, handler);
     println!("{}", handled.log_line);
     let mut builder = spin_sdk::http::Response::builder();
@@ -481,31 +655,85 @@ pub fn serve(
     builder.body(handled.reply.body).build()
 }
 
-fn raw_request(request: spin_sdk::http::Request) -> RawRequest {
+/// The request's head, and its body as a stream that is read only when asked for.
+fn raw_request(request: spin_sdk::http::IncomingRequest) -> RawRequest {
     let method = request.method().to_string().to_ascii_uppercase();
     let headers: Vec<(String, String)> = request
         .headers()
+        .entries()
+        .into_iter()
         .map(|(name, value)| {
             (
                 name.to_ascii_lowercase(),
-                String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                String::from_utf8_lossy(&value).into_owned(),
             )
         })
         .collect();
-    let path = request.path().to_string();
-    let query = request.query().to_string();
+    let target = request.path_with_query().unwrap_or_else(|| "/".to_string());
+    let (path, query) = split_target(&target);
     let path_info = headers
         .iter()
+        .rev()
         .find(|(name, _)| name == "spin-path-info")
         .map(|(_, value)| value.clone())
         .unwrap_or_default();
+    let body = match request.consume() {
+        Ok(body) => Body::stream(move |limit| {
+            let stream = body.stream().map_err(|()| unreadable_body())?;
+            let read = read_limited(&stream, limit);
+            // The stream is a child of the body: it goes first.
+            drop(stream);
+            drop(body);
+            read
+        }),
+        Err(()) => Body::stream(|_| Err(unreadable_body())),
+    };
     RawRequest {
         method,
         path,
         path_info,
         query,
         headers,
-        body: request.into_body(),
+        body,
+    }
+}
+
+/// The path and the query of a request target, split by `http::Uri`; a target it
+/// cannot parse keeps everything before the first `?` as the path.
+pub fn split_target(target: &str) -> (String, String) {
+    match target.parse::<http::Uri>() {
+        Ok(uri) => (
+            uri.path().to_string(),
+            uri.query().unwrap_or_default().to_string(),
+        ),
+        Err(_) => match target.split_once('?') {
+            Some((path, query)) => (path.to_string(), query.to_string()),
+            None => (target.to_string(), String::new()),
+        },
+    }
+}
+
+/// Reads a body stream in chunks of at most [`READ_CHUNK`], refusing with `413` as
+/// soon as more than `limit` bytes have come: the instance holds at most the limit and
+/// one chunk, and the rest of the body is never read.
+fn read_limited(
+    stream: &wasi::io::streams::InputStream,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    use wasi::io::streams::StreamError;
+    let mut bytes = Vec::new();
+    loop {
+        let wanted = (limit + 1 - bytes.len()).clamp(1, READ_CHUNK) as u64;
+        match stream.blocking_read(wanted) {
+            Ok(chunk) => {
+                bytes.extend_from_slice(&chunk);
+                if bytes.len() > limit {
+                    return Err(ApiError::PayloadTooLarge { limit });
+                }
+            }
+            Err(StreamError::Closed) => return Ok(bytes),
+            Err(StreamError::LastOperationFailed(_)) => return Err(unreadable_body()),
+        }
     }
 }
 
@@ -523,7 +751,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
-            body: Vec::new(),
+            body: Body::default(),
         }
     }
 
@@ -536,7 +764,7 @@ mod tests {
         let handled = handle(
             "test",
             request("OPTIONS", "", &[("origin", "https://app.example")]),
-            &CorsPolicy::AnyOrigin,
+            &Ok(CorsPolicy::AnyOrigin),
             |_| panic!("the handler must not run for a preflight"),
         );
         assert_eq!(handled.reply.status, 200);
@@ -553,7 +781,9 @@ mod tests {
 
     #[test]
     fn allowed_origin_is_echoed_with_vary() {
-        let cors = CorsPolicy::parse("https://app.example, https://admin.example");
+        let cors = Ok(CorsPolicy::parse(
+            "https://app.example, https://admin.example",
+        ));
         let handled = handle(
             "test",
             request("GET", "", &[("origin", "https://admin.example")]),
@@ -570,7 +800,7 @@ mod tests {
 
     #[test]
     fn unknown_origin_gets_403_origin_not_allowed() {
-        let cors = CorsPolicy::parse("https://app.example");
+        let cors = Ok(CorsPolicy::parse("https://app.example"));
         let handled = handle(
             "test",
             request("POST", "", &[("origin", "https://evil.example")]),
@@ -585,7 +815,7 @@ mod tests {
 
     #[test]
     fn requests_without_origin_skip_the_origin_check() {
-        let cors = CorsPolicy::parse("https://app.example");
+        let cors = Ok(CorsPolicy::parse("https://app.example"));
         let handled = handle("test", request("POST", "", &[]), &cors, |_| {
             Ok(Reply::json(200, &json!({})))
         });
@@ -597,7 +827,7 @@ mod tests {
         let handled = handle(
             "test",
             request("GET", "", &[("origin", "https://app.example")]),
-            &CorsPolicy::AnyOrigin,
+            &Ok(CorsPolicy::AnyOrigin),
             |_| Err(ApiError::MissingAuthorization),
         );
         assert_eq!(handled.reply.status, 401);
@@ -617,14 +847,14 @@ mod tests {
         let handled = handle(
             "test",
             request("GET", "", &[("x-request-id", "abc-123")]),
-            &CorsPolicy::AnyOrigin,
+            &Ok(CorsPolicy::AnyOrigin),
             |_| Ok(Reply::json(200, &json!({}))),
         );
         assert_eq!(header(&handled.reply, "x-request-id"), Some("abc-123"));
         let handled = handle(
             "test",
             request("GET", "", &[("x-request-id", "<script>")]),
-            &CorsPolicy::AnyOrigin,
+            &Ok(CorsPolicy::AnyOrigin),
             |_| Ok(Reply::json(200, &json!({}))),
         );
         let minted = header(&handled.reply, "x-request-id").unwrap();
@@ -636,7 +866,7 @@ mod tests {
         let handled = handle(
             "test",
             request("GET", "/x", &[]),
-            &CorsPolicy::AnyOrigin,
+            &Ok(CorsPolicy::AnyOrigin),
             |incoming| {
                 incoming.set_user_id("user-1");
                 Err(ApiError::DatabaseUnavailable {
@@ -668,7 +898,7 @@ mod tests {
         let handled = handle(
             "test",
             request("DELETE", "", &[]),
-            &CorsPolicy::AnyOrigin,
+            &Ok(CorsPolicy::AnyOrigin),
             |incoming| {
                 incoming.allow(&["GET"])?;
                 Ok(Reply::json(200, &json!({})))
@@ -680,7 +910,7 @@ mod tests {
 
     #[derive(Debug, serde::Deserialize)]
     #[allow(dead_code)]
-    struct Body {
+    struct BodyShape {
         persona: Persona,
         count: u32,
         nested: Option<Nested>,
@@ -698,32 +928,32 @@ mod tests {
 
     #[test]
     fn json_errors_name_the_field() {
-        let error = parse_json::<Body>(br#"{"persona": "pirate", "count": 1}"#).unwrap_err();
+        let error = parse_json::<BodyShape>(br#"{"persona": "pirate", "count": 1}"#).unwrap_err();
         assert!(
             matches!(&error, ApiError::BadRequest { field: Some(f), .. } if f == "persona"),
             "{error:?}"
         );
-        let error = parse_json::<Body>(br#"{"persona": "student-tutor"}"#).unwrap_err();
+        let error = parse_json::<BodyShape>(br#"{"persona": "student-tutor"}"#).unwrap_err();
         assert!(
             matches!(&error, ApiError::BadRequest { field: Some(f), .. } if f == "count"),
             "{error:?}"
         );
         let error =
-            parse_json::<Body>(br#"{"persona": "student-tutor", "count": 1, "nested": {}}"#)
+            parse_json::<BodyShape>(br#"{"persona": "student-tutor", "count": 1, "nested": {}}"#)
                 .unwrap_err();
         assert!(
             matches!(&error, ApiError::BadRequest { field: Some(f), .. } if f == "nested.word"),
             "{error:?}"
         );
-        let error = parse_json::<Body>(b"{not json").unwrap_err();
+        let error = parse_json::<BodyShape>(b"{not json").unwrap_err();
         assert!(matches!(&error, ApiError::BadRequest { field: None, .. }));
     }
 
     #[test]
     fn body_over_the_limit_is_413() {
         let mut raw = request("POST", "", &[]);
-        raw.body = vec![b' '; JSON_LIMIT + 1];
-        let handled = handle("test", raw, &CorsPolicy::AnyOrigin, |incoming| {
+        raw.body = vec![b' '; JSON_LIMIT + 1].into();
+        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |incoming| {
             let _: Value = incoming.json()?;
             Ok(Reply::json(200, &json!({})))
         });
@@ -734,7 +964,7 @@ mod tests {
     fn query_params_are_decoded() {
         let mut raw = request("GET", "", &[]);
         raw.query = "type=speed-quiz&q=a%20b+c&deep=1".into();
-        let handled = handle("test", raw, &CorsPolicy::AnyOrigin, |incoming| {
+        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |incoming| {
             assert_eq!(incoming.query_param("type").as_deref(), Some("speed-quiz"));
             assert_eq!(incoming.query_param("q").as_deref(), Some("a b c"));
             assert_eq!(incoming.query_param("missing"), None);
@@ -748,7 +978,7 @@ mod tests {
     fn a_percent_sign_without_two_hex_digits_is_kept_as_it_is() {
         let mut raw = request("GET", "", &[]);
         raw.query = "q=caf%C3%+9&r=%+1%-1%4&s=%4a%4A%&t=%".into();
-        let handled = handle("test", raw, &CorsPolicy::AnyOrigin, |incoming| {
+        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |incoming| {
             assert_eq!(incoming.query_param("q").as_deref(), Some("caf\u{fffd}% 9"));
             assert_eq!(incoming.query_param("r").as_deref(), Some("% 1%-1%4"));
             assert_eq!(incoming.query_param("s").as_deref(), Some("JJ%"));
@@ -765,5 +995,173 @@ mod tests {
             "failed postgres://u:[redacted]@h:5432/db now"
         );
         assert_eq!(redact("key sk-abcdefghijklmnop"), "key [redacted]");
+    }
+
+    #[test]
+    fn an_empty_allowed_origins_allows_no_browser_origin_but_servers_pass() {
+        let cors = Ok(CorsPolicy::parse(""));
+        let handled = handle(
+            "test",
+            request("GET", "", &[("origin", "https://app.example")]),
+            &cors,
+            |_| panic!("the handler must not run for a refused origin"),
+        );
+        assert_eq!(handled.reply.status, 403);
+        assert_eq!(header(&handled.reply, "access-control-allow-origin"), None);
+        let handled = handle("test", request("GET", "", &[]), &cors, |_| {
+            Ok(Reply::json(200, &json!({})))
+        });
+        assert_eq!(handled.reply.status, 200);
+        assert_eq!(header(&handled.reply, "access-control-allow-origin"), None);
+    }
+
+    #[test]
+    fn an_unreadable_allowed_origins_is_a_500_configuration_error_even_for_a_preflight() {
+        let cors = Err(ConfigError::Invalid {
+            name: config::ALLOWED_ORIGINS,
+            reason: "the host could not resolve it".into(),
+        });
+        for method in ["OPTIONS", "GET"] {
+            let handled = handle(
+                "test",
+                request(method, "", &[("origin", "https://app.example")]),
+                &cors,
+                |_| panic!("the handler must not run without a CORS policy"),
+            );
+            assert_eq!(handled.reply.status, 500, "{method}");
+            let body: Value = serde_json::from_slice(&handled.reply.body).unwrap();
+            assert_eq!(body["error"], "configuration_error");
+            assert_eq!(header(&handled.reply, "access-control-allow-origin"), None);
+            assert!(handled.log_line.contains("allowed_origins"));
+        }
+    }
+
+    #[test]
+    fn cors_policy_defaults_to_any_origin_only_when_the_variable_is_undeclared() {
+        let undeclared: std::collections::HashMap<&'static str, String> =
+            std::collections::HashMap::new();
+        assert_eq!(CorsPolicy::load(&undeclared), Ok(CorsPolicy::AnyOrigin));
+        let empty: std::collections::HashMap<&'static str, String> =
+            [(config::ALLOWED_ORIGINS, "  ".to_string())].into();
+        assert_eq!(CorsPolicy::load(&empty), Ok(CorsPolicy::Origins(vec![])));
+    }
+
+    #[test]
+    fn a_body_is_read_only_when_asked_and_refused_past_its_limit() {
+        use std::rc::Rc;
+        let asked = Rc::new(Cell::new(None));
+        let seen = asked.clone();
+        let mut raw = request("POST", "", &[]);
+        raw.body = Body::stream(move |limit| {
+            seen.set(Some(limit));
+            Err(ApiError::PayloadTooLarge { limit })
+        });
+        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |incoming| {
+            let error = incoming.body(SDP_LIMIT).unwrap_err();
+            assert_eq!(error.status(), 413);
+            // Asked again, the refusal is remembered; the stream is not read twice.
+            assert_eq!(incoming.body(SDP_LIMIT).unwrap_err().status(), 413);
+            Err(error)
+        });
+        assert_eq!(handled.reply.status, 413);
+        assert_eq!(asked.get(), Some(SDP_LIMIT));
+
+        let untouched = Rc::new(Cell::new(false));
+        let touched = untouched.clone();
+        let mut raw = request("OPTIONS", "", &[]);
+        raw.body = Body::stream(move |_| {
+            touched.set(true);
+            Ok(Vec::new())
+        });
+        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |_| unreachable!());
+        assert_eq!(handled.reply.status, 200);
+        assert!(!untouched.get(), "a preflight never reads the body");
+    }
+
+    #[test]
+    fn a_declared_length_over_the_limit_is_413_without_reading() {
+        let mut raw = request("POST", "", &[("content-length", "999999999")]);
+        raw.body = Body::stream(|_| panic!("the body must not be read"));
+        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |incoming| {
+            incoming.body(JSON_LIMIT)?;
+            Ok(Reply::json(200, &json!({})))
+        });
+        assert_eq!(handled.reply.status, 413);
+    }
+
+    #[test]
+    fn spin_headers_are_taken_from_the_last_value_and_others_from_the_first() {
+        let handled = handle(
+            "test",
+            request(
+                "GET",
+                "",
+                &[
+                    ("spin-client-addr", "203.0.113.9:1"),
+                    ("authorization", "Bearer first"),
+                    ("authorization", "Bearer second"),
+                    ("spin-client-addr", "127.0.0.1:5555"),
+                ],
+            ),
+            &Ok(CorsPolicy::AnyOrigin),
+            |incoming| {
+                assert_eq!(incoming.header("spin-client-addr"), Some("127.0.0.1:5555"));
+                assert_eq!(incoming.header("authorization"), Some("Bearer first"));
+                assert_eq!(
+                    incoming.client_addr(&TrustedProxies::default()),
+                    Some("127.0.0.1".parse().unwrap())
+                );
+                Ok(Reply::json(200, &json!({})))
+            },
+        );
+        assert_eq!(handled.reply.status, 200);
+    }
+
+    #[test]
+    fn nul_in_any_string_is_400_naming_the_field() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Items {
+            items: Vec<Value>,
+        }
+        let error =
+            parse_json::<Items>(br#"{"items": [{"t": "ok"}, {"t": "a\u0000b"}]}"#).unwrap_err();
+        assert_eq!(error.status(), 400);
+        assert!(
+            matches!(&error, ApiError::BadRequest { field: Some(f), .. } if f == "items[1].t"),
+            "{error:?}"
+        );
+        assert_eq!(
+            nul_field(br#"{"a": {"b\u0000": 1}}"#).as_deref(),
+            Some("a.b\\u0000")
+        );
+        assert_eq!(nul_field(br#""\u0000""#).as_deref(), Some("body"));
+        // An escaped backslash before `u0000` is no NUL.
+        assert_eq!(nul_field(br#"{"a": "\\u0000"}"#), None);
+        assert!(parse_json::<Value>(br#"{"a": "\\u0000"}"#).is_ok());
+    }
+
+    #[test]
+    fn request_targets_are_split_by_http_uri() {
+        assert_eq!(
+            split_target("/functions/v1/health?deep=1"),
+            ("/functions/v1/health".to_string(), "deep=1".to_string())
+        );
+        assert_eq!(
+            split_target("/functions/v1/health"),
+            ("/functions/v1/health".to_string(), String::new())
+        );
+    }
+
+    #[test]
+    fn a_percent_sign_before_a_sign_is_not_a_byte() {
+        let mut raw = request("GET", "", &[]);
+        raw.query = "hours=%+1&deep=%31".into();
+        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |incoming| {
+            assert_eq!(incoming.query_param("hours").as_deref(), Some("% 1"));
+            assert_eq!(incoming.query_param("deep").as_deref(), Some("1"));
+            Ok(Reply::json(200, &json!({})))
+        });
+        assert_eq!(handled.reply.status, 200);
     }
 }

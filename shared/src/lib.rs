@@ -12,10 +12,13 @@
 //! cargo test -p voice-edge-shared
 //! ```
 
+pub mod client_addr;
+pub mod clock;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod log;
 pub mod outbound;
 
 pub mod auth;

@@ -1,8 +1,9 @@
 //! The `voice-monitoring` function: the migration guide's monitoring page as an API.
 //!
 //! - `POST /metrics` and `POST /errors` (any signed-in user, for themselves): one
-//!   session's metrics, one client error; validated in [`ingest`], stored by
-//!   [`session_metrics`] and [`session_errors`].
+//!   session's metrics (one row per user and session id), one client error; validated
+//!   and bounded in [`ingest`], counted against the user's `rate_limit_per_minute`,
+//!   stored by [`session_metrics`] and [`session_errors`].
 //! - `GET /summary?hours=24` (teachers, admins, `service_role`): per implementation,
 //!   the window's sessions, success rate, latency average / p95 / p99, error rate,
 //!   underruns and reconnections per session (aggregated in SQL); the rollout flag; the
@@ -31,6 +32,7 @@ use crate::db::{Db, DbAddress, DbError};
 use crate::error::ApiError;
 use crate::flags;
 use crate::http::{Incoming, Reply};
+use crate::ratelimit::{self, Counter, Limit};
 use ingest::{ImplementationType, SessionErrorBody, SessionMetricsBody};
 use rollout::{FlagState, RolloutBody, RolloutDirection};
 use rules::{ImplementationReport, ImplementationStats, Recommendation, RedFlag};
@@ -48,6 +50,8 @@ pub const ROLLOUT_GUARD_WINDOW_HOURS: i32 = 24;
 pub struct MonitoringConfig {
     db_url: DbAddress,
     pub auth: AuthConfig,
+    /// `rate_limit_per_minute`: reports (metrics and errors, each) per user.
+    pub rate_limit_per_minute: i64,
 }
 
 impl MonitoringConfig {
@@ -55,6 +59,13 @@ impl MonitoringConfig {
         Ok(Self {
             db_url: DbAddress::load(vars, config::DB_URL)?,
             auth: AuthConfig::load(vars)?,
+            rate_limit_per_minute: config::ranged(
+                vars,
+                config::RATE_LIMIT_PER_MINUTE,
+                config::DEFAULT_RATE_LIMIT_PER_MINUTE,
+                1,
+                1_000_000,
+            )?,
         })
     }
 
@@ -144,7 +155,9 @@ fn record_metrics(
     let user_id = reporting_user(claims)?;
     let metrics = incoming.json::<SessionMetricsBody>()?.validate()?;
     let db = config.connect()?;
-    let stored = session_metrics::insert(&db, user_id, &metrics)?;
+    let stored = counted(&db, incoming, config, "metrics", user_id, |tx| {
+        session_metrics::upsert(tx, user_id, &metrics)
+    })?;
     Ok(Reply::json(
         201,
         &json!({"id": stored.id, "created_at": utc(stored.created_at)}),
@@ -159,11 +172,30 @@ fn record_error(
     let user_id = reporting_user(claims)?;
     let error = incoming.json::<SessionErrorBody>()?.validate()?;
     let db = config.connect()?;
-    let stored = session_errors::insert(&db, user_id, &error)?;
+    let stored = counted(&db, incoming, config, "errors", user_id, |tx| {
+        session_errors::insert(tx, user_id, &error)
+    })?;
     Ok(Reply::json(
         201,
         &json!({"id": stored.id, "created_at": utc(stored.created_at)}),
     ))
+}
+
+/// Stores a report counted against the user's limit for `action`, in one transaction:
+/// a report refused (over the limit, or by the database) leaves no count and no row.
+fn counted<T>(
+    db: &Db,
+    incoming: &Incoming,
+    config: &MonitoringConfig,
+    action: &str,
+    user_id: Uuid,
+    store: impl FnOnce(&Db) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let limit = Limit::new(
+        ratelimit::caller_key(action, Some(user_id), None),
+        config.rate_limit_per_minute,
+    );
+    ratelimit::within_limits(db, incoming, Counter::Table, &[limit], store)
 }
 
 /// The `hours` query parameter: 1–720, 24 when absent.
@@ -194,10 +226,13 @@ pub fn window_stats(
         }
     }
     for (implementation, errors) in session_errors::counts_in_window(db, hours)? {
-        match implementation {
-            ImplementationType::Webrtc => webrtc.errors = errors,
-            ImplementationType::Websocket => websocket.errors = errors,
-        }
+        let stats = match implementation {
+            ImplementationType::Webrtc => &mut webrtc,
+            ImplementationType::Websocket => &mut websocket,
+        };
+        stats.errors = errors.reports;
+        stats.error_sessions = errors.sessions;
+        stats.users.erring = errors.users;
     }
     Ok((webrtc, websocket))
 }

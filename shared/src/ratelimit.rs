@@ -1,18 +1,37 @@
 //! Rate limits held in Postgres (`rate_limits`), so they hold across every instance.
 //!
-//! A fixed window per minute and per key (`mint:user:<uuid>`, `mint:ip:<addr>`,
-//! `sdp:user:<uuid>`, …): one statement both counts the request and decides, an
-//! `INSERT … ON CONFLICT … DO UPDATE … WHERE count < limit RETURNING count`, so that
-//! concurrent requests can never get more than `limit` through in a window, and a
-//! request that is refused writes nothing. The window's start comes from the
-//! database's clock, the one clock every instance shares. Expired windows are swept by
-//! the first request of each new window, a few hundred rows at a time, so no scheduler
-//! is needed and the table stays as small as the set of keys active in a minute.
+//! A fixed window per minute and per key (`mint:user:<uuid>`, `mint:ip:<IPv4>`,
+//! `mint:ip6:<IPv6 /64>`, `mint:anon`, `metrics:user:<uuid>`, …): one statement both
+//! counts the request and decides, an `INSERT … ON CONFLICT … DO UPDATE … WHERE count <
+//! limit RETURNING count`, so that concurrent requests can never get more than `limit`
+//! through in a window, and a request over a limit writes nothing. The window's start
+//! comes from the database's clock, the one clock every instance shares. Expired
+//! windows are swept by the first request of each new window, a few hundred rows at a
+//! time, so no scheduler is needed and the table stays as small as the set of keys
+//! active in a minute.
+//!
+//! **Nothing is counted for a refused request.** A function checks input, auth and
+//! configuration first, and counts last, right before the work the limit protects;
+//! where a request counts against several limits (an anonymous caller's own and the
+//! global anonymous ceiling), or where the work after counting can still be refused
+//! (a session that is not the caller's), the counts and the work share one transaction
+//! ([`within_limits`]), so a refusal rolls the counts back too.
+//!
+//! **The demo relay counts through a function.** Its role holds no privilege on
+//! `rate_limits`; it may only `EXECUTE` `public.demo_rate_limit_hit(key, limit)`, a
+//! `SECURITY DEFINER` function that counts under a `demo:` prefix
+//! ([`Counter::DemoFunction`]): the demo system can neither read production keys (user
+//! ids, client addresses) nor reset or exhaust anyone else's counter.
+
+use std::net::IpAddr;
 
 use uuid::Uuid;
 
+use crate::client_addr;
 use crate::db::{self, Db};
 use crate::error::ApiError;
+use crate::http::Incoming;
+use crate::log::Level;
 
 /// Length of a window in seconds.
 pub const WINDOW_SECONDS: i64 = 60;
@@ -21,14 +40,39 @@ pub const WINDOW_SECONDS: i64 = 60;
 const SWEEP_BATCH: i64 = 500;
 
 /// The key of a caller for `action` (`mint`, `sdp`, `search`): the user when the caller
-/// is one, else the client address Spin reports, else one shared bucket for callers
-/// with neither (which is safer than no limit at all).
-pub fn caller_key(action: &str, user_id: Option<Uuid>, client_ip: Option<&str>) -> String {
-    match (user_id, client_ip) {
+/// is one, else the client's address (IPv4, or the IPv6 /64), else one shared bucket
+/// for callers with neither (which is safer than no limit at all).
+pub fn caller_key(action: &str, user_id: Option<Uuid>, client: Option<IpAddr>) -> String {
+    match (user_id, client) {
         (Some(user_id), _) => format!("{action}:user:{user_id}"),
-        (None, Some(ip)) if !ip.is_empty() => format!("{action}:ip:{ip}"),
-        (None, _) => format!("{action}:ip:unknown"),
+        (None, Some(address)) => format!("{action}:{}", client_addr::rate_key(address)),
+        (None, None) => format!("{action}:ip:unknown"),
     }
+}
+
+/// One limit a request counts against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limit {
+    pub key: String,
+    pub per_minute: i64,
+}
+
+impl Limit {
+    pub fn new(key: impl Into<String>, per_minute: i64) -> Self {
+        Self {
+            key: key.into(),
+            per_minute,
+        }
+    }
+}
+
+/// How a request is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// The `rate_limits` table itself (every function but the demo relay).
+    Table,
+    /// `public.demo_rate_limit_hit`, the demo relay's only way to its counters.
+    DemoFunction,
 }
 
 /// What one counted request learned about its window.
@@ -63,35 +107,74 @@ impl WindowCount {
 }
 
 /// Counts a request against `bucket_key`, allowing `limit_per_minute` a minute: `Ok`
-/// within the limit, `429 rate_limited` with `Retry-After` over it.
-pub fn enforce(db: &Db, bucket_key: &str, limit_per_minute: i64) -> Result<(), ApiError> {
-    let window = count_request(db, bucket_key, limit_per_minute)?;
-    if window.opened_window() {
-        sweep_expired(db);
+/// within the limit, `429 rate_limited` with `Retry-After` over it (and then nothing
+/// was written).
+pub fn enforce(
+    db: &Db,
+    incoming: &Incoming,
+    counter: Counter,
+    bucket_key: &str,
+    limit_per_minute: i64,
+) -> Result<(), ApiError> {
+    let window = count_request(db, counter, bucket_key, limit_per_minute)?;
+    if window.opened_window() && counter == Counter::Table {
+        sweep_expired(db, incoming);
     }
     window.verdict(limit_per_minute)
+}
+
+/// Counts a request against every limit and runs `work`, all in one transaction: over
+/// any limit (`429`), or refused by `work`, and nothing is kept, counts included.
+/// `work` runs inside the transaction, so it must be short and must not call out.
+pub fn within_limits<T>(
+    db: &Db,
+    incoming: &Incoming,
+    counter: Counter,
+    limits: &[Limit],
+    work: impl FnOnce(&Db) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    let mut opened = false;
+    let done = db.transaction(|tx| {
+        for limit in limits {
+            let window = count_request(tx, counter, &limit.key, limit.per_minute)?;
+            opened |= window.opened_window();
+            window.verdict(limit.per_minute)?;
+        }
+        work(tx)
+    })?;
+    if opened && counter == Counter::Table {
+        sweep_expired(db, incoming);
+    }
+    Ok(done)
 }
 
 /// The counting statement. The `WHERE` on the conflict branch leaves a full window
 /// untouched and returns no row, which is how "over the limit" comes back.
 fn count_request(
     db: &Db,
+    counter: Counter,
     bucket_key: &str,
     limit_per_minute: i64,
 ) -> Result<WindowCount, ApiError> {
-    let rows = db.query_one(
-        "WITH counted AS ( \
-             INSERT INTO rate_limits AS r (bucket_key, window_start, count) \
-             VALUES ($1, date_trunc('minute', now()), 1) \
-             ON CONFLICT (bucket_key, window_start) \
-             DO UPDATE SET count = r.count + 1 WHERE r.count < $2::int8 \
-             RETURNING r.count \
-         ) \
-         SELECT (SELECT count FROM counted)::int8 AS count, \
-                ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int8 \
-                    AS seconds_left",
-        &[db::text(bucket_key), limit_per_minute.into()],
-    )?;
+    let sql = match counter {
+        Counter::Table => {
+            "WITH counted AS ( \
+                 INSERT INTO rate_limits AS r (bucket_key, window_start, count) \
+                 VALUES ($1, date_trunc('minute', now()), 1) \
+                 ON CONFLICT (bucket_key, window_start) \
+                 DO UPDATE SET count = r.count + 1 WHERE r.count < $2::int8 \
+                 RETURNING r.count \
+             ) \
+             SELECT (SELECT count FROM counted)::int8 AS count, \
+                    ceil(extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now()))::int8 \
+                        AS seconds_left"
+        }
+        // A function returning one row whatever happens (rule 3 of `db`).
+        Counter::DemoFunction => {
+            "SELECT hit.count, hit.seconds_left FROM public.demo_rate_limit_hit($1, $2::int8) AS hit"
+        }
+    };
+    let rows = db.query_one(sql, &[db::text(bucket_key), limit_per_minute.into()])?;
     let row = rows
         .rows()
         .next()
@@ -105,7 +188,7 @@ fn count_request(
 /// Deletes windows that ended before the previous minute. Locked rows are skipped, so
 /// concurrent sweeps never wait on each other; a failure only delays the cleanup, so it
 /// is logged and the request goes on.
-fn sweep_expired(db: &Db) {
+fn sweep_expired(db: &Db, incoming: &Incoming) {
     let swept = db.execute(
         "DELETE FROM rate_limits WHERE ctid = ANY(ARRAY( \
              SELECT ctid FROM rate_limits \
@@ -114,10 +197,7 @@ fn sweep_expired(db: &Db) {
         &[SWEEP_BATCH.into()],
     );
     if let Err(error) = swept {
-        eprintln!(
-            "ratelimit: sweeping expired windows failed: {}",
-            crate::http::redact(&error.to_string())
-        );
+        incoming.log(Level::Warn, "rate_limit_sweep_failed", &error.to_string());
     }
 }
 
@@ -128,17 +208,17 @@ mod tests {
     #[test]
     fn users_are_keyed_by_id_and_anonymous_callers_by_address() {
         let user = Uuid::parse_str("6f1c1a52-5d0b-4b7e-9a51-3f8f7f0f2a10").unwrap();
+        let v4: IpAddr = "10.0.0.1".parse().unwrap();
         assert_eq!(
-            caller_key("mint", Some(user), Some("10.0.0.1")),
+            caller_key("mint", Some(user), Some(v4)),
             "mint:user:6f1c1a52-5d0b-4b7e-9a51-3f8f7f0f2a10"
         );
+        assert_eq!(caller_key("mint", None, Some(v4)), "mint:ip:10.0.0.1");
         assert_eq!(
-            caller_key("mint", None, Some("10.0.0.1")),
-            "mint:ip:10.0.0.1"
+            caller_key("sdp", None, Some("2001:db8::1".parse().unwrap())),
+            "sdp:ip6:2001:db8::/64"
         );
-        assert_eq!(caller_key("sdp", None, Some("::1")), "sdp:ip:::1");
         assert_eq!(caller_key("mint", None, None), "mint:ip:unknown");
-        assert_eq!(caller_key("mint", None, Some("")), "mint:ip:unknown");
     }
 
     #[test]

@@ -24,9 +24,9 @@ pub mod request;
 use std::time::Instant;
 
 use serde::Serialize;
-use serde_json::json;
 
 use crate::auth::{self, AuthConfig, Role};
+use crate::client_addr::TrustedProxies;
 use crate::config::{self, ConfigError, OpenAiConfig, Variables};
 use crate::db::{Db, DbAddress};
 use crate::error::ApiError;
@@ -223,9 +223,19 @@ fn search(
     let request = SearchRequest::parse(incoming.body(http::JSON_LIMIT)?)?;
 
     let db = Db::connect(&config.db_url)?;
-    let client_ip = incoming.client_ip();
-    let rate_key = ratelimit::caller_key(RATE_LIMIT_ACTION, claims.user_id(), client_ip.as_deref());
-    ratelimit::enforce(&db, &rate_key, config.rate_limit_per_minute)?;
+    // Without an API key nothing can be spent or written (only a fresh cached answer
+    // can be served, or the 503 of demo mode), so nothing is counted either.
+    if config.openai.api_key.is_some() {
+        let client = incoming.client_addr(&TrustedProxies::default());
+        let rate_key = ratelimit::caller_key(RATE_LIMIT_ACTION, claims.user_id(), client);
+        ratelimit::enforce(
+            &db,
+            incoming,
+            ratelimit::Counter::Table,
+            &rate_key,
+            config.rate_limit_per_minute,
+        )?;
+    }
 
     let mut sources = LiveSources {
         db: &db,
@@ -298,16 +308,14 @@ impl AnswerSources for LiveSources<'_> {
     }
 }
 
-/// A line on stderr beside the request's log line, for what the status does not tell.
+/// A JSON line beside the request's log line, for what the status does not tell.
 fn log_event(request_id: &str, event: &str, detail: &str) {
-    eprintln!(
-        "{}",
-        json!({
-            "function": FUNCTION,
-            "request_id": request_id,
-            "event": event,
-            "detail": http::redact(detail),
-        })
+    crate::log::event(
+        crate::log::Level::Warn,
+        FUNCTION,
+        Some(request_id),
+        event,
+        detail,
     );
 }
 
@@ -316,6 +324,7 @@ mod tests {
     use std::collections::HashMap;
 
     use chrono::NaiveDateTime;
+    use serde_json::json;
 
     use super::*;
 

@@ -7,8 +7,13 @@
 //!   most five times, within an hour);
 //! - `GET /flag`: the rollout flag as it applies to the caller.
 //!
-//! Minting and refreshing count against the caller's rate limit (per user, per client
-//! address for anonymous callers). The submodules hold the parts: [`request`] parsing,
+//! Minting and refreshing count against the caller's rate limit (per user; per client
+//! address for anonymous callers: the IPv4 address or the IPv6 /64, behind
+//! `trusted_proxies` the forwarded client), and an anonymous caller's mint also
+//! against `anon_rate_limit_per_minute`, one ceiling over all anonymous callers
+//! together, so address rotation cannot turn the public anon key into unlimited
+//! OpenAI spend. A request is counted only once it is going to mint: a refusal (bad
+//! body, wrong persona, no API key, a student outside the rollout) counts nothing. The submodules hold the parts: [`request`] parsing,
 //! the [`openai`] call and its error mapping, the [`sessions`] repository and the
 //! [`refresh`] rules.
 
@@ -17,12 +22,15 @@ pub mod refresh;
 pub mod request;
 pub mod sessions;
 
+use std::net::IpAddr;
+
 use serde::Serialize;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::auth::{self, AuthConfig, Claims, Role};
 use crate::bucket::bucket_for_user;
+use crate::client_addr::{self, TrustedProxies};
 use crate::config::{self, ConfigError, OpenAiConfig, Variables};
 use crate::db::{Db, DbAddress};
 use crate::error::ApiError;
@@ -30,7 +38,7 @@ use crate::flags::{self, FeatureFlag};
 use crate::http::{Incoming, Reply};
 use crate::languages;
 use crate::personas::Persona;
-use crate::ratelimit;
+use crate::ratelimit::{self, Counter, Limit};
 
 use openai::SessionSettings;
 use request::{MintRequest, RefreshRequest};
@@ -52,6 +60,10 @@ pub struct TokenConfig {
     pub voice: String,
     pub ttl_seconds: i64,
     pub rate_limit_per_minute: i64,
+    /// `anon_rate_limit_per_minute`: all anonymous mints together.
+    pub anon_rate_limit_per_minute: i64,
+    /// `trusted_proxies`: whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl TokenConfig {
@@ -81,9 +93,20 @@ impl TokenConfig {
                 1,
                 1_000_000,
             )?,
+            anon_rate_limit_per_minute: config::ranged(
+                vars,
+                config::ANON_RATE_LIMIT_PER_MINUTE,
+                config::DEFAULT_ANON_RATE_LIMIT_PER_MINUTE,
+                1,
+                10_000_000,
+            )?,
+            trusted_proxies: TrustedProxies::load(vars)?,
         })
     }
 }
+
+/// The key of the ceiling over all anonymous mints.
+pub const ANON_CEILING_KEY: &str = "mint:anon";
 
 /// Who is asking, as far as this function cares.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,13 +121,13 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The caller of a verified token, from the address Spin reports.
-    pub fn new(claims: &Claims, client_ip: Option<&str>) -> Self {
+    /// The caller of a verified token, from its client address.
+    pub fn new(claims: &Claims, client: Option<IpAddr>) -> Self {
         let user_id = claims.user_id();
-        let client_key = match (user_id, client_ip) {
+        let client_key = match (user_id, client) {
             (Some(user_id), _) => format!("user:{user_id}"),
-            (None, Some(ip)) if !ip.is_empty() => format!("ip:{ip}"),
-            (None, _) => "ip:unknown".to_string(),
+            (None, Some(address)) => client_addr::rate_key(address),
+            (None, None) => "ip:unknown".to_string(),
         };
         Self {
             user_id,
@@ -264,7 +287,10 @@ fn authenticated_caller(
     now_unix: i64,
 ) -> Result<Caller, ApiError> {
     let claims = auth::authenticate(incoming, &config.auth, now_unix)?;
-    Ok(Caller::new(&claims, incoming.client_ip().as_deref()))
+    Ok(Caller::new(
+        &claims,
+        incoming.client_addr(&config.trusted_proxies),
+    ))
 }
 
 fn no_store(reply: Reply) -> Reply {
@@ -310,10 +336,23 @@ fn enrollment_for(db: &Db, persona: Persona, caller: &Caller) -> Result<Enrollme
     Ok(Enrollment::decide(persona, flag.as_ref(), caller.bucket()))
 }
 
-fn enforce_rate_limit(db: &Db, caller: &Caller, config: &TokenConfig) -> Result<(), ApiError> {
-    let ip = caller.client_key.strip_prefix("ip:");
-    let key = ratelimit::caller_key(RATE_LIMIT_ACTION, caller.user_id, ip);
-    ratelimit::enforce(db, &key, config.rate_limit_per_minute)
+/// Counts a mint against the caller's limit and, for a caller without a user (the anon
+/// key), against the ceiling over all anonymous callers; both or neither.
+fn enforce_rate_limit(
+    db: &Db,
+    incoming: &Incoming,
+    caller: &Caller,
+    config: &TokenConfig,
+) -> Result<(), ApiError> {
+    let own = Limit::new(
+        format!("{RATE_LIMIT_ACTION}:{}", caller.client_key),
+        config.rate_limit_per_minute,
+    );
+    if caller.user_id.is_some() {
+        return ratelimit::enforce(db, incoming, Counter::Table, &own.key, own.per_minute);
+    }
+    let ceiling = Limit::new(ANON_CEILING_KEY, config.anon_rate_limit_per_minute);
+    ratelimit::within_limits(db, incoming, Counter::Table, &[own, ceiling], |_| Ok(()))
 }
 
 fn api_key(config: &TokenConfig) -> Result<&str, ApiError> {
@@ -327,12 +366,12 @@ fn mint(incoming: &Incoming, config: &TokenConfig, now_unix: i64) -> Result<Repl
     caller.may_use(request.persona)?;
 
     let db = Db::connect(&config.db_url)?;
-    enforce_rate_limit(&db, &caller, config)?;
     let enrollment = enrollment_for(&db, request.persona, &caller)?;
     if !enrollment.enrolled {
         return Ok(no_store(Reply::json(200, &FallbackAnswer::new(enrollment))));
     }
     let api_key = api_key(config)?;
+    enforce_rate_limit(&db, incoming, &caller, config)?;
 
     let settings = session_settings(
         request.persona,
@@ -376,13 +415,13 @@ fn refresh_session(
         .ok_or_else(|| ApiError::internal("clock out of range"))?
         .naive_utc();
     refresh::check_refresh(&session, &caller, now)?;
-    enforce_rate_limit(&db, &caller, config)?;
     // A rollback takes effect at the next refresh, not only at the next session.
     let enrollment = enrollment_for(&db, session.persona, &caller)?;
     if !enrollment.enrolled {
         return Ok(no_store(Reply::json(200, &FallbackAnswer::new(enrollment))));
     }
     let api_key = api_key(config)?;
+    enforce_rate_limit(&db, incoming, &caller, config)?;
 
     let settings = session_settings(
         session.persona,
@@ -466,11 +505,14 @@ mod tests {
     fn a_user_is_keyed_by_id_and_an_anon_caller_by_address() {
         let user = Caller::new(
             &claims(json!({"sub": USER, "role": "authenticated", "exp": 1})),
-            Some("10.1.1.1"),
+            Some("10.1.1.1".parse().unwrap()),
         );
         assert_eq!(user.client_key, format!("user:{USER}"));
         assert_eq!(user.bucket(), Some(bucket_for_user(USER)));
-        let anon = Caller::new(&claims(json!({"role": "anon", "exp": 1})), Some("10.1.1.1"));
+        let anon = Caller::new(
+            &claims(json!({"role": "anon", "exp": 1})),
+            Some("10.1.1.1".parse().unwrap()),
+        );
         assert_eq!(anon.client_key, "ip:10.1.1.1");
         assert_eq!(anon.user_id, None);
         assert_eq!(anon.bucket(), None);

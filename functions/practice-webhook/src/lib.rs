@@ -4,15 +4,16 @@
 //! stored deliveries again. The logic is `voice_edge_shared::practice`; the tests are
 //! `tests/integration/tests/practice_webhook.rs`.
 
-use spin_sdk::http::{Request, Response};
+use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::http_component;
+use voice_edge_shared::clock;
 use voice_edge_shared::config::SpinVariables;
 use voice_edge_shared::http::serve;
 use voice_edge_shared::practice;
 
 #[http_component]
-fn handle(request: Request) -> Response {
+fn handle(request: IncomingRequest) -> Response {
     serve("practice-webhook", request, |incoming| {
-        practice::handle(incoming, &SpinVariables, chrono::Utc::now())
+        practice::handle(incoming, &SpinVariables, clock::now_utc()?)
     })
 }

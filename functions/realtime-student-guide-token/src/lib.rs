@@ -7,15 +7,16 @@
 //! logic is `voice_edge_shared::token`; its integration tests are
 //! `tests/integration/tests/realtime_student_guide_token.rs`.
 
-use spin_sdk::http::{Request, Response};
+use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::http_component;
+use voice_edge_shared::clock;
 use voice_edge_shared::config::SpinVariables;
 use voice_edge_shared::http::serve;
 use voice_edge_shared::token;
 
 #[http_component]
-fn handle(request: Request) -> Response {
+fn handle(request: IncomingRequest) -> Response {
     serve(token::FUNCTION, request, |incoming| {
-        token::handle(incoming, &SpinVariables, chrono::Utc::now().timestamp())
+        token::handle(incoming, &SpinVariables, clock::now_unix()?)
     })
 }

@@ -8,22 +8,16 @@
 //! `voice_edge_shared::search`. Build with `cargo build --target wasm32-wasip2 --release
 //! -p voice-agent-search`; tested by `tests/integration/tests/voice_agent_search.rs`.
 
-use spin_sdk::http::{Request, Response};
+use spin_sdk::http::{IncomingRequest, Response};
 use spin_sdk::http_component;
+use voice_edge_shared::clock;
 use voice_edge_shared::config::SpinVariables;
 use voice_edge_shared::http::serve;
 use voice_edge_shared::search;
 
 #[http_component]
-fn handle(request: Request) -> Response {
+fn handle(request: IncomingRequest) -> Response {
     serve(search::FUNCTION, request, |incoming| {
-        search::handle(incoming, &SpinVariables, unix_now())
+        search::handle(incoming, &SpinVariables, clock::now_unix()?)
     })
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| elapsed.as_secs() as i64)
-        .unwrap_or_default()
 }

@@ -21,11 +21,22 @@ use crate::error::ApiError;
 pub const MAX_LATENCY_MS: f64 = 60_000.0;
 /// The longest connection set-up accepted (five minutes).
 pub const MAX_CONNECTION_TIME_MS: f64 = 300_000.0;
-/// The longest session accepted (a school day).
-pub const MAX_DURATION_MS: f64 = 12.0 * 60.0 * 60.0 * 1000.0;
-/// The largest counter accepted: far beyond any real session (a 12-hour session with
-/// 20 ms audio chunks sends about two million), small enough that sums stay exact.
-pub const MAX_COUNTER: i64 = 100_000_000;
+/// The longest session accepted: 24 hours.
+pub const MAX_DURATION_MS: f64 = 24.0 * 60.0 * 60.0 * 1000.0;
+/// The shortest audio chunk any client sends (browsers' audio worklets and OpenAI's
+/// Realtime API work in frames of 10 ms or more). A session can send, receive and
+/// under-run at most one chunk per this many milliseconds of its duration, plus
+/// [`COUNTER_SLACK`]: 24 hours allow 8.64 million, within the `integer` columns.
+pub const MIN_AUDIO_CHUNK_MS: f64 = 10.0;
+/// What a counter may exceed the duration's budget by (chunks around connect and
+/// hang-up, a session of zero duration that still sent a few).
+pub const COUNTER_SLACK: i64 = 100;
+/// A session can try to reconnect at most once per this many milliseconds of its
+/// duration, plus [`RECONNECTION_SLACK`] (clients back off for seconds between tries).
+pub const MIN_RECONNECTION_INTERVAL_MS: f64 = 1_000.0;
+/// Reconnection attempts allowed beyond the duration's budget (a session that never
+/// connected reports a duration of zero after its tries).
+pub const RECONNECTION_SLACK: i64 = 10;
 /// Longest `error_type`.
 pub const MAX_ERROR_TYPE_CHARS: usize = 100;
 /// Longest `error_message`.
@@ -138,10 +149,15 @@ impl SessionMetricsBody {
                 "p95_latency_ms must not exceed p99_latency_ms",
             ));
         }
-        counter("audio_chunks_sent", self.audio_chunks_sent)?;
-        counter("audio_chunks_received", self.audio_chunks_received)?;
-        counter("buffer_underruns", self.buffer_underruns)?;
-        counter("reconnection_attempts", self.reconnection_attempts)?;
+        let chunks = max_chunks(self.duration_ms);
+        counter("audio_chunks_sent", self.audio_chunks_sent, chunks)?;
+        counter("audio_chunks_received", self.audio_chunks_received, chunks)?;
+        counter("buffer_underruns", self.buffer_underruns, chunks)?;
+        counter(
+            "reconnection_attempts",
+            self.reconnection_attempts,
+            max_reconnections(self.duration_ms),
+        )?;
         Ok(SessionMetrics {
             implementation_type: self.implementation_type,
             connection_success: self.connection_success,
@@ -170,6 +186,10 @@ pub struct SessionErrorBody {
     pub implementation_type: ImplementationType,
     #[serde(default)]
     pub context: Option<Value>,
+    /// The session the error happened in, when the client knows it: the error rate is
+    /// the share of sessions with an error, so errors of one session count once.
+    #[serde(default)]
+    pub session_id: Option<Uuid>,
 }
 
 /// One client error, checked; what is stored in `voice_session_errors`.
@@ -183,6 +203,7 @@ pub struct SessionError {
     pub implementation_type: ImplementationType,
     /// A JSON object with whatever the client knew at the time.
     pub context: Option<Value>,
+    pub session_id: Option<Uuid>,
 }
 
 impl SessionErrorBody {
@@ -226,6 +247,7 @@ impl SessionErrorBody {
             is_retryable: self.is_retryable,
             implementation_type: self.implementation_type,
             context,
+            session_id: self.session_id,
         })
     }
 }
@@ -246,17 +268,28 @@ fn milliseconds(field: &'static str, value: f64, max: f64) -> Result<(), ApiErro
     Ok(())
 }
 
-fn counter(field: &'static str, value: i64) -> Result<(), ApiError> {
+/// The most audio chunks (sent, received or under-run) a session of `duration_ms` can
+/// have: one per [`MIN_AUDIO_CHUNK_MS`], plus [`COUNTER_SLACK`].
+pub fn max_chunks(duration_ms: f64) -> i64 {
+    (duration_ms / MIN_AUDIO_CHUNK_MS).ceil() as i64 + COUNTER_SLACK
+}
+
+/// The most reconnection attempts a session of `duration_ms` can have.
+pub fn max_reconnections(duration_ms: f64) -> i64 {
+    (duration_ms / MIN_RECONNECTION_INTERVAL_MS).ceil() as i64 + RECONNECTION_SLACK
+}
+
+fn counter(field: &'static str, value: i64, max: i64) -> Result<(), ApiError> {
     if value < 0 {
         return Err(ApiError::bad_field(
             field,
             format!("{field} must not be negative"),
         ));
     }
-    if value > MAX_COUNTER {
+    if value > max {
         return Err(ApiError::bad_field(
             field,
-            format!("{field} must be at most {MAX_COUNTER}"),
+            format!("{field} must be at most {max} for a session of duration_ms"),
         ));
     }
     Ok(())
@@ -414,9 +447,29 @@ mod tests {
             .unwrap_err();
         assert_eq!(field_of(&error), Some("p99_latency_ms"));
         let error =
-            check_metrics(&metrics_with("audio_chunks_sent", json!(MAX_COUNTER + 1))).unwrap_err();
-        assert_eq!(field_of(&error), Some("audio_chunks_sent"));
-        assert!(check_metrics(&metrics_with("audio_chunks_sent", json!(MAX_COUNTER))).is_ok());
+            check_metrics(&metrics_with("duration_ms", json!(MAX_DURATION_MS + 1.0))).unwrap_err();
+        assert_eq!(field_of(&error), Some("duration_ms"));
+        // 95 s of session: at most 9,500 chunks and 100 more.
+        for field in [
+            "audio_chunks_sent",
+            "audio_chunks_received",
+            "buffer_underruns",
+        ] {
+            assert!(
+                check_metrics(&metrics_with(field, json!(9_600))).is_ok(),
+                "{field}"
+            );
+            let error = check_metrics(&metrics_with(field, json!(9_601))).unwrap_err();
+            assert_eq!(field_of(&error), Some(field));
+        }
+        let error =
+            check_metrics(&metrics_with("buffer_underruns", json!(100_000_000))).unwrap_err();
+        assert_eq!(field_of(&error), Some("buffer_underruns"));
+        assert!(check_metrics(&metrics_with("reconnection_attempts", json!(105))).is_ok());
+        let error = check_metrics(&metrics_with("reconnection_attempts", json!(106))).unwrap_err();
+        assert_eq!(field_of(&error), Some("reconnection_attempts"));
+        // A day-long session's budget fits the integer columns.
+        assert!(max_chunks(MAX_DURATION_MS) < i64::from(i32::MAX));
     }
 
     #[test]

@@ -11,15 +11,16 @@
 //! - **Session**: a row of `voice_session_metrics` created in the window (one report per
 //!   voice session, successful or not).
 //! - **Success rate**: the share of sessions with `connection_success = true`.
-//! - **Error rate**: errors recorded in `voice_session_errors` in the window for an
-//!   implementation, per session of that implementation in the same window, as a
-//!   percentage. Not the share of failed connections: the guide lists "error rate > 5 %
-//!   in any implementation" beside, and separately from, "WebRTC success rate < 90 %",
-//!   and says that *all* client errors are logged to `voice_session_errors`; counting
-//!   failed connections again would make the third rule a weaker copy of the first and
-//!   ignore every error that happens after a connection is up (dropped data channels,
-//!   audio decode failures). The error report carries no session id, so it is a count
-//!   per session, not a share of sessions with an error; it can exceed 100 %.
+//! - **Error rate**: the sessions with an error reported in `voice_session_errors` in
+//!   the window for an implementation (distinct user and `session_id`; a user's
+//!   reports without a session id count as one session), per session of that
+//!   implementation in the same window, as a percentage. Not the share of failed
+//!   connections: the guide lists "error rate > 5 % in any implementation" beside, and
+//!   separately from, "WebRTC success rate < 90 %", and says that *all* client errors
+//!   are logged to `voice_session_errors`; counting failed connections again would make
+//!   the third rule a weaker copy of the first and ignore every error that happens after
+//!   a connection is up (dropped data channels, audio decode failures). Errors of one
+//!   session count once however often they are posted.
 //! - **Latency**: statistics over the sessions' `avg_latency_ms`, counting only sessions
 //!   that connected (a session that never connected measured no latency, and the zero it
 //!   reports would pull the numbers down). The 2× rule compares the **average** of those
@@ -28,6 +29,14 @@
 //!   100 ms"). A p95 over a few dozen sessions is set by the slowest one or two of them,
 //!   so one bad network would trip a p95-based rule on its own.
 //! - **Underruns / reconnections per session**: the totals divided by the sessions.
+//!
+//! **No single user makes a red flag stand, or hides one.** Each user counts once per
+//! session (one metrics row per user and session id), with at most their 50 most
+//! recent sessions of an implementation in a window, and a red flag stands only when
+//! at least [`MIN_USERS_FOR_RED_FLAG`] distinct users reported what it measures: a
+//! failed connection, an error, an underrun, a reconnection, a WebRTC latency above
+//! the ratio times WebSocket's average. Reports are bounded too (`ingest`), and every
+//! report counts against the reporter's rate limit.
 
 use serde::Serialize;
 
@@ -43,6 +52,10 @@ pub const MAX_ERROR_RATE_PERCENT: i64 = 5;
 pub const MAX_BUFFER_UNDERRUNS_PER_SESSION: i64 = 10;
 /// Rule 5: reconnection attempts per session must be at most this, in either.
 pub const MAX_RECONNECTIONS_PER_SESSION: i64 = 3;
+
+/// A red flag stands only when at least this many distinct users reported what it
+/// measures, so no one user (or one broken client) can force a rollback.
+pub const MIN_USERS_FOR_RED_FLAG: i64 = 3;
 
 /// Below this many sessions of either implementation in the window, and with no red
 /// flag standing, the recommendation is `hold`.
@@ -75,6 +88,28 @@ pub struct ImplementationStats {
     pub reconnection_attempts: i64,
     /// Rows of `voice_session_errors` in the window.
     pub errors: i64,
+    /// Sessions with an error (see the module's definitions).
+    pub error_sessions: i64,
+    /// How many distinct users stand behind each measure.
+    pub users: UserCounts,
+}
+
+/// Distinct users in the window, per what their sessions showed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserCounts {
+    /// Who reported a session at all.
+    pub reporting: i64,
+    /// Who had a session that did not connect.
+    pub failed: i64,
+    /// Who reported an error.
+    pub erring: i64,
+    /// Who had a session with a buffer underrun.
+    pub underrun: i64,
+    /// Who had a session with a reconnection attempt.
+    pub reconnecting: i64,
+    /// Who had a connected session slower than the latency ratio times WebSocket's
+    /// average (WebRTC only).
+    pub slow: i64,
 }
 
 impl ImplementationStats {
@@ -90,6 +125,8 @@ impl ImplementationStats {
             buffer_underruns: 0,
             reconnection_attempts: 0,
             errors: 0,
+            error_sessions: 0,
+            users: UserCounts::default(),
         }
     }
 
@@ -102,9 +139,9 @@ impl ImplementationStats {
         self.per_session(self.successful_sessions, 100.0)
     }
 
-    /// Errors per session, in percent (see the module's definitions).
+    /// Sessions with an error per session, in percent (see the module's definitions).
     pub fn error_rate_percent(&self) -> Option<f64> {
-        self.per_session(self.errors, 100.0)
+        self.per_session(self.error_sessions, 100.0)
     }
 
     pub fn buffer_underruns_per_session(&self) -> Option<f64> {
@@ -125,6 +162,8 @@ impl ImplementationStats {
             p95_latency_ms: self.p95_latency_ms,
             p99_latency_ms: self.p99_latency_ms,
             errors: self.errors,
+            error_sessions: self.error_sessions,
+            users: self.users.reporting,
             error_rate_percent: self.error_rate_percent(),
             buffer_underruns_per_session: self.buffer_underruns_per_session(),
             reconnections_per_session: self.reconnections_per_session(),
@@ -143,6 +182,9 @@ pub struct ImplementationReport {
     pub p95_latency_ms: Option<f64>,
     pub p99_latency_ms: Option<f64>,
     pub errors: i64,
+    pub error_sessions: i64,
+    /// Distinct users who reported a session.
+    pub users: i64,
     pub error_rate_percent: Option<f64>,
     pub buffer_underruns_per_session: Option<f64>,
     pub reconnections_per_session: Option<f64>,
@@ -235,12 +277,19 @@ impl Recommendation {
     }
 }
 
+/// Whether enough distinct users stand behind a measure for its red flag to stand.
+fn enough_users(users: i64) -> bool {
+    users >= MIN_USERS_FOR_RED_FLAG
+}
+
 /// Every red flag the window raises. A rule is judged only where it has something to
-/// measure: no sessions, no rate; no connected session on either side, no latency ratio.
+/// measure: no sessions, no rate; no connected session on either side, no latency ratio;
+/// and a rule stands only with reports from [`MIN_USERS_FOR_RED_FLAG`] distinct users.
 pub fn red_flags(webrtc: &ImplementationStats, websocket: &ImplementationStats) -> Vec<RedFlag> {
     let mut flags = Vec::new();
 
     if webrtc.sessions > 0
+        && enough_users(webrtc.users.failed)
         && webrtc.successful_sessions * 100 < WEBRTC_MIN_SUCCESS_RATE_PERCENT * webrtc.sessions
     {
         flags.push(RedFlag {
@@ -253,6 +302,7 @@ pub fn red_flags(webrtc: &ImplementationStats, websocket: &ImplementationStats) 
     if let (Some(webrtc_latency), Some(websocket_latency)) =
         (webrtc.avg_latency_ms, websocket.avg_latency_ms)
         && websocket_latency > 0.0
+        && enough_users(webrtc.users.slow)
         && webrtc_latency > MAX_WEBRTC_LATENCY_RATIO * websocket_latency
     {
         flags.push(RedFlag {
@@ -267,21 +317,27 @@ pub fn red_flags(webrtc: &ImplementationStats, websocket: &ImplementationStats) 
             continue;
         }
         let implementation = stats.implementation;
-        if stats.errors * 100 > MAX_ERROR_RATE_PERCENT * stats.sessions {
+        if enough_users(stats.users.erring)
+            && stats.error_sessions * 100 > MAX_ERROR_RATE_PERCENT * stats.sessions
+        {
             flags.push(RedFlag {
                 rule: RedFlagRule::ErrorRate(implementation),
                 value: stats.error_rate_percent().unwrap_or_default(),
                 threshold: MAX_ERROR_RATE_PERCENT as f64,
             });
         }
-        if stats.buffer_underruns > MAX_BUFFER_UNDERRUNS_PER_SESSION * stats.sessions {
+        if enough_users(stats.users.underrun)
+            && stats.buffer_underruns > MAX_BUFFER_UNDERRUNS_PER_SESSION * stats.sessions
+        {
             flags.push(RedFlag {
                 rule: RedFlagRule::BufferUnderruns(implementation),
                 value: stats.buffer_underruns_per_session().unwrap_or_default(),
                 threshold: MAX_BUFFER_UNDERRUNS_PER_SESSION as f64,
             });
         }
-        if stats.reconnection_attempts > MAX_RECONNECTIONS_PER_SESSION * stats.sessions {
+        if enough_users(stats.users.reconnecting)
+            && stats.reconnection_attempts > MAX_RECONNECTIONS_PER_SESSION * stats.sessions
+        {
             flags.push(RedFlag {
                 rule: RedFlagRule::Reconnections(implementation),
                 value: stats.reconnections_per_session().unwrap_or_default(),
@@ -327,6 +383,16 @@ mod tests {
             buffer_underruns: 0,
             reconnection_attempts: 0,
             errors: 0,
+            error_sessions: 0,
+            // One user per session: every measure has as many users as sessions.
+            users: UserCounts {
+                reporting: sessions,
+                failed: sessions,
+                erring: sessions,
+                underrun: sessions,
+                reconnecting: sessions,
+                slow: sessions,
+            },
         }
     }
 
@@ -427,7 +493,7 @@ mod tests {
     fn error_rate_flags_above_5_percent_in_either() {
         for implementation in ImplementationType::ALL {
             let mut stats = healthy(implementation, 40);
-            stats.errors = 2;
+            stats.error_sessions = 2;
             let other = healthy(
                 if implementation == Webrtc {
                     Websocket
@@ -445,7 +511,7 @@ mod tests {
                 red_flags(webrtc, websocket).is_empty(),
                 "exactly 5 % is no red flag"
             );
-            stats.errors = 3;
+            stats.error_sessions = 3;
             let (webrtc, websocket) = if implementation == Webrtc {
                 (&stats, &other)
             } else {
@@ -512,6 +578,46 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&flag).unwrap(),
             serde_json::json!({"name": "webrtc_success_rate", "implementation": "webrtc", "value": 85.0, "threshold": 90.0})
+        );
+    }
+
+    #[test]
+    fn one_or_two_users_cannot_make_a_red_flag_stand() {
+        let websocket = healthy(Websocket, 20);
+        let mut webrtc = healthy(Webrtc, 20);
+        webrtc.successful_sessions = 10;
+        webrtc.error_sessions = 20;
+        webrtc.buffer_underruns = 100_000;
+        webrtc.reconnection_attempts = 1_000;
+        webrtc.avg_latency_ms = Some(50_000.0);
+        for users in [1, 2] {
+            webrtc.users = UserCounts {
+                reporting: 20,
+                failed: users,
+                erring: users,
+                underrun: users,
+                reconnecting: users,
+                slow: users,
+            };
+            assert!(red_flags(&webrtc, &websocket).is_empty(), "{users} users");
+        }
+        webrtc.users = UserCounts {
+            reporting: 20,
+            failed: 3,
+            erring: 3,
+            underrun: 3,
+            reconnecting: 3,
+            slow: 3,
+        };
+        assert_eq!(
+            names(&red_flags(&webrtc, &websocket)),
+            [
+                "webrtc_success_rate",
+                "webrtc_latency_ratio",
+                "webrtc_error_rate",
+                "webrtc_buffer_underruns_per_session",
+                "webrtc_reconnections_per_session"
+            ]
         );
     }
 }

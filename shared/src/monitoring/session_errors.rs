@@ -17,8 +17,8 @@ pub struct StoredError {
 pub fn insert(db: &Db, user_id: Uuid, error: &SessionError) -> Result<StoredError, ApiError> {
     let sql = "INSERT INTO voice_session_errors (
                    user_id, error_type, error_message, stack_trace, is_retryable,
-                   implementation_type, context)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)
+                   implementation_type, context, session_id)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                RETURNING id, (created_at AT TIME ZONE 'UTC') AS created_at";
     let params = [
         ParameterValue::from(user_id),
@@ -34,6 +34,9 @@ pub fn insert(db: &Db, user_id: Uuid, error: &SessionError) -> Result<StoredErro
             .context
             .as_ref()
             .map_or(ParameterValue::DbNull, db::jsonb),
+        error
+            .session_id
+            .map_or(ParameterValue::DbNull, |id| db::text(&id.to_string())),
     ];
     let rows = db
         .query_one(sql, &params)
@@ -48,20 +51,62 @@ pub fn insert(db: &Db, user_id: Uuid, error: &SessionError) -> Result<StoredErro
     })
 }
 
+/// What the window's error reports add up to, for one implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ErrorCounts {
+    /// Error reports.
+    pub reports: i64,
+    /// Sessions with an error: distinct (user, `session_id`), a user's reports without
+    /// a session id counting as one session, and each user counting with at most
+    /// [`super::session_metrics::MAX_SESSIONS_PER_USER`].
+    pub sessions: i64,
+    /// Distinct users who reported an error.
+    pub users: i64,
+}
+
 /// Errors reported in the last `hours` hours, per implementation.
-pub fn counts_in_window(db: &Db, hours: i32) -> Result<Vec<(ImplementationType, i64)>, ApiError> {
-    let sql = "SELECT implementation_type, count(*)::int8 AS errors
-               FROM voice_session_errors
-               WHERE created_at >= now() - make_interval(hours => $1::int4)
-               GROUP BY implementation_type";
-    let rows = db.query_rows(sql, &[ParameterValue::Int32(hours)])?;
+pub fn counts_in_window(
+    db: &Db,
+    hours: i32,
+) -> Result<Vec<(ImplementationType, ErrorCounts)>, ApiError> {
+    let sql = "WITH per_session AS (
+                   SELECT implementation_type, user_id, coalesce(session_id, '') AS session,
+                          count(*) AS reports
+                     FROM voice_session_errors
+                    WHERE created_at >= now() - make_interval(hours => $1::int4)
+                    GROUP BY implementation_type, user_id, coalesce(session_id, '')
+               ), ranked AS (
+                   SELECT *, row_number() OVER (PARTITION BY implementation_type, user_id
+                                                ORDER BY session) AS user_rank
+                     FROM per_session
+               )
+               SELECT implementation_type,
+                      sum(reports)::int8 AS errors,
+                      count(*) FILTER (WHERE user_rank <= $2::int8)::int8 AS error_sessions,
+                      count(DISTINCT user_id)::int8 AS error_users
+                 FROM ranked
+                GROUP BY implementation_type";
+    let rows = db.query_rows(
+        sql,
+        &[
+            ParameterValue::Int32(hours),
+            ParameterValue::Int64(super::session_metrics::MAX_SESSIONS_PER_USER),
+        ],
+    )?;
     rows.rows()
         .map(|row| {
             let implementation: String = db::column(&row, "implementation_type")?;
             let implementation = implementation
                 .parse::<ImplementationType>()
                 .map_err(ApiError::internal)?;
-            Ok((implementation, db::column(&row, "errors")?))
+            Ok((
+                implementation,
+                ErrorCounts {
+                    reports: db::column(&row, "errors")?,
+                    sessions: db::column(&row, "error_sessions")?,
+                    users: db::column(&row, "error_users")?,
+                },
+            ))
         })
         .collect()
 }

@@ -156,10 +156,23 @@ pub const UNREADABLE_TYPE: &str = "unknown";
 /// Parses and validates a delivery's body.
 pub fn parse_body(body: &[u8]) -> ParsedBody {
     let event_type = match serde_json::from_slice::<Value>(body) {
-        Ok(value) => value
-            .get("type")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        Ok(value) => {
+            let event_type = value
+                .get("type")
+                .and_then(Value::as_str)
+                .filter(|text| !text.contains('\0'))
+                .map(str::to_string);
+            // Text that PostgreSQL cannot store, anywhere in the body: refused, whatever
+            // the type, so that the delivery is kept as `failed` (its bytes in
+            // `raw_body`) instead of failing to be stored at all.
+            if let Some(field) = crate::http::nul_field(body) {
+                return ParsedBody::Invalid {
+                    event_type,
+                    error: crate::http::nul_refusal(field),
+                };
+            }
+            event_type
+        }
         Err(error) => {
             return ParsedBody::Malformed {
                 error: ApiError::bad_request(format!("Malformed JSON body: {error}")),

@@ -176,6 +176,7 @@ fn record_unlocked(
         event_type: event.event_type.as_str(),
         status: WebhookEventStatus::Processed,
         payload: ParameterValue::Jsonb(body.to_vec()),
+        raw_body: None,
         error: None,
     };
     match webhook_events::record_if_unchanged(db, &new_event, &session, &changes) {
@@ -209,11 +210,13 @@ fn record_delivery(
         ParsedBody::Event(event) => Some(event.session_id),
         _ => None,
     };
+    let (payload, raw_body) = stored_body(body, &parsed);
     let new_event = webhook_events::NewEvent {
         id,
         event_type: parsed.event_type(),
         status: expected,
-        payload: payload_param(body, &parsed),
+        payload,
+        raw_body,
         error: reason.as_deref(),
     };
     let Claim::Claimed(locked) = webhook_events::claim(db, &new_event, session)? else {
@@ -273,15 +276,20 @@ fn apply_event(db: &Db, event: &PracticeEvent, locked: LockedSession) -> Result<
     Ok(())
 }
 
-/// The body for `webhook_events.payload`: the bytes themselves when they are JSON,
-/// otherwise the text as a JSON string, so that the row still shows what came.
-fn payload_param(body: &[u8], parsed: &ParsedBody) -> ParameterValue {
-    match parsed {
-        ParsedBody::Malformed { .. } => db::jsonb(&serde_json::Value::String(
-            String::from_utf8_lossy(body).into_owned(),
-        )),
-        _ => ParameterValue::Jsonb(body.to_vec()),
+/// The body as `webhook_events` keeps it: `payload` is the body itself when it is JSON
+/// that `jsonb` can hold; otherwise (not JSON, or a `\u0000` in a string) `payload` is
+/// the body's text as a JSON string, with what `jsonb` refuses replaced, for people to
+/// read, and `raw_body` is the body's bytes exactly as they came, which a replay reads.
+fn stored_body(body: &[u8], parsed: &ParsedBody) -> (ParameterValue, Option<Vec<u8>>) {
+    let malformed = matches!(parsed, ParsedBody::Malformed { .. });
+    if !malformed && crate::http::nul_field(body).is_none() {
+        return (ParameterValue::Jsonb(body.to_vec()), None);
     }
+    let text = String::from_utf8_lossy(body).replace('\0', "\u{FFFD}");
+    (
+        db::jsonb(&serde_json::Value::String(text)),
+        Some(body.to_vec()),
+    )
 }
 
 /// `{"event_id": …}` or `{"status": "failed" | "ignored"}`.
@@ -350,7 +358,11 @@ fn replay_one(db: &Db, id: &str) -> Result<Option<Settled>, ApiError> {
     let Some(stored) = webhook_events::lock_for_replay(db, id)? else {
         return Ok(None);
     };
-    let parsed = event::parse_body(stored.payload.as_bytes());
+    let body = match stored.raw_body {
+        Some(bytes) => bytes,
+        None => stored.payload.into_bytes(),
+    };
+    let parsed = event::parse_body(&body);
     let locked = match &parsed {
         ParsedBody::Event(event) if sessions::lock(db, event.session_id)? => LockedSession::Unread,
         _ => LockedSession::Missing,

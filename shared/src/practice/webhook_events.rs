@@ -31,8 +31,11 @@ pub struct NewEvent<'a> {
     pub id: &'a str,
     pub event_type: &'a str,
     pub status: WebhookEventStatus,
-    /// The body as `jsonb`: the raw bytes when they are JSON, else the text as a string.
+    /// The body as `jsonb`: the raw bytes when they are JSON `jsonb` can hold, else the
+    /// text as a string.
     pub payload: ParameterValue,
+    /// The bytes as they came, when `payload` is not them (`webhook_events.raw_body`).
+    pub raw_body: Option<Vec<u8>>,
     pub error: Option<&'a str>,
 }
 
@@ -72,13 +75,14 @@ pub fn claim(db: &Db, event: &NewEvent<'_>, lock_session: Option<Uuid>) -> Resul
     let sql = format!(
         "WITH serialised AS ({}),
          claimed AS (
-             INSERT INTO webhook_events (id, event_type, status, payload, error, processed_at)
-             SELECT $1, $2, $3, $4, $5, now()
+             INSERT INTO webhook_events (id, event_type, status, payload, raw_body, error, processed_at)
+             SELECT $1, $2, $3, $4, $7::bytea, $5, now()
               WHERE EXISTS (SELECT 1 FROM serialised)
              ON CONFLICT (id) DO UPDATE
                 SET event_type = excluded.event_type,
                     status = excluded.status,
                     payload = excluded.payload,
+                    raw_body = excluded.raw_body,
                     error = excluded.error,
                     attempts = webhook_events.attempts + 1,
                     processed_at = excluded.processed_at
@@ -109,6 +113,7 @@ pub fn claim(db: &Db, event: &NewEvent<'_>, lock_session: Option<Uuid>) -> Resul
             event.payload.clone(),
             db::optional_text(event.error),
             super::or_null(lock_session.map(Into::into)),
+            super::or_null(event.raw_body.clone().map(ParameterValue::Binary)),
         ],
     )?;
     let first = rows
@@ -369,6 +374,8 @@ pub struct StoredEvent {
     pub id: String,
     /// The payload as JSON text.
     pub payload: String,
+    /// The bytes as they came, when the payload could not hold them.
+    pub raw_body: Option<Vec<u8>>,
 }
 
 /// Locks a stored delivery for a replay and counts the attempt; `None` when no
@@ -379,9 +386,10 @@ pub fn lock_for_replay(db: &Db, id: &str) -> Result<Option<StoredEvent>, DbError
          counted AS (
              UPDATE webhook_events SET attempts = attempts + 1
               WHERE id = $1 AND EXISTS (SELECT 1 FROM serialised)
-             RETURNING id, payload::text AS payload
+             RETURNING id, payload::text AS payload, raw_body
          )
-         SELECT counted.id, counted.payload FROM (SELECT 1) AS one LEFT JOIN counted ON true",
+         SELECT counted.id, counted.payload, counted.raw_body
+           FROM (SELECT 1) AS one LEFT JOIN counted ON true",
         serialise_sql(1)
     );
     let rows = db.query_one(&sql, &[db::text(id)])?;
@@ -394,6 +402,7 @@ pub fn lock_for_replay(db: &Db, id: &str) -> Result<Option<StoredEvent>, DbError
     Ok(Some(StoredEvent {
         id,
         payload: db::column(&row, "payload")?,
+        raw_body: db::column(&row, "raw_body")?,
     }))
 }
 

@@ -22,7 +22,7 @@ function metrics(implementation, connected, latency) {
   };
 }
 
-test('students report metrics and errors; a teacher reads the summary with red flags and a recommendation', async () => {
+test('students report metrics and errors; a teacher reads the summary with red flags (three students behind them) and a recommendation', async () => {
   const student = await newUser();
   const client = await supabaseFor(student.jwt);
   const reports = [
@@ -50,14 +50,25 @@ test('students report metrics and errors; a teacher reads the summary with red f
   assert.equal(reported.error, null, String(reported.error));
   assert.equal(sqlValue(`SELECT count(*) FROM voice_session_errors WHERE user_id = '${student.id}'`), '1');
 
+  // A red flag stands only with reports from three distinct users: two more students
+  // whose WebRTC sessions fail too.
+  for (let other = 0; other < 2; other += 1) {
+    const classmate = await newUser();
+    const { error } = await (await supabaseFor(classmate.jwt)).functions.invoke(`${FUNCTION}/metrics`, {
+      body: metrics('webrtc', false, 0),
+    });
+    assert.equal(error, null, String(error));
+  }
+
   const teacher = await newUser({ appRole: 'teacher' });
   const { data, error } = await (await supabaseFor(teacher.jwt)).functions.invoke(`${FUNCTION}/summary?hours=24`, {
     method: 'GET',
   });
   assert.equal(error, null, String(error));
-  assert.equal(data.implementations.webrtc.sessions, 3);
+  assert.equal(data.implementations.webrtc.sessions, 5);
+  assert.equal(data.implementations.webrtc.users, 3);
   assert.equal(data.implementations.websocket.sessions, 2);
-  assert.ok(Math.abs(data.implementations.webrtc.success_rate_percent - 66.67) < 0.01, JSON.stringify(data.implementations.webrtc));
+  assert.ok(Math.abs(data.implementations.webrtc.success_rate_percent - 40) < 0.01, JSON.stringify(data.implementations.webrtc));
   assert.equal(data.flag.name, 'voice_webrtc_migration');
   const names = data.red_flags.map((flag) => flag.name);
   assert.ok(names.includes('webrtc_success_rate'), JSON.stringify(data.red_flags));

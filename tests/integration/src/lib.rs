@@ -98,6 +98,23 @@ pub fn now_unix() -> i64 {
         .as_secs() as i64
 }
 
+/// Waits, when needed, until at least `needed` seconds are left in `db`'s current
+/// minute, so that a burst of requests falls in one rate-limit window (the windows
+/// follow the database's clock).
+pub fn wait_for_room_in_the_window(db: &TestDb, needed: f64) {
+    let left: f64 = db
+        .client()
+        .query_one(
+            "SELECT extract(epoch FROM date_trunc('minute', now()) + interval '1 minute' - now())::float8",
+            &[],
+        )
+        .expect("reading the database's clock")
+        .get(0);
+    if left < needed {
+        std::thread::sleep(Duration::from_secs_f64(left + 0.2));
+    }
+}
+
 /// Base64url without padding, as JWTs encode their parts.
 pub fn b64url(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)

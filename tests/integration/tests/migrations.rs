@@ -510,6 +510,8 @@ fn demo_relay_is_refused_every_table_but_its_own() {
         "webhook_events",
         "realtime_token_sessions",
         "search_cache",
+        "rate_limits",
+        "health_probes",
         "auth.users",
     ] {
         let read = relay.query(&format!("SELECT 1 FROM {table} LIMIT 1"), &[]);
@@ -574,20 +576,21 @@ fn demo_relay_runs_a_demo_session_through_its_own_tables() {
         )
         .expect("the relay ends the session");
     assert_eq!(ended, 1);
-    for expected in 1..=2_i32 {
-        let counted: i32 = relay
+    for expected in 1..=2_i64 {
+        let counted: Option<i64> = relay
             .query_one(
-                "INSERT INTO rate_limits (bucket_key, window_start, count)
-                 VALUES ('demo-sdp:' || $1::text, date_trunc('minute', now()), 1)
-                 ON CONFLICT (bucket_key, window_start)
-                 DO UPDATE SET count = rate_limits.count + 1
-                 RETURNING count",
+                "SELECT count FROM public.demo_rate_limit_hit('sdp:user:' || $1::text, 5)",
                 &[&student.to_string()],
             )
-            .expect("the relay counts requests")
+            .expect("the relay counts requests through its function")
             .get(0);
-        assert_eq!(counted, expected);
+        assert_eq!(counted, Some(expected));
     }
+    let key: String = admin
+        .query_one("SELECT bucket_key FROM rate_limits", &[])
+        .expect("the one counter")
+        .get(0);
+    assert_eq!(key, format!("demo:sdp:user:{student}"));
 
     let row = admin
         .query_one(
@@ -833,4 +836,142 @@ fn migration_files_are_numbered_in_order_and_free_of_psql_commands() {
             );
         }
     }
+}
+
+/// Every privilege `demo_relay` holds, in every schema but the system's, as
+/// `kind name privilege` lines: explicit grants to it (tables, columns, sequences,
+/// functions, schemas, types, default privileges, memberships), what it can reach on
+/// any relation through PUBLIC or otherwise, and every SECURITY DEFINER function it
+/// may execute (a function that runs with its owner's rights).
+fn demo_relay_privileges(client: &mut postgres::Client) -> Vec<String> {
+    let sql = "
+        WITH demo AS (SELECT oid FROM pg_roles WHERE rolname = 'demo_relay'),
+        user_schemas AS (
+            SELECT oid, nspname FROM pg_namespace
+             WHERE nspname NOT IN ('pg_catalog', 'information_schema')
+               AND nspname NOT LIKE 'pg_toast%' AND nspname NOT LIKE 'pg_temp%'
+        ),
+        relation_privileges AS (
+            SELECT CASE c.relkind WHEN 'S' THEN 'sequence' ELSE 'table' END AS kind,
+                   n.nspname || '.' || c.relname AS name, p.privilege
+              FROM pg_class c JOIN user_schemas n ON n.oid = c.relnamespace
+             CROSS JOIN (VALUES ('SELECT'), ('INSERT'), ('UPDATE'), ('DELETE'),
+                                ('TRUNCATE'), ('REFERENCES'), ('TRIGGER')) AS p(privilege)
+             WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
+               AND has_table_privilege('demo_relay', c.oid, p.privilege)
+            UNION ALL
+            SELECT 'sequence', n.nspname || '.' || c.relname, p.privilege
+              FROM pg_class c JOIN user_schemas n ON n.oid = c.relnamespace
+             CROSS JOIN (VALUES ('USAGE'), ('SELECT'), ('UPDATE')) AS p(privilege)
+             WHERE c.relkind = 'S'
+               AND has_sequence_privilege('demo_relay', c.oid, p.privilege)
+        ),
+        column_privileges AS (
+            SELECT 'column', c.oid::regclass::text || '.' || a.attname, g.privilege_type
+              FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid,
+                   aclexplode(a.attacl) g, demo
+             WHERE g.grantee = demo.oid
+        ),
+        function_privileges AS (
+            SELECT 'function', p.oid::regprocedure::text, 'EXECUTE'
+              FROM pg_proc p JOIN user_schemas n ON n.oid = p.pronamespace, demo
+             WHERE has_function_privilege('demo_relay', p.oid, 'EXECUTE')
+               AND (p.prosecdef OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) g
+                                            WHERE g.grantee = demo.oid))
+        ),
+        schema_privileges AS (
+            SELECT 'schema', n.nspname, p.privilege
+              FROM user_schemas n CROSS JOIN (VALUES ('USAGE'), ('CREATE')) AS p(privilege)
+             WHERE has_schema_privilege('demo_relay', n.oid, p.privilege)
+        ),
+        type_privileges AS (
+            SELECT 'type', t.oid::regtype::text, g.privilege_type
+              FROM pg_type t, aclexplode(t.typacl) g, demo WHERE g.grantee = demo.oid
+        ),
+        default_privileges AS (
+            SELECT 'default', d.defaclobjtype::text, g.privilege_type
+              FROM pg_default_acl d, aclexplode(d.defaclacl) g, demo WHERE g.grantee = demo.oid
+        ),
+        memberships AS (
+            SELECT 'member of', m.roleid::regrole::text, 'MEMBER'
+              FROM pg_auth_members m, demo WHERE m.member = demo.oid
+        ),
+        everything AS (
+            SELECT * FROM relation_privileges UNION ALL SELECT * FROM column_privileges
+            UNION ALL SELECT * FROM function_privileges UNION ALL SELECT * FROM schema_privileges
+            UNION ALL SELECT * FROM type_privileges UNION ALL SELECT * FROM default_privileges
+            UNION ALL SELECT * FROM memberships
+        )
+        SELECT DISTINCT kind || ' ' || name || ' ' || privilege AS line FROM everything ORDER BY 1";
+    client
+        .query(sql, &[])
+        .expect("listing demo_relay's privileges")
+        .iter()
+        .map(|row| row.get("line"))
+        .collect()
+}
+
+#[test]
+fn demo_role_holds_only_its_allow_list() {
+    let db = TestDb::create();
+    let mut admin = db.client();
+    // What an operator or an old migration may have granted by mistake is taken back by
+    // the migrations too: grant it, then run them again.
+    admin
+        .batch_execute(
+            "GRANT SELECT ON auth.users TO demo_relay;
+             GRANT USAGE ON SCHEMA auth TO demo_relay;
+             GRANT EXECUTE ON FUNCTION auth.uid() TO demo_relay;
+             GRANT SELECT (id) ON public.practice_sessions TO demo_relay;
+             GRANT authenticated TO demo_relay;
+             ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT SELECT ON TABLES TO demo_relay;",
+        )
+        .expect("granting too much");
+    apply_migrations(&mut admin);
+
+    let allowed = [
+        "function demo_rate_limit_hit(text,bigint) EXECUTE",
+        "schema public USAGE",
+        "table public.demo_activities SELECT",
+        "table public.demo_interactions INSERT",
+        "table public.demo_interactions SELECT",
+        "table public.demo_voice_sessions INSERT",
+        "table public.demo_voice_sessions SELECT",
+        "table public.demo_voice_sessions UPDATE",
+    ];
+    assert_eq!(demo_relay_privileges(&mut admin), allowed);
+
+    // And the one function counts under its own prefix only: it can neither read nor
+    // exhaust a production counter.
+    admin
+        .batch_execute(
+            "INSERT INTO rate_limits (bucket_key, window_start, count)
+             VALUES ('mint:user:6f1c1a52-5d0b-4b7e-9a51-3f8f7f0f2a10', date_trunc('minute', now()), 3)",
+        )
+        .expect("a production counter");
+    let mut relay = db.demo_client();
+    for _ in 0..3 {
+        relay
+            .query_one(
+                "SELECT count FROM demo_rate_limit_hit('mint:user:6f1c1a52-5d0b-4b7e-9a51-3f8f7f0f2a10', 1)",
+                &[],
+            )
+            .expect("counting");
+    }
+    let production: i32 = admin
+        .query_one(
+            "SELECT count FROM rate_limits WHERE bucket_key = 'mint:user:6f1c1a52-5d0b-4b7e-9a51-3f8f7f0f2a10'",
+            &[],
+        )
+        .expect("the production counter")
+        .get(0);
+    assert_eq!(production, 3, "the demo role moved a production counter");
+    assert_eq!(
+        sqlstate(relay.execute("DELETE FROM rate_limits", &[])),
+        SqlState::INSUFFICIENT_PRIVILEGE
+    );
+    assert_eq!(
+        sqlstate(relay.query("SELECT * FROM demo_rate_limit_hit('', 1)", &[])),
+        SqlState::INVALID_PARAMETER_VALUE
+    );
 }

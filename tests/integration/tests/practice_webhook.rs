@@ -956,6 +956,107 @@ fn repeats_and_other_deliveries_for_one_session_at_once_are_each_applied_once() 
     assert_eq!(row["is_passed"], true);
 }
 
+/// `webhook_events.raw_body` of a delivery.
+fn raw_body(world: &World, id: &str) -> Option<Vec<u8>> {
+    world
+        .db
+        .client()
+        .query_one("SELECT raw_body FROM webhook_events WHERE id = $1", &[&id])
+        .unwrap()
+        .get(0)
+}
+
+#[test]
+fn nul_in_a_delivery_is_400_and_kept_as_failed() {
+    let world = World::new();
+    let session = world.session(None, "analyzing");
+    // Valid JSON, correctly signed; jsonb and text refuse the NUL it holds.
+    let body = format!(
+        r#"{{"type": "practice.transcript.improved", "timestamp": "{}", "data": {{"session_id": "{session}", "improved_transcript": "the quick\u0000brown fox"}}}}"#,
+        event_time(0)
+    );
+    let response = world.deliver_signed(SECRET, "msg_nul", body.as_bytes());
+    assert_status(&response, 400);
+    assert_eq!(response.body["error"], "invalid_request");
+    assert_eq!(response.body["field"], "data.improved_transcript");
+
+    let row = world.event_row("msg_nul");
+    assert_eq!(
+        (&row["status"], &row["event_type"], &row["attempts"]),
+        (
+            &json!("failed"),
+            &json!("practice.transcript.improved"),
+            &json!(1)
+        )
+    );
+    assert!(
+        row["error"]
+            .as_str()
+            .unwrap()
+            .contains("data.improved_transcript"),
+        "{row}"
+    );
+    assert_eq!(
+        raw_body(&world, "msg_nul").as_deref(),
+        Some(body.as_bytes()),
+        "the body is kept byte for byte"
+    );
+    assert_eq!(
+        row["payload"],
+        json!(body),
+        "the payload shows the body's text"
+    );
+    assert_eq!(
+        world.session_row(session)["improved_transcript"],
+        Value::Null,
+        "nothing else was written"
+    );
+
+    // The sender's retry is refused the same way and counted; it never becomes a 500.
+    let retry = world.deliver_signed(SECRET, "msg_nul", body.as_bytes());
+    assert_status(&retry, 400);
+    assert_eq!(world.event_row("msg_nul")["attempts"], 2);
+
+    // A replay reads the kept bytes and answers what became of them.
+    let replayed = world.replay(Some(&jwt("service_role")), &json!({"event_id": "msg_nul"}));
+    assert_status(&replayed, 200);
+    assert_eq!(replayed.body["results"][0]["status"], "failed");
+    assert_eq!(replayed.body["results"][0]["code"], 400);
+    assert_eq!(world.event_row("msg_nul")["attempts"], 3);
+    assert_eq!(
+        raw_body(&world, "msg_nul").as_deref(),
+        Some(body.as_bytes())
+    );
+
+    // An unknown event type holding a NUL, and a body that is not JSON and holds a raw
+    // NUL byte, are kept the same way.
+    let unknown = br#"{"type": "practice.\u0000odd", "data": {}}"#;
+    assert_status(&world.deliver_signed(SECRET, "msg_nul_type", unknown), 400);
+    let row = world.event_row("msg_nul_type");
+    assert_eq!(
+        (&row["status"], &row["event_type"]),
+        (&json!("failed"), &json!("unknown"))
+    );
+    assert_eq!(
+        raw_body(&world, "msg_nul_type").as_deref(),
+        Some(&unknown[..])
+    );
+    let binary = b"not json \x00 \xff at all";
+    assert_status(&world.deliver_signed(SECRET, "msg_nul_bytes", binary), 400);
+    assert_eq!(world.event_row("msg_nul_bytes")["status"], "failed");
+    assert_eq!(
+        raw_body(&world, "msg_nul_bytes").as_deref(),
+        Some(&binary[..])
+    );
+
+    // A good delivery keeps its payload as JSON and no raw copy.
+    let good = json!({"type": "practice.transcript.improved", "timestamp": event_time(1),
+                      "data": {"session_id": session, "improved_transcript": "fine"}});
+    assert_status(&world.deliver("msg_fine", &good), 200);
+    assert_eq!(world.event_row("msg_fine")["payload"], good);
+    assert_eq!(raw_body(&world, "msg_fine"), None);
+}
+
 /// The functions' own model of a session: `shared/`'s planner applied step by step, the
 /// results it computes kept as the row keeps them.
 struct Model {

@@ -498,9 +498,9 @@ fn another_user_cannot_relay_post_mint_or_end_on_someone_elses_session() {
     assert_eq!(world.interaction_count(&session_id), 0);
     assert!(world.openai.requests().is_empty(), "nothing reached OpenAI");
     assert_eq!(
-        world.count("SELECT count(*) FROM rate_limits"),
+        world.count("SELECT count(*) FROM rate_limits WHERE bucket_key NOT LIKE 'demo:sessions:%'"),
         0,
-        "no rate-limit row either"
+        "no rate-limit row either, but the owner's creation of the session"
     );
 }
 
@@ -741,12 +741,12 @@ fn sdp_relaying_and_token_minting_are_rate_limited_per_user() {
         .db
         .client()
         .query_one(
-            "SELECT bucket_key FROM rate_limits WHERE bucket_key LIKE 'sdp:user:' || $1",
+            "SELECT bucket_key FROM rate_limits WHERE bucket_key LIKE 'demo:sdp:user:' || $1",
             &[&user.to_string()],
         )
         .unwrap()
         .get(0);
-    assert_eq!(key, format!("sdp:user:{user}"));
+    assert_eq!(key, format!("demo:sdp:user:{user}"));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1068,4 +1068,108 @@ fn dropping_the_three_demo_tables_leaves_every_other_function_working() {
     );
     assert_eq!(demo.status, 500, "{demo:?}");
     assert!(!demo.text.contains("demo_activities"), "{}", demo.text);
+}
+
+// ---------------------------------------------------------------------------------------
+// Hostile input and per-caller limits (issue 13)
+
+#[test]
+fn nul_in_an_interaction_or_telemetry_is_400_naming_the_field_and_stores_nothing() {
+    let world = World::start();
+    let activity = world.readflow_activity();
+    let (_, token) = world.user(false);
+    let session_id = world.session(&token, activity);
+    let batch = json!({"items": [
+        {"interaction_type": "user_transcript", "transcript": "fine"},
+        {"interaction_type": "user_transcript", "transcript": "a\u{0}b"},
+    ]});
+    let response = world.post_json(
+        &format!("/sessions/{session_id}/interactions"),
+        &token,
+        &batch,
+    );
+    assert_eq!(response.status, 400, "{response:?}");
+    assert_eq!(response.body["error"], "invalid_request");
+    assert_eq!(response.body["field"], "items[1].transcript");
+    assert_eq!(world.interaction_count(&session_id), 0);
+
+    let ended = world.post_json(
+        &format!("/sessions/{session_id}/end"),
+        &token,
+        &json!({"telemetry": {"note\u{0}": 1}}),
+    );
+    assert_eq!(ended.status, 400, "{ended:?}");
+    assert_eq!(ended.body["field"], "telemetry.note\\u0000");
+    assert_eq!(
+        world.session_row(&session_id).get::<_, String>("status"),
+        "active"
+    );
+    assert_eq!(
+        world.count("SELECT count(*) FROM rate_limits"),
+        1,
+        "only the session's creation was counted"
+    );
+}
+
+#[test]
+fn demo_sessions_and_interactions_are_limited_per_caller_and_refusals_count_nothing() {
+    let world = World::start_with(&[("rate_limit_per_minute", "2")]);
+    voice_edge_integration::wait_for_room_in_the_window(&world.db, 20.0);
+    let activity = world.readflow_activity();
+    let (student, token) = world.user(false);
+    let (_, intruder) = world.user(true);
+
+    let first = world.session(&token, activity);
+    let _second = world.session(&token, activity);
+    let third = world.post_json("/sessions", &token, &json!({"demo_activity_id": activity}));
+    assert_eq!(third.status, 429, "{third:?}");
+    assert_eq!(third.body["error"], "rate_limited");
+    assert!(third.header("retry-after").is_some());
+    assert_eq!(
+        world.count("SELECT count(*) FROM demo_voice_sessions"),
+        2,
+        "the refused session was not created"
+    );
+
+    // Someone else's session: 403, and the intruder's counter is not moved.
+    let refused = world.post_json(
+        &format!("/sessions/{first}/interactions"),
+        &intruder,
+        &items(1),
+    );
+    assert_eq!(refused.status, 403, "{refused:?}");
+    for _ in 0..2 {
+        let posted = world.post_json(
+            &format!("/sessions/{first}/interactions"),
+            &token,
+            &items(3),
+        );
+        assert_eq!(posted.status, 201, "{posted:?}");
+    }
+    let over = world.post_json(
+        &format!("/sessions/{first}/interactions"),
+        &token,
+        &items(3),
+    );
+    assert_eq!(over.status, 429, "{over:?}");
+    assert_eq!(world.interaction_count(&first), 6);
+
+    let counters: Vec<(String, i32)> = world
+        .db
+        .client()
+        .query(
+            "SELECT bucket_key, count FROM rate_limits ORDER BY bucket_key",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        counters,
+        [
+            (format!("demo:interactions:user:{student}"), 2),
+            (format!("demo:sessions:user:{student}"), 2),
+        ]
+    );
 }

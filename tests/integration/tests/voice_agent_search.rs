@@ -461,6 +461,11 @@ fn no_api_key_is_503_in_demo_mode_without_an_upstream_call() {
     assert_eq!(response.body["mode"], "demo");
     assert!(world.openai.requests().is_empty());
     assert_eq!(world.cache_rows(), 0);
+    assert_eq!(
+        world.count("SELECT count(*) FROM rate_limits"),
+        0,
+        "a request refused for the configuration is not counted"
+    );
 }
 
 // ---------------------------------------------------------------------------------------

@@ -155,14 +155,15 @@ impl Env {
             .get("n")
     }
 
-    /// Stores sessions as clients would have reported them, each `hours_ago` old.
+    /// Stores sessions as clients would have reported them, each `hours_ago` old, each
+    /// by a user of its own (a red flag needs several users behind it).
     fn seed_sessions(&self, sessions: &[Session]) {
         let mut client = self.db.client();
-        let owner = Uuid::new_v4();
-        client
-            .execute("INSERT INTO auth.users (id) VALUES ($1)", &[&owner])
-            .expect("inserting the sessions' owner");
         for session in sessions {
+            let owner = Uuid::new_v4();
+            client
+                .execute("INSERT INTO auth.users (id) VALUES ($1)", &[&owner])
+                .expect("inserting the session's owner");
             client
                 .execute(
                     "INSERT INTO voice_session_metrics (
@@ -186,14 +187,15 @@ impl Env {
         }
     }
 
-    /// Stores `count` client errors of `implementation`, each `hours_ago` old.
+    /// Stores `count` client errors of `implementation`, each `hours_ago` old, each by
+    /// a user of its own in a session of its own.
     fn seed_errors(&self, implementation: &str, count: usize, hours_ago: f64) {
         let mut client = self.db.client();
-        let owner = Uuid::new_v4();
-        client
-            .execute("INSERT INTO auth.users (id) VALUES ($1)", &[&owner])
-            .expect("inserting the errors' owner");
         for _ in 0..count {
+            let owner = Uuid::new_v4();
+            client
+                .execute("INSERT INTO auth.users (id) VALUES ($1)", &[&owner])
+                .expect("inserting the error's owner");
             client
                 .execute(
                     "INSERT INTO voice_session_errors (
@@ -205,6 +207,24 @@ impl Env {
                 )
                 .expect("seeding an error");
         }
+    }
+
+    /// Changes `count` connected sessions of `implementation` (the lowest ids).
+    fn update_sessions(&self, implementation: &str, count: i64, set: &str) {
+        let changed = self
+            .db
+            .client()
+            .execute(
+                &format!(
+                    "UPDATE voice_session_metrics SET {set} WHERE id IN (
+                         SELECT id FROM voice_session_metrics
+                         WHERE implementation_type = $1 AND connection_success
+                         ORDER BY id LIMIT $2)"
+                ),
+                &[&implementation, &count],
+            )
+            .expect("updating sessions");
+        assert_eq!(changed, count as u64);
     }
 
     /// Changes one seeded session of `implementation` (the oldest-sorting id).
@@ -591,7 +611,9 @@ fn webrtc_latency_of_exactly_twice_websockets_is_no_red_flag_and_just_past_is() 
     assert!(names(&summary).is_empty(), "{summary}");
     assert_eq!(summary["recommendation"], "proceed");
 
-    env.update_one_session("webrtc", "avg_latency_ms = 320");
+    // Four users' sessions 5 ms slower each: the average just past twice WebSocket's,
+    // with more than the three users a red flag needs behind it.
+    env.update_sessions("webrtc", 4, "avg_latency_ms = 305");
     let summary = env.summary(24);
     assert_eq!(
         summary["implementations"]["webrtc"]["avg_latency_ms"],
@@ -607,15 +629,17 @@ fn webrtc_latency_of_exactly_twice_websockets_is_no_red_flag_and_just_past_is() 
 #[test]
 fn error_rate_of_exactly_5_percent_is_no_red_flag_and_just_past_is_in_either_implementation() {
     let env = Env::start();
-    let mut sessions = Session::ok("webrtc").times(20);
-    sessions.extend(Session::ok("websocket").times(20));
+    // Sixty sessions each, so that 5 % is three sessions with an error: as many users as
+    // a red flag needs behind it.
+    let mut sessions = Session::ok("webrtc").times(60);
+    sessions.extend(Session::ok("websocket").times(60));
     env.seed_sessions(&sessions);
-    env.seed_errors("webrtc", 1, 1.0);
-    env.seed_errors("websocket", 1, 1.0);
+    env.seed_errors("webrtc", 3, 1.0);
+    env.seed_errors("websocket", 3, 1.0);
     // Errors older than the window do not count.
     env.seed_errors("webrtc", 10, 30.0);
     let summary = env.summary(24);
-    assert_eq!(summary["implementations"]["webrtc"]["errors"], 1);
+    assert_eq!(summary["implementations"]["webrtc"]["errors"], 3);
     assert_eq!(
         summary["implementations"]["webrtc"]["error_rate_percent"],
         5.0
@@ -629,7 +653,8 @@ fn error_rate_of_exactly_5_percent_is_no_red_flag_and_just_past_is_in_either_imp
     env.seed_errors("websocket", 1, 1.0);
     let summary = env.summary(24);
     assert_eq!(names(&summary), ["websocket_error_rate"]);
-    assert_eq!(summary["red_flags"][0]["value"], 10.0);
+    let value = summary["red_flags"][0]["value"].as_f64().unwrap();
+    assert!((value - 400.0 / 60.0).abs() < 1e-9, "{value}");
     assert_eq!(summary["red_flags"][0]["threshold"], 5.0);
     assert_eq!(summary["recommendation"], "rollback");
 
@@ -1201,5 +1226,219 @@ fn database_down_is_503_with_retry_after_and_nothing_is_half_written() {
         response.status, 200,
         "works again once the database is back: {:?}",
         response.body
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Abuse: one user, bounded reports, limits (issue 13)
+
+/// A well-formed report of session `session_id` by a client.
+fn session_report(session_id: Uuid, implementation: &str, connected: bool) -> Value {
+    let mut body = metrics_body(implementation, connected, 200.0);
+    body["session_id"] = json!(session_id);
+    body
+}
+
+fn error_report(session_id: Option<Uuid>) -> Value {
+    let mut body = json!({
+        "error_type": "connection_failed",
+        "error_message": "ICE negotiation failed",
+        "is_retryable": true,
+        "implementation_type": "webrtc",
+    });
+    if let Some(session_id) = session_id {
+        body["session_id"] = json!(session_id);
+    }
+    body
+}
+
+#[test]
+fn one_user_cannot_trip_a_red_flag() {
+    let env = Env::start();
+    let post = |path: &str, body: &Value| {
+        call("POST", &env.url(path), Some(&env.student.token), Some(body))
+    };
+
+    // What one session cannot produce is refused, naming the field, and stores nothing.
+    let mut absurd = session_report(Uuid::new_v4(), "webrtc", true);
+    absurd["buffer_underruns"] = json!(100_000_000);
+    let refused = post("/metrics", &absurd);
+    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    assert_eq!(refused.body["field"], "buffer_underruns");
+    assert_eq!(env.count("voice_session_metrics"), 0);
+
+    // One session reported again and again is one row, the last report.
+    let session = Uuid::new_v4();
+    for _ in 0..5 {
+        assert_eq!(
+            post("/metrics", &session_report(session, "webrtc", false)).status,
+            201
+        );
+    }
+    let mut last = session_report(session, "webrtc", false);
+    last["buffer_underruns"] = json!(9_000);
+    last["reconnection_attempts"] = json!(100);
+    assert_eq!(post("/metrics", &last).status, 201);
+    let row = env
+        .db
+        .client()
+        .query_one(
+            "SELECT count(*), max(buffer_underruns) FROM voice_session_metrics WHERE session_id = $1",
+            &[&session.to_string()],
+        )
+        .unwrap();
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, Option<i32>>(1)),
+        (1, Some(9_000))
+    );
+
+    // Many sessions of one user, all failed with underruns and reconnections, and a
+    // flood of error posts: still no red flag, no rollback, and a raise goes through.
+    for _ in 0..8 {
+        assert_eq!(
+            post("/metrics", &last_for(Uuid::new_v4(), &last)).status,
+            201
+        );
+    }
+    for _ in 0..20 {
+        assert_eq!(post("/errors", &error_report(None)).status, 201);
+    }
+    let summary = env.summary(24);
+    assert_eq!(names(&summary), Vec::<String>::new(), "{summary}");
+    assert_ne!(summary["recommendation"], "rollback");
+    let webrtc = &summary["implementations"]["webrtc"];
+    assert_eq!(webrtc["sessions"], 9);
+    assert_eq!(webrtc["users"], 1);
+    assert_eq!(webrtc["errors"], 20);
+    assert_eq!(
+        webrtc["error_sessions"], 1,
+        "twenty posts without a session are one"
+    );
+    let raise = env.rollout(
+        &env.admin.token,
+        json!({"percentage": 10, "reason": "phase 1"}),
+    );
+    assert_eq!(raise.status, 200, "{:?}", raise.body);
+
+    // Three users reporting the same trouble do make it stand.
+    env.set_flag(true, 10);
+    for _ in 0..2 {
+        let other = user(&env.db, None);
+        for path in ["/metrics", "/errors"] {
+            let body = if path == "/metrics" {
+                last_for(Uuid::new_v4(), &last)
+            } else {
+                error_report(Some(Uuid::new_v4()))
+            };
+            let response = call("POST", &env.url(path), Some(&other.token), Some(&body));
+            assert_eq!(response.status, 201, "{:?}", response.body);
+        }
+    }
+    let summary = env.summary(24);
+    let flags = names(&summary);
+    for expected in [
+        "webrtc_success_rate",
+        "webrtc_error_rate",
+        "webrtc_buffer_underruns_per_session",
+        "webrtc_reconnections_per_session",
+    ] {
+        assert!(
+            flags.contains(&expected.to_string()),
+            "{expected}: {summary}"
+        );
+    }
+    assert_eq!(summary["recommendation"], "rollback");
+    let raise = env.rollout(
+        &env.admin.token,
+        json!({"percentage": 20, "reason": "phase 2"}),
+    );
+    assert_eq!(raise.status, 409, "{:?}", raise.body);
+}
+
+/// `report` for another session.
+fn last_for(session_id: Uuid, report: &Value) -> Value {
+    let mut body = report.clone();
+    body["session_id"] = json!(session_id);
+    body
+}
+
+#[test]
+fn reports_are_limited_per_user_and_a_refused_one_counts_nothing() {
+    let db = TestDb::create();
+    let app = start_app(&app_vars(
+        &db,
+        JWT_SECRET,
+        None,
+        &[("rate_limit_per_minute", "3")],
+    ));
+    let student = user(&db, None);
+    let url = |path: &str| app.url(&format!("{MONITORING}{path}"));
+    let counters = || -> Vec<(String, i32)> {
+        db.client()
+            .query(
+                "SELECT bucket_key, count FROM rate_limits ORDER BY bucket_key",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect()
+    };
+    voice_edge_integration::wait_for_room_in_the_window(&db, 15.0);
+
+    // A refusal (bad body, a text PostgreSQL cannot store) is not counted.
+    let mut bad = error_report(None);
+    bad["error_message"] = json!("ICE\u{0}failed");
+    let refused = call("POST", &url("/errors"), Some(&student.token), Some(&bad));
+    assert_eq!(refused.status, 400, "{:?}", refused.body);
+    assert_eq!(refused.body["field"], "error_message");
+    assert_eq!(counters(), Vec::<(String, i32)>::new());
+    assert_eq!(
+        db.client()
+            .query_one("SELECT count(*) FROM voice_session_errors", &[])
+            .unwrap()
+            .get::<_, i64>(0),
+        0
+    );
+
+    for _ in 0..3 {
+        let response = call(
+            "POST",
+            &url("/errors"),
+            Some(&student.token),
+            Some(&error_report(None)),
+        );
+        assert_eq!(response.status, 201, "{:?}", response.body);
+    }
+    let over = call(
+        "POST",
+        &url("/errors"),
+        Some(&student.token),
+        Some(&error_report(None)),
+    );
+    assert_eq!(over.status, 429, "{:?}", over.body);
+    assert_eq!(over.body["error"], "rate_limited");
+    assert!(over.header("retry-after").is_some());
+    // Metrics have their own limit.
+    let metrics = call(
+        "POST",
+        &url("/metrics"),
+        Some(&student.token),
+        Some(&session_report(Uuid::new_v4(), "websocket", true)),
+    );
+    assert_eq!(metrics.status, 201, "{:?}", metrics.body);
+    assert_eq!(
+        counters(),
+        [
+            (format!("errors:user:{}", student.id), 3),
+            (format!("metrics:user:{}", student.id), 1),
+        ]
+    );
+    assert_eq!(
+        db.client()
+            .query_one("SELECT count(*) FROM voice_session_errors", &[])
+            .unwrap()
+            .get::<_, i64>(0),
+        3
     );
 }
