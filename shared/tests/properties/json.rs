@@ -197,6 +197,8 @@ proptest! {
             p95_latency_ms: rates[2],
             p99_latency_ms: rates[3],
             errors,
+            error_sessions: errors / 2,
+            users: successful / 3,
             error_rate_percent: rates[4],
             buffer_underruns_per_session: rates[5],
             reconnections_per_session: rates[0],
@@ -204,11 +206,13 @@ proptest! {
         let body = sent(&report);
         prop_assert_eq!(keys(&body), sorted(vec![
             "sessions", "successful_sessions", "success_rate_percent", "avg_latency_ms",
-            "p95_latency_ms", "p99_latency_ms", "errors", "error_rate_percent",
-            "buffer_underruns_per_session", "reconnections_per_session",
+            "p95_latency_ms", "p99_latency_ms", "errors", "error_sessions", "users",
+            "error_rate_percent", "buffer_underruns_per_session", "reconnections_per_session",
         ]));
         prop_assert_eq!(&body["sessions"], sessions);
         prop_assert_eq!(&body["errors"], errors);
+        prop_assert_eq!(&body["error_sessions"], errors / 2);
+        prop_assert_eq!(&body["users"], successful / 3);
         for (key, rate) in [
             ("success_rate_percent", rates[0]), ("avg_latency_ms", rates[1]),
             ("p95_latency_ms", rates[2]), ("p99_latency_ms", rates[3]),
