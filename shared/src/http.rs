@@ -637,22 +637,109 @@ fn redact_word(word: &str) -> String {
 }
 
 /// Serves a Spin request with `handler`: the entry point of every function. The body
-/// stays in Spin's stream until the handler asks for it.
+/// stays in Spin's stream until the handler asks for it; the response goes out through
+/// `response_out` by [`send`].
 pub fn serve(
     function: &'static str,
     request: spin_sdk::http::IncomingRequest,
+    response_out: spin_sdk::http::ResponseOutparam,
     handler: impl FnOnce(&Incoming) -> Result<Reply, ApiError>,
-) -> spin_sdk::http::Response {
+) {
     let raw = raw_request(request);
     let cors = CorsPolicy::load(&SpinVariables);
     let handled = handle(function, raw, &cors, handler);
     println!("{}", handled.log_line);
-    let mut builder = spin_sdk::http::Response::builder();
-    builder.status(handled.reply.status);
-    for (name, value) in handled.reply.headers {
-        builder.header(name, value);
+    send(function, response_out, handled.reply);
+}
+
+/// Whether a response with `status` carries a body (and so a `content-length`).
+fn status_has_body(status: u16) -> bool {
+    !matches!(status, 100..=199 | 204 | 304)
+}
+
+/// Sends `reply`: with its `content-length`, and with the whole body written and the
+/// body finished *before* the response is handed to the runtime.
+///
+/// Spin's listener does not set `TCP_NODELAY`. A response handed over first and written
+/// after (what spin-sdk does for a returned `Response`, without a length) leaves
+/// the runtime's HTTP server to send the head alone and the body in a second small
+/// segment, which Nagle's algorithm holds until the client acknowledges the first: up
+/// to the client's delayed-ACK timer, about 40 ms on Linux, on every keep-alive
+/// request. A body that is complete when the response is set goes out with its head in
+/// one write. The runtime buffers a body written before anyone reads it up to its chunk
+/// size (1 MiB in Spin and wasmtime); a larger one (none of ours) is written after
+/// the response is set, as the stream allows.
+fn send(function: &str, response_out: spin_sdk::http::ResponseOutparam, reply: Reply) {
+    use spin_sdk::http::{Fields, OutgoingBody, OutgoingResponse};
+
+    let headers = Fields::new();
+    for (name, value) in &reply.headers {
+        if name.eq_ignore_ascii_case("content-length") {
+            continue;
+        }
+        if headers
+            .append(&name.to_ascii_lowercase(), value.as_bytes())
+            .is_err()
+        {
+            crate::log::event(
+                crate::log::Level::Error,
+                function,
+                reply.get_header("x-request-id"),
+                "response_header_refused",
+                name,
+            );
+        }
     }
-    builder.body(handled.reply.body).build()
+    let body: &[u8] = if status_has_body(reply.status) {
+        let length = reply.body.len().to_string().into_bytes();
+        // A fresh `Fields` with no content-length yet: appending cannot be refused.
+        let _ = headers.append("content-length", &length);
+        &reply.body
+    } else {
+        &[]
+    };
+    let response = OutgoingResponse::new(headers);
+    if response.set_status_code(reply.status).is_err() {
+        // Statuses come from our own code; a refused one is a bug, answered as a 500.
+        let _ = response.set_status_code(500);
+    }
+    let outgoing = response
+        .body()
+        .expect("a new response's body is taken once");
+    let stream = outgoing.write().expect("a new body's stream is taken once");
+
+    // Everything the runtime takes now, without a reader.
+    let mut rest = body;
+    while !rest.is_empty() {
+        match stream.check_write() {
+            Ok(0) | Err(_) => break,
+            Ok(permit) => {
+                let take = rest
+                    .len()
+                    .min(usize::try_from(permit).unwrap_or(usize::MAX));
+                if stream.write(&rest[..take]).is_err() {
+                    break;
+                }
+                rest = &rest[take..];
+            }
+        }
+    }
+    if rest.is_empty() {
+        drop(stream);
+        let _ = OutgoingBody::finish(outgoing, None);
+        spin_sdk::http::ResponseOutparam::set(response_out, response);
+        return;
+    }
+    // The rest once the runtime reads: blocking writes of at most 4 096 bytes each.
+    spin_sdk::http::ResponseOutparam::set(response_out, response);
+    for chunk in rest.chunks(4096) {
+        if stream.blocking_write_and_flush(chunk).is_err() {
+            // The client went away: nothing left to send it.
+            return;
+        }
+    }
+    drop(stream);
+    let _ = OutgoingBody::finish(outgoing, None);
 }
 
 /// The request's head, and its body as a stream that is read only when asked for.

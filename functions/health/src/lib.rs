@@ -4,15 +4,15 @@
 //! with `?deep=1`, whether OpenAI knows the configured Realtime model. `503` when the
 //! database is down. No auth, no secrets. The logic is `voice_edge_shared::health`.
 
-use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use voice_edge_shared::config::SpinVariables;
 use voice_edge_shared::health;
 use voice_edge_shared::http::serve;
 
 #[http_component]
-fn handle(request: IncomingRequest) -> Response {
-    serve("health", request, |incoming| {
+fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    serve("health", request, response_out, |incoming| {
         health::handle(incoming, &SpinVariables)
     })
 }

@@ -4,7 +4,7 @@
 //! stored deliveries again. The logic is `voice_edge_shared::practice`; the tests are
 //! `tests/integration/tests/practice_webhook.rs`.
 
-use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use voice_edge_shared::clock;
 use voice_edge_shared::config::SpinVariables;
@@ -12,8 +12,8 @@ use voice_edge_shared::http::serve;
 use voice_edge_shared::practice;
 
 #[http_component]
-fn handle(request: IncomingRequest) -> Response {
-    serve("practice-webhook", request, |incoming| {
+fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    serve("practice-webhook", request, response_out, |incoming| {
         practice::handle(incoming, &SpinVariables, clock::now_utc()?)
     })
 }

@@ -7,7 +7,7 @@
 //! logic is `voice_edge_shared::token`; its integration tests are
 //! `tests/integration/tests/realtime_student_guide_token.rs`.
 
-use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use voice_edge_shared::clock;
 use voice_edge_shared::config::SpinVariables;
@@ -15,8 +15,8 @@ use voice_edge_shared::http::serve;
 use voice_edge_shared::token;
 
 #[http_component]
-fn handle(request: IncomingRequest) -> Response {
-    serve(token::FUNCTION, request, |incoming| {
+fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    serve(token::FUNCTION, request, response_out, |incoming| {
         token::handle(incoming, &SpinVariables, clock::now_unix()?)
     })
 }

@@ -8,7 +8,7 @@
 //! Build: `cargo build --target wasm32-wasip2 --release -p realtime-voice-demo-relay`;
 //! tests: `cargo test --profile host -p voice-edge-integration --test realtime_voice_demo_relay`.
 
-use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use voice_edge_shared::clock;
 use voice_edge_shared::config::SpinVariables;
@@ -16,8 +16,8 @@ use voice_edge_shared::demo;
 use voice_edge_shared::http::serve;
 
 #[http_component]
-fn handle(request: IncomingRequest) -> Response {
-    serve(demo::FUNCTION, request, |incoming| {
+fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    serve(demo::FUNCTION, request, response_out, |incoming| {
         demo::handle(incoming, &SpinVariables, clock::now_unix()?)
     })
 }

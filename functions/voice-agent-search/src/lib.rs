@@ -8,7 +8,7 @@
 //! `voice_edge_shared::search`. Build with `cargo build --target wasm32-wasip2 --release
 //! -p voice-agent-search`; tested by `tests/integration/tests/voice_agent_search.rs`.
 
-use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use voice_edge_shared::clock;
 use voice_edge_shared::config::SpinVariables;
@@ -16,8 +16,8 @@ use voice_edge_shared::http::serve;
 use voice_edge_shared::search;
 
 #[http_component]
-fn handle(request: IncomingRequest) -> Response {
-    serve(search::FUNCTION, request, |incoming| {
+fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    serve(search::FUNCTION, request, response_out, |incoming| {
         search::handle(incoming, &SpinVariables, clock::now_unix()?)
     })
 }

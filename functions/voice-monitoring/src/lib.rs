@@ -6,7 +6,7 @@
 //! Build with `cargo build --target wasm32-wasip2 --release -p voice-monitoring`; tested
 //! by `tests/integration/tests/voice_monitoring.rs`.
 
-use spin_sdk::http::{IncomingRequest, Response};
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use voice_edge_shared::clock;
 use voice_edge_shared::config::SpinVariables;
@@ -14,8 +14,8 @@ use voice_edge_shared::http::serve;
 use voice_edge_shared::monitoring;
 
 #[http_component]
-fn handle(request: IncomingRequest) -> Response {
-    serve("voice-monitoring", request, |incoming| {
+fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    serve("voice-monitoring", request, response_out, |incoming| {
         monitoring::handle(incoming, &SpinVariables, clock::now_unix()?)
     })
 }
