@@ -708,38 +708,73 @@ fn send(function: &str, response_out: spin_sdk::http::ResponseOutparam, reply: R
         .expect("a new response's body is taken once");
     let stream = outgoing.write().expect("a new body's stream is taken once");
 
-    // Everything the runtime takes now, without a reader.
-    let mut rest = body;
-    while !rest.is_empty() {
-        match stream.check_write() {
-            Ok(0) | Err(_) => break,
-            Ok(permit) => {
-                let take = rest
-                    .len()
-                    .min(usize::try_from(permit).unwrap_or(usize::MAX));
-                if stream.write(&rest[..take]).is_err() {
-                    break;
-                }
-                rest = &rest[take..];
-            }
-        }
-    }
-    if rest.is_empty() {
+    let early = write_without_reader(&stream, body);
+    if early == body.len() {
         drop(stream);
         let _ = OutgoingBody::finish(outgoing, None);
         spin_sdk::http::ResponseOutparam::set(response_out, response);
         return;
     }
-    // The rest once the runtime reads: blocking writes of at most 4 096 bytes each.
+    // A body larger than the runtime buffers: the rest once the runtime reads.
     spin_sdk::http::ResponseOutparam::set(response_out, response);
-    for chunk in rest.chunks(4096) {
-        if stream.blocking_write_and_flush(chunk).is_err() {
-            // The client went away: nothing left to send it.
-            return;
-        }
+    if write_blocking(&stream, &body[early..]) {
+        drop(stream);
+        let _ = OutgoingBody::finish(outgoing, None);
     }
-    drop(stream);
-    let _ = OutgoingBody::finish(outgoing, None);
+    // Else the client went away: nothing is left to send it, and an unfinished body
+    // tells the runtime the response is incomplete.
+}
+
+/// The writes [`send`] makes to a response body's stream: wasi's `output-stream`, or a
+/// fake in the unit tests.
+trait BodyStream {
+    /// How many bytes the stream takes now without blocking (`0`: none until a reader
+    /// drains it); `None` once the stream has failed or closed.
+    fn permitted(&self) -> Option<u64>;
+    /// Writes bytes the stream has permitted; false when it fails.
+    fn write_now(&self, bytes: &[u8]) -> bool;
+    /// Writes at most [`BLOCKING_WRITE`] bytes, waiting for room; false when it fails.
+    fn write_waiting(&self, bytes: &[u8]) -> bool;
+}
+
+/// The most `blocking-write-and-flush` takes in one call (wasi:io's limit).
+const BLOCKING_WRITE: usize = 4096;
+
+impl BodyStream for wasi::io::streams::OutputStream {
+    fn permitted(&self) -> Option<u64> {
+        self.check_write().ok()
+    }
+    fn write_now(&self, bytes: &[u8]) -> bool {
+        self.write(bytes).is_ok()
+    }
+    fn write_waiting(&self, bytes: &[u8]) -> bool {
+        self.blocking_write_and_flush(bytes).is_ok()
+    }
+}
+
+/// Writes as much of `body` as `stream` takes before anyone reads it, in the pieces it
+/// permits; returns how many bytes went.
+fn write_without_reader(stream: &impl BodyStream, body: &[u8]) -> usize {
+    let mut written = 0;
+    while written < body.len() {
+        let permit = match stream.permitted() {
+            Some(0) | None => break,
+            Some(permit) => usize::try_from(permit).unwrap_or(usize::MAX),
+        };
+        let take = (body.len() - written).min(permit);
+        if !stream.write_now(&body[written..written + take]) {
+            break;
+        }
+        written += take;
+    }
+    written
+}
+
+/// Writes `rest` in pieces of at most [`BLOCKING_WRITE`] bytes, each waiting for room;
+/// false as soon as the stream fails.
+fn write_blocking(stream: &impl BodyStream, rest: &[u8]) -> bool {
+    rest.chunks(BLOCKING_WRITE)
+        .all(|chunk| stream.write_waiting(chunk))
 }
 
 /// The request's head, and its body as a stream that is read only when asked for.
@@ -827,6 +862,108 @@ fn read_limited(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A body stream that takes `buffered` bytes without a reader, in pieces of at most
+    /// `piece`, then (with a reader) everything, until it fails after `fails_after`.
+    struct FakeStream {
+        buffered: Cell<usize>,
+        piece: usize,
+        fails_after: usize,
+        received: RefCell<Vec<u8>>,
+        waiting_writes: RefCell<Vec<usize>>,
+    }
+
+    impl FakeStream {
+        fn new(buffered: usize, piece: usize) -> Self {
+            Self {
+                buffered: Cell::new(buffered),
+                piece,
+                fails_after: usize::MAX,
+                received: RefCell::default(),
+                waiting_writes: RefCell::default(),
+            }
+        }
+        fn failed(&self) -> bool {
+            self.received.borrow().len() >= self.fails_after
+        }
+    }
+
+    impl BodyStream for FakeStream {
+        fn permitted(&self) -> Option<u64> {
+            (!self.failed()).then(|| self.buffered.get().min(self.piece) as u64)
+        }
+        fn write_now(&self, bytes: &[u8]) -> bool {
+            assert!(
+                bytes.len() <= self.buffered.get().min(self.piece),
+                "wrote more than permitted"
+            );
+            self.buffered.set(self.buffered.get() - bytes.len());
+            self.received.borrow_mut().extend_from_slice(bytes);
+            true
+        }
+        fn write_waiting(&self, bytes: &[u8]) -> bool {
+            assert!(
+                bytes.len() <= BLOCKING_WRITE,
+                "a blocking write over wasi's limit"
+            );
+            if self.failed() {
+                return false;
+            }
+            self.waiting_writes.borrow_mut().push(bytes.len());
+            self.received.borrow_mut().extend_from_slice(bytes);
+            true
+        }
+    }
+
+    fn body(len: usize) -> Vec<u8> {
+        (0..len).map(|i| (i % 251) as u8).collect()
+    }
+
+    #[test]
+    fn a_body_the_runtime_buffers_is_written_whole_before_the_response_is_set() {
+        let stream = FakeStream::new(1 << 20, 1 << 20);
+        let sent = body(70_000);
+        assert_eq!(write_without_reader(&stream, &sent), sent.len());
+        assert_eq!(*stream.received.borrow(), sent);
+        assert!(stream.waiting_writes.borrow().is_empty());
+        assert_eq!(
+            write_without_reader(&stream, &[]),
+            0,
+            "an empty body writes nothing"
+        );
+    }
+
+    #[test]
+    fn a_body_larger_than_the_buffer_goes_on_in_blocking_writes_in_order() {
+        // Two permits of 1 000 bytes, then nothing until a reader comes.
+        let stream = FakeStream::new(2_000, 1_000);
+        let sent = body(10_000);
+        let early = write_without_reader(&stream, &sent);
+        assert_eq!(early, 2_000);
+        assert!(write_blocking(&stream, &sent[early..]));
+        assert_eq!(*stream.received.borrow(), sent);
+        assert_eq!(*stream.waiting_writes.borrow(), vec![4096, 3904]);
+    }
+
+    #[test]
+    fn a_failed_stream_stops_both_writes() {
+        let mut stream = FakeStream::new(1_000, 1_000);
+        stream.fails_after = 1_000;
+        let sent = body(5_000);
+        assert_eq!(write_without_reader(&stream, &sent), 1_000);
+        assert!(!write_blocking(&stream, &sent[1_000..]));
+        assert_eq!(stream.received.borrow().len(), 1_000);
+    }
+
+    #[test]
+    fn only_statuses_that_carry_a_body_get_a_content_length() {
+        for status in [200, 201, 202, 400, 401, 404, 405, 413, 429, 500, 503] {
+            assert!(status_has_body(status), "{status}");
+        }
+        for status in [100, 101, 204, 304] {
+            assert!(!status_has_body(status), "{status}");
+        }
+    }
 
     fn request(method: &str, path_info: &str, headers: &[(&str, &str)]) -> RawRequest {
         RawRequest {
