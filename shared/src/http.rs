@@ -172,6 +172,8 @@ pub struct RawRequest {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reply {
     pub status: u16,
+    /// Names lower-cased, as [`Reply::header`] and every constructor store them: the
+    /// CORS merge in [`handle`] and `send` rely on it.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
@@ -196,6 +198,7 @@ impl Reply {
         }
     }
 
+    /// The reply with a header added, its name lower-cased.
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_ascii_lowercase(), value.into()));
         self
@@ -677,10 +680,8 @@ fn send(function: &str, response_out: spin_sdk::http::ResponseOutparam, reply: R
         if name.eq_ignore_ascii_case("content-length") {
             continue;
         }
-        if headers
-            .append(&name.to_ascii_lowercase(), value.as_bytes())
-            .is_err()
-        {
+        // Names are stored lower-cased (`Reply::headers`): none is copied to lower it.
+        if headers.append(name, value.as_bytes()).is_err() {
             crate::log::event(
                 crate::log::Level::Error,
                 function,
@@ -1001,6 +1002,49 @@ mod tests {
             header(&handled.reply, "access-control-allow-headers"),
             Some("authorization, x-client-info, apikey, content-type")
         );
+    }
+
+    #[test]
+    fn header_names_leave_lower_cased_whatever_case_they_were_given_in() {
+        let mixed_case = |result: Result<Reply, ApiError>| {
+            let handled = handle(
+                "test",
+                request("GET", "", &[("origin", "https://app.example")]),
+                &Ok(CorsPolicy::AnyOrigin),
+                |_| result,
+            );
+            let names: Vec<&str> = handled
+                .reply
+                .headers
+                .iter()
+                .map(|(name, _)| name.as_str())
+                .collect();
+            assert!(
+                names
+                    .iter()
+                    .all(|name| !name.bytes().any(|byte| byte.is_ascii_uppercase())),
+                "{names:?}"
+            );
+            handled.reply
+        };
+        let reply = mixed_case(Ok(Reply::json(200, &json!({}))
+            .header("Cache-Control", "no-store")
+            .header("Access-Control-Allow-Origin", "https://app.example")));
+        assert_eq!(header(&reply, "cache-control"), Some("no-store"));
+        // The handler's own allow-origin is found by the CORS merge, which adds no second.
+        let allow_origin: Vec<&str> = reply
+            .headers
+            .iter()
+            .filter(|(name, _)| name == "access-control-allow-origin")
+            .map(|(_, value)| value.as_str())
+            .collect();
+        assert_eq!(allow_origin, ["https://app.example"]);
+
+        let reply = mixed_case(Err(ApiError::RateLimited {
+            retry_after: 7,
+            message: "Too many requests".into(),
+        }));
+        assert_eq!(header(&reply, "retry-after"), Some("7"));
     }
 
     #[test]
