@@ -1,13 +1,15 @@
 //! `voice-edge-integration`: real HTTP through the host to the built components, against
 //! a real PostgreSQL. The tests live in `tests/`; this library holds what they share:
-//! an HTTP client that takes every status as an answer, HS256 tokens minted as Supabase
-//! Auth mints them, the variables every app start needs, and users in `auth.users`.
+//! an HTTP client that takes every status as an answer, a reader of responses off a raw
+//! connection, HS256 tokens minted as Supabase Auth mints them, the variables every app
+//! start needs, and users in `auth.users`.
 //!
 //! ```sh
 //! make build-components
 //! cargo test --profile host -p voice-edge-integration
 //! ```
 
+use std::io::{self, BufRead};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
@@ -38,6 +40,16 @@ pub struct Response {
 }
 
 impl Response {
+    fn from_text(status: u16, headers: Vec<(String, String)>, text: String) -> Response {
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
+        Response {
+            status,
+            headers,
+            text,
+            body,
+        }
+    }
+
     /// The first header called `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -73,13 +85,66 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> R
         .map(|(name, value)| (name.to_string(), value.to_str().unwrap_or("").to_string()))
         .collect();
     let text = response.body_mut().read_to_string().unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| Value::String(text.clone()));
-    Response {
-        status,
-        headers,
-        text,
-        body,
+    Response::from_text(status, headers, text)
+}
+
+/// Reads one response off a raw HTTP/1.1 connection, for tests that write requests by
+/// hand: the status line, the headers (names lower-cased), and as many body bytes as
+/// `content-length` says, which must be UTF-8 (the app answers JSON or text). The app
+/// gives every response a `content-length` (`voice_edge_shared::http::send`;
+/// `tests/response_framing.rs` checks it), so a response without one, or chunked, is an
+/// `InvalidData` error, never a second way of reading; a connection that closes before
+/// the response is whole is `UnexpectedEof`.
+pub fn read_response(reader: &mut impl BufRead) -> io::Result<Response> {
+    let invalid = |message: String| io::Error::new(io::ErrorKind::InvalidData, message);
+    let mut read_line = |part: &str| {
+        let mut line = String::new();
+        match reader.read_line(&mut line)? {
+            0 => Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the connection closed before the response's {part}"),
+            )),
+            _ => Ok(line.trim_end().to_string()),
+        }
+    };
+    let status_line = read_line("status line")?;
+    let status: u16 = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| invalid(format!("not an HTTP status line: {status_line:?}")))?;
+    let mut headers = Vec::new();
+    loop {
+        let line = read_line("headers")?;
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| invalid(format!("not a header line: {line:?}")))?;
+        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
     }
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    };
+    if let Some(encoding) = header("transfer-encoding") {
+        return Err(invalid(format!(
+            "a {status} response with transfer-encoding: {encoding}, not framed by content-length"
+        )));
+    }
+    let length = header("content-length")
+        .ok_or_else(|| invalid(format!("a {status} response without content-length")))?;
+    let length: usize = length
+        .parse()
+        .map_err(|_| invalid(format!("a {status} response with content-length: {length}")))?;
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    let text = String::from_utf8(body)
+        .map_err(|_| invalid(format!("a {status} response whose body is not UTF-8")))?;
+    Ok(Response::from_text(status, headers, text))
 }
 
 /// `Bearer {token}`, for an `authorization` header.
@@ -272,6 +337,35 @@ mod tests {
         mac.update(format!("{}.{}", parts[0], parts[1]).as_bytes());
         mac.verify_slice(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap())
             .expect("the signature verifies");
+    }
+
+    #[test]
+    fn a_raw_response_is_read_by_its_content_length_and_nothing_else_is_taken() {
+        let mut wire: &[u8] =
+            b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n\
+            content-length: 16\r\n\r\n{\"error\":\"big\"}\nHTTP/1.1 200 OK\r\n";
+        let response = read_response(&mut wire).expect("a framed response");
+        assert_eq!(response.status, 413);
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        assert_eq!(response.body, json!({"error": "big"}));
+        assert_eq!(response.text, "{\"error\":\"big\"}\n");
+        assert_eq!(
+            wire, b"HTTP/1.1 200 OK\r\n",
+            "the next response is left unread"
+        );
+
+        let refused = |wire: &[u8]| {
+            read_response(&mut &wire[..])
+                .err()
+                .map(|error| error.kind())
+        };
+        let chunked = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n";
+        assert_eq!(refused(chunked), Some(io::ErrorKind::InvalidData));
+        let unframed = b"HTTP/1.1 200 OK\r\n\r\nok";
+        assert_eq!(refused(unframed), Some(io::ErrorKind::InvalidData));
+        let cut = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nok";
+        assert_eq!(refused(cut), Some(io::ErrorKind::UnexpectedEof));
+        assert_eq!(refused(b""), Some(io::ErrorKind::UnexpectedEof));
     }
 
     #[test]

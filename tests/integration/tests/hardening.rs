@@ -7,13 +7,13 @@
 //! Through the app (our host, or Spin with `VOICE_EDGE_RUNTIME=spin`), against a real
 //! PostgreSQL and the OpenAI stand-in; every test has its own database and app.
 
-use std::io::{Read, Write};
+use std::io::{BufReader, ErrorKind, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use voice_edge_integration::{
-    AuthUser, Response, anon_jwt, app_vars, bearer, send, start_app, user_jwt,
+    AuthUser, Response, anon_jwt, app_vars, bearer, read_response, send, start_app, user_jwt,
     wait_for_room_in_the_window,
 };
 use voice_edge_openai_standin::StandIn;
@@ -311,65 +311,19 @@ fn answer_while_streaming(app: &TestApp, head: &str, total: usize, end: bool) ->
             let _ = writer.write_all(b"0\r\n\r\n");
         }
     });
-    let mut received = Vec::new();
-    let mut buffer = [0_u8; 8192];
-    let (status, body) = loop {
-        let read = stream.read(&mut buffer).unwrap_or_else(|error| {
-            panic!("no answer while the body was still being sent ({error}): the body was read whole before its limit was checked")
-        });
-        assert!(read > 0, "the app closed the connection without an answer");
-        received.extend_from_slice(&buffer[..read]);
-        let text = String::from_utf8_lossy(&received).into_owned();
-        let Some((head, body)) = text.split_once("\r\n\r\n") else {
-            continue;
-        };
-        let header = |wanted: &str| {
-            head.lines().find_map(|line| {
-                let (name, value) = line.split_once(':')?;
-                name.trim()
-                    .eq_ignore_ascii_case(wanted)
-                    .then(|| value.trim().to_ascii_lowercase())
-            })
-        };
-        let content = if header("transfer-encoding").as_deref() == Some("chunked") {
-            match dechunk(body) {
-                Some(content) => content,
-                None => continue,
-            }
-        } else {
-            let length = header("content-length")
-                .and_then(|value| value.parse::<usize>().ok())
-                .unwrap_or(0);
-            if body.len() < length {
-                continue;
-            }
-            body[..length].to_string()
-        };
-        let status: u16 = head
-            .split(' ')
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .expect("a status line");
-        let body = serde_json::from_str(&content).unwrap_or(Value::String(content));
-        break (status, body);
-    };
-    let _ = stream.shutdown(Shutdown::Both);
-    let _ = sender.join();
-    (status, body)
-}
-
-/// The content of a complete chunked body, `None` while its last chunk has not come.
-fn dechunk(mut body: &str) -> Option<String> {
-    let mut content = String::new();
-    loop {
-        let (size, rest) = body.split_once("\r\n")?;
-        let size = usize::from_str_radix(size.trim(), 16).ok()?;
-        if size == 0 {
-            return Some(content);
+    let mut reader = BufReader::new(stream);
+    let answer = read_response(&mut reader).unwrap_or_else(|error| match error.kind() {
+        ErrorKind::UnexpectedEof => {
+            panic!("the app closed the connection without an answer ({error})")
         }
-        content.push_str(rest.get(..size)?);
-        body = rest.get(size + 2..)?;
-    }
+        ErrorKind::InvalidData => panic!("{error}"),
+        _ => panic!(
+            "no answer while the body was still being sent ({error}): the body was read whole before its limit was checked"
+        ),
+    });
+    let _ = reader.get_ref().shutdown(Shutdown::Both);
+    let _ = sender.join();
+    (answer.status, answer.body)
 }
 
 fn chunked_head(method: &str, path: &str, address: &str, headers: &[(&str, &str)]) -> String {

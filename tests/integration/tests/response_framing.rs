@@ -10,81 +10,26 @@
 //! under our host and under Spin (`VOICE_EDGE_RUNTIME=spin`). The latency itself is a
 //! benchmark's business (`make bench`, BENCHMARKS.md), never a timed test's.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::Value;
-use voice_edge_integration::{app_vars, start_app};
+use voice_edge_integration::{Response, app_vars, read_response, start_app};
 use voice_edge_testkit::pg::TestDb;
 
 const JWT_SECRET: &str = "framing-test-jwt-secret-0123456789abcdef";
 const ORIGIN: &str = "https://school.example";
 
-/// One response read off a keep-alive connection.
-struct Framed {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Framed {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(key, _)| key.eq_ignore_ascii_case(name))
-            .map(|(_, value)| value.as_str())
-    }
-}
-
-/// Writes `request` on the connection and reads one response framed by its
-/// `content-length` (a response without one fails the test: it could only be
-/// delimited by chunking or by closing the connection).
-fn exchange(reader: &mut BufReader<TcpStream>, request: &str) -> Framed {
+/// Writes `request` on the connection and reads one response; a response without a
+/// `content-length` fails the test (it could only be delimited by chunking or by
+/// closing the connection).
+fn exchange(reader: &mut BufReader<TcpStream>, request: &str) -> Response {
     reader
         .get_mut()
         .write_all(request.as_bytes())
         .expect("writing the request");
-    let mut status_line = String::new();
-    reader
-        .read_line(&mut status_line)
-        .expect("reading the status line");
-    let status: u16 = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .unwrap_or_else(|| panic!("not an HTTP status line: {status_line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("reading a header");
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        let (name, value) = line.split_once(':').expect("a header line");
-        headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
-    }
-    let mut framed = Framed {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    assert_eq!(
-        framed.header("transfer-encoding"),
-        None,
-        "{status} for {request:?} is chunked"
-    );
-    let length: usize = framed
-        .header("content-length")
-        .unwrap_or_else(|| panic!("{status} for {request:?} has no content-length"))
-        .parse()
-        .expect("a numeric content-length");
-    framed.body.resize(length, 0);
-    reader
-        .read_exact(&mut framed.body)
-        .expect("reading as many body bytes as content-length says");
-    framed
+    read_response(reader).unwrap_or_else(|error| panic!("the answer to {request:?}: {error}"))
 }
 
 #[test]
@@ -117,17 +62,12 @@ fn every_kind_of_response_has_a_content_length_and_keeps_the_connection() {
         ),
     );
     assert_eq!(preflight.status, 200);
-    assert_eq!(preflight.body, b"ok");
+    assert_eq!(preflight.text, "ok");
 
     // Health: a JSON report (no API key configured, so `degraded`), 200.
     let health = exchange(&mut reader, &head("GET", "/functions/v1/health", ""));
-    assert_eq!(
-        health.status,
-        200,
-        "{:?}",
-        String::from_utf8_lossy(&health.body)
-    );
-    let report: Value = serde_json::from_slice(&health.body).expect("health is JSON");
+    assert_eq!(health.status, 200, "{health:?}");
+    let report: Value = serde_json::from_str(&health.text).expect("health is JSON");
     assert_eq!(report["status"], "degraded");
     assert_eq!(report["database"], true);
 
@@ -139,7 +79,7 @@ fn every_kind_of_response_has_a_content_length_and_keeps_the_connection() {
     );
     let refused = exchange(&mut reader, &format!("{post}{{}}"));
     assert_eq!(refused.status, 401);
-    let error: Value = serde_json::from_slice(&refused.body).expect("an error body is JSON");
+    let error: Value = serde_json::from_str(&refused.text).expect("an error body is JSON");
     assert_eq!(error["error"], "missing_authorization", "{error}");
     assert_eq!(error["code"], 401, "{error}");
 
@@ -150,7 +90,7 @@ fn every_kind_of_response_has_a_content_length_and_keeps_the_connection() {
     );
     assert_eq!(wrong_method.status, 405);
     assert!(wrong_method.header("allow").is_some(), "405 without Allow");
-    assert!(serde_json::from_slice::<Value>(&wrong_method.body).is_ok());
+    assert!(serde_json::from_str::<Value>(&wrong_method.text).is_ok());
 
     // Nothing is left unread on the connection.
     reader
