@@ -32,6 +32,60 @@ pub struct SessionState {
     pub attempts: Vec<AttemptState>,
 }
 
+impl SessionState {
+    /// The session as it stands once `changes` are written: the in-memory model of
+    /// what the write statements do to the columns a `SessionState` holds
+    /// (`sessions::UPDATE_SQL`, `attempts::upsert_sql`, and `practice_record_scored` for
+    /// a scored attempt). A field the change leaves `None` keeps its value; an attempt
+    /// the session does not have yet is created, `pending` with nothing scored, and then
+    /// changed; a failed attempt keeps what it was scored before. What a `SessionState`
+    /// does not hold (texts, error messages, the results' columns) is not modelled here.
+    ///
+    /// Tests plan with [`plan_changes`] and write with this: the unit tests here, the
+    /// property tests of the ordering rule, and the integration tests that compare the
+    /// database's rows with it.
+    pub fn with_changes(&self, changes: &Changes<'_>) -> SessionState {
+        let mut next = self.clone();
+        if let Some(change) = changes.attempt() {
+            let (id, at, status) = match change {
+                AttemptChange::Scored { attempt_id, at, .. } => {
+                    (*attempt_id, *at, AttemptStatus::Completed)
+                }
+                AttemptChange::Failed { attempt_id, at, .. } => {
+                    (*attempt_id, *at, AttemptStatus::Failed)
+                }
+            };
+            let position = match next.attempts.iter().position(|attempt| attempt.id == id) {
+                Some(position) => position,
+                None => {
+                    next.attempts.push(AttemptState::pending(id));
+                    next.attempts.len() - 1
+                }
+            };
+            let attempt = &mut next.attempts[position];
+            attempt.status = status;
+            attempt.last_event_at = Some(at);
+            if let AttemptChange::Scored { score, .. } = change {
+                attempt.sentence_index = Some(score.sentence_index);
+                attempt.pronunciation_score = Some(score.pronunciation_score);
+                attempt.is_passed = Some(score.is_passed);
+            }
+        }
+        if let Some(change) = changes.session() {
+            if let Some(status) = change.status {
+                next.status = status;
+            }
+            if let Some(sentences) = change.sentences {
+                next.sentence_count = Some(sentences.len());
+            }
+            if let Some(at) = change.last_event_at {
+                next.last_event_at = Some(at);
+            }
+        }
+        next
+    }
+}
+
 /// One of the session's attempts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttemptState {
@@ -41,6 +95,20 @@ pub struct AttemptState {
     pub pronunciation_score: Option<Decimal>,
     pub is_passed: Option<bool>,
     pub last_event_at: Option<NaiveDateTime>,
+}
+
+impl AttemptState {
+    /// An attempt as a write creates it before changing it: `pending`, nothing scored.
+    fn pending(id: Uuid) -> AttemptState {
+        AttemptState {
+            id,
+            status: AttemptStatus::Pending,
+            sentence_index: None,
+            pronunciation_score: None,
+            is_passed: None,
+            last_event_at: None,
+        }
+    }
 }
 
 /// A write to one attempt (created when the session has no attempt with its id).
@@ -175,14 +243,7 @@ fn plan_attempt_change<'a>(session: &SessionState, change: AttemptChange<'a>) ->
             position
         }
         None => {
-            attempts.push(AttemptState {
-                id: attempt_id,
-                status: AttemptStatus::Pending,
-                sentence_index: None,
-                pronunciation_score: None,
-                is_passed: None,
-                last_event_at: None,
-            });
+            attempts.push(AttemptState::pending(attempt_id));
             attempts.len() - 1
         }
     };
@@ -304,53 +365,50 @@ mod tests {
         )
     }
 
-    /// Plans an event and applies its changes to the in-memory state.
+    /// Plans an event and writes its changes to the in-memory state.
     fn step(state: &mut SessionState, event: &PracticeEvent) {
-        let changes = plan_changes(state, event);
-        apply(state, &changes);
+        *state = state.with_changes(&plan_changes(state, event));
     }
 
-    /// Applies planned changes to the in-memory state, as the repositories do to rows.
-    fn apply(state: &mut SessionState, changes: &Changes<'_>) {
-        if let Some(change) = changes.attempt() {
-            let (id, at, status) = match change {
-                AttemptChange::Scored { attempt_id, at, .. } => {
-                    (*attempt_id, *at, AttemptStatus::Completed)
-                }
-                AttemptChange::Failed { attempt_id, at, .. } => {
-                    (*attempt_id, *at, AttemptStatus::Failed)
-                }
-            };
-            if !state.attempts.iter().any(|a| a.id == id) {
-                state.attempts.push(AttemptState {
-                    id,
-                    status: AttemptStatus::Pending,
-                    sentence_index: None,
-                    pronunciation_score: None,
-                    is_passed: None,
-                    last_event_at: None,
-                });
-            }
-            let attempt = state.attempts.iter_mut().find(|a| a.id == id).unwrap();
-            attempt.status = status;
-            attempt.last_event_at = Some(at);
-            if let AttemptChange::Scored { score, .. } = change {
-                attempt.sentence_index = Some(score.sentence_index);
-                attempt.pronunciation_score = Some(score.pronunciation_score);
-                attempt.is_passed = Some(score.is_passed);
-            }
-        }
-        if let Some(change) = changes.session() {
-            if let Some(status) = change.status {
-                state.status = status;
-            }
-            if let Some(sentences) = change.sentences {
-                state.sentence_count = Some(sentences.len());
-            }
-            if change.last_event_at.is_some() {
-                state.last_event_at = change.last_event_at;
-            }
-        }
+    #[test]
+    fn a_write_changes_only_what_it_names_and_creates_a_missing_attempt() {
+        let mut state = session(SessionStatus::Analyzing, Some(2));
+        step(&mut state, &scored(4, 7, 0, "90", true));
+        state.last_event_at = Some(at(5));
+        assert_eq!(state.with_changes(&Changes::Nothing), state);
+
+        let failed = |attempt| AttemptChange::Failed {
+            attempt_id: Uuid::from_u128(attempt),
+            at: at(6),
+            error_message: "noise",
+        };
+        let written = state
+            .with_changes(&Changes::AttemptAndSession(
+                failed(7),
+                SessionChange::default(),
+            ))
+            .with_changes(&Changes::AttemptAndSession(
+                failed(8),
+                SessionChange::default(),
+            ));
+        let kept = AttemptState {
+            status: AttemptStatus::Failed,
+            last_event_at: Some(at(6)),
+            ..state.attempts[0].clone()
+        };
+        let created = AttemptState {
+            status: AttemptStatus::Failed,
+            last_event_at: Some(at(6)),
+            ..AttemptState::pending(Uuid::from_u128(8))
+        };
+        assert_eq!(
+            written,
+            SessionState {
+                attempts: vec![kept, created],
+                ..state.clone()
+            },
+            "the session's fields are as they were; the earlier score is kept"
+        );
     }
 
     #[test]
@@ -427,7 +485,7 @@ mod tests {
             if step < 2 {
                 assert_eq!(change.status, None, "step {step}");
             }
-            apply(&mut state, &changes);
+            state = state.with_changes(&changes);
             last = Some((change, results));
         }
         let (change, results) = last.unwrap();
@@ -479,7 +537,7 @@ mod tests {
                 .attempt_count,
             1
         );
-        apply(&mut state, &changes);
+        state = state.with_changes(&changes);
         assert_eq!(
             plan_changes(&state, &scored(6, 7, 0, "90", true)),
             Changes::Nothing
@@ -526,7 +584,7 @@ mod tests {
             change.results.unwrap().pronunciation_score,
             Some(Decimal::from(90))
         );
-        apply(&mut state, &changes);
+        state = state.with_changes(&changes);
 
         let first_sentence = scored(3, 1, 0, "80", true);
         let change = plan_changes(&state, &first_sentence)

@@ -2,9 +2,10 @@
 //! one session's events (transcript improved, sentences extracted, session failed,
 //! attempts scored and failed), delivered with repeats of a `webhook-id`, re-sends
 //! under new ids and in a shuffled order, planning each delivery with
-//! [`plan_changes`] and applying the changes to an in-memory session (as the
-//! repositories apply them to rows) ends in the state of a reference model that applies
-//! the distinct events in timestamp order, statuses moving only forward.
+//! [`plan_changes`] and writing the changes to an in-memory session
+//! ([`SessionState::with_changes`], the model of the repositories' writes) ends in the
+//! state of a reference model that applies the distinct events in timestamp order,
+//! statuses moving only forward.
 //!
 //! Where the contract's rules cannot all hold whatever the arrival order, the histories
 //! stay out of the conflict (and say why):
@@ -27,9 +28,7 @@ use proptest::prelude::*;
 use rust_decimal::Decimal;
 use serde_json::json;
 use uuid::Uuid;
-use voice_edge_shared::practice::apply::{
-    AttemptChange, AttemptState, Changes, SessionState, plan_changes,
-};
+use voice_edge_shared::practice::apply::{AttemptChange, Changes, SessionState, plan_changes};
 use voice_edge_shared::practice::event::{AttemptScore, EventKind, EventType, PracticeEvent};
 use voice_edge_shared::practice::status::{AttemptStatus, SessionStatus};
 
@@ -236,53 +235,26 @@ fn practice_event(second: usize, kind: &Kind, attempts: &[AttemptPlan]) -> Pract
     }
 }
 
-/// Writes planned changes to the rows: `None` leaves a column as it is; an attempt that
-/// does not exist is created.
+/// Writes planned changes to the rows: the session's state as
+/// [`SessionState::with_changes`] models the write, and the columns it does not hold
+/// beside it; `None` leaves a column as it is.
 fn write(rows: &mut Rows, changes: &Changes<'_>) {
-    if let Some(change) = changes.attempt() {
-        let (id, at) = match change {
-            AttemptChange::Scored { attempt_id, at, .. }
-            | AttemptChange::Failed { attempt_id, at, .. } => (*attempt_id, *at),
-        };
-        let position = match rows.session.attempts.iter().position(|a| a.id == id) {
-            Some(position) => position,
-            None => {
-                rows.session.attempts.push(AttemptState {
-                    id,
-                    status: AttemptStatus::Pending,
-                    sentence_index: None,
-                    pronunciation_score: None,
-                    is_passed: None,
-                    last_event_at: None,
-                });
-                rows.session.attempts.len() - 1
-            }
-        };
-        let attempt = &mut rows.session.attempts[position];
-        attempt.last_event_at = Some(at);
-        match change {
-            AttemptChange::Scored { score, .. } => {
-                attempt.status = AttemptStatus::Completed;
-                attempt.sentence_index = Some(score.sentence_index);
-                attempt.pronunciation_score = Some(score.pronunciation_score);
-                attempt.is_passed = Some(score.is_passed);
-            }
-            AttemptChange::Failed { error_message, .. } => {
-                attempt.status = AttemptStatus::Failed;
-                rows.attempt_errors.insert(id, error_message.to_string());
-            }
-        }
+    rows.session = rows.session.with_changes(changes);
+    if let Some(AttemptChange::Failed {
+        attempt_id,
+        error_message,
+        ..
+    }) = changes.attempt()
+    {
+        rows.attempt_errors
+            .insert(*attempt_id, error_message.to_string());
     }
     if let Some(change) = changes.session() {
-        if let Some(status) = change.status {
-            rows.session.status = status;
-        }
         if let Some(text) = change.improved_transcript {
             rows.improved_transcript = Some(text.to_string());
         }
         if let Some(sentences) = change.sentences {
             rows.sentences = Some(sentences.to_vec());
-            rows.session.sentence_count = Some(sentences.len());
         }
         if let Some(message) = change.error_message {
             rows.error_message = Some(message.to_string());
@@ -291,9 +263,6 @@ fn write(rows: &mut Rows, changes: &Changes<'_>) {
             rows.attempt_count = results.attempt_count;
             rows.pronunciation_score = results.pronunciation_score;
             rows.is_passed = results.is_passed;
-        }
-        if let Some(last) = change.last_event_at {
-            rows.session.last_event_at = Some(last);
         }
     }
 }

@@ -1057,8 +1057,9 @@ fn nul_in_a_delivery_is_400_and_kept_as_failed() {
     assert_eq!(raw_body(&world, "msg_fine"), None);
 }
 
-/// The functions' own model of a session: `shared/`'s planner applied step by step, the
-/// results it computes kept as the row keeps them.
+/// The functions' own model of a session: `shared/`'s planner applied step by step and
+/// written by its model of the write (`SessionState::with_changes`), the results it
+/// computes kept as the row keeps them.
 struct Model {
     state: voice_edge_shared::practice::apply::SessionState,
     attempt_count: i32,
@@ -1068,50 +1069,9 @@ struct Model {
 
 impl Model {
     fn apply(&mut self, event: &voice_edge_shared::practice::event::PracticeEvent) {
-        use voice_edge_shared::practice::apply::{
-            AttemptChange, AttemptState, Changes, plan_changes,
-        };
-        use voice_edge_shared::practice::status::AttemptStatus;
-        let (attempt, change) = match plan_changes(&self.state, event) {
-            Changes::Nothing => return,
-            Changes::Session(change) => (None, change),
-            Changes::AttemptAndSession(attempt, change) => (Some(attempt), change),
-        };
-        if let Some(attempt) = attempt {
-            let (id, at) = match &attempt {
-                AttemptChange::Scored { attempt_id, at, .. }
-                | AttemptChange::Failed { attempt_id, at, .. } => (*attempt_id, *at),
-            };
-            let index = match self.state.attempts.iter().position(|a| a.id == id) {
-                Some(index) => index,
-                None => {
-                    self.state.attempts.push(AttemptState {
-                        id,
-                        status: AttemptStatus::Pending,
-                        sentence_index: None,
-                        pronunciation_score: None,
-                        is_passed: None,
-                        last_event_at: None,
-                    });
-                    self.state.attempts.len() - 1
-                }
-            };
-            let row = &mut self.state.attempts[index];
-            row.last_event_at = Some(at);
-            match attempt {
-                AttemptChange::Scored { score, .. } => {
-                    row.status = AttemptStatus::Completed;
-                    row.sentence_index = Some(score.sentence_index);
-                    row.pronunciation_score = Some(score.pronunciation_score);
-                    row.is_passed = Some(score.is_passed);
-                }
-                AttemptChange::Failed { .. } => row.status = AttemptStatus::Failed,
-            }
-        }
-        if let Some(status) = change.status {
-            self.state.status = status;
-        }
-        if let Some(results) = change.results {
+        let changes = voice_edge_shared::practice::apply::plan_changes(&self.state, event);
+        self.state = self.state.with_changes(&changes);
+        if let Some(results) = changes.session().and_then(|change| change.results.as_ref()) {
             self.attempt_count = results.attempt_count;
             self.score = results.pronunciation_score;
             self.is_passed = results.is_passed;
