@@ -409,6 +409,16 @@ impl Db {
         })
     }
 
+    /// Another handle on the same connection, for work scheduled after the response
+    /// ([`crate::http::Incoming::after_response`]); the connection goes back to the
+    /// runtime's pool when the last handle is dropped. Not for use inside a transaction
+    /// of the other handle: statements on either run in that transaction.
+    pub fn share(&self) -> Db {
+        Db {
+            connection: Rc::clone(&self.connection),
+        }
+    }
+
     /// Runs a statement written to return at least one row whatever the data (rule 3):
     /// an aggregate, `SELECT … FROM (SELECT 1) AS one LEFT JOIN …`, or a `WITH` whose
     /// final `SELECT` has no `FROM` or `WHERE` that could drop its row. A result

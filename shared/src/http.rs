@@ -239,6 +239,7 @@ pub struct Incoming {
     body_failure: Cell<Option<BodyFailure>>,
     request_id: String,
     user_id: RefCell<Option<String>>,
+    after_response: RefCell<AfterResponse>,
 }
 
 impl Incoming {
@@ -255,7 +256,22 @@ impl Incoming {
             body_failure: Cell::new(None),
             request_id,
             user_id: RefCell::new(None),
+            after_response: RefCell::new(AfterResponse::default()),
         }
+    }
+
+    /// Schedules `work` the answer does not depend on (housekeeping, such as sweeping
+    /// expired rate-limit windows) for after the response has been handed to the
+    /// runtime. Spin and our host send a response as soon as the guest sets it and let
+    /// the guest run on until its handler returns, so this work costs the caller no
+    /// latency. It cannot change the answer, so it logs its own failures.
+    pub fn after_response(&self, work: impl FnOnce() + 'static) {
+        self.after_response.borrow_mut().0.push(Box::new(work));
+    }
+
+    /// The function's name, for log lines written outside the request's pipeline.
+    pub fn function(&self) -> &'static str {
+        self.function
     }
 
     pub fn method(&self) -> &str {
@@ -524,6 +540,38 @@ fn request_id_for(raw: &RawRequest) -> String {
 pub struct Handled {
     pub reply: Reply,
     pub log_line: String,
+    /// What the handler scheduled with [`Incoming::after_response`].
+    pub after_response: AfterResponse,
+}
+
+/// Work scheduled for after the response ([`Incoming::after_response`]), in the order
+/// it was scheduled.
+#[derive(Default)]
+pub struct AfterResponse(Vec<Box<dyn FnOnce()>>);
+
+impl std::fmt::Debug for AfterResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AfterResponse({} scheduled)", self.0.len())
+    }
+}
+
+impl AfterResponse {
+    /// How many pieces of work are scheduled.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether nothing is scheduled.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Runs every piece of work, in order.
+    pub fn run(self) {
+        for work in self.0 {
+            work();
+        }
+    }
 }
 
 /// The pipeline as pure code: CORS, request id, error mapping, the log line. `cors` is
@@ -597,6 +645,7 @@ pub fn handle(
     Handled {
         reply,
         log_line: log.to_string(),
+        after_response: incoming.after_response.take(),
     }
 }
 
@@ -641,7 +690,8 @@ fn redact_word(word: &str) -> String {
 
 /// Serves a Spin request with `handler`: the entry point of every function. The body
 /// stays in Spin's stream until the handler asks for it; the response goes out through
-/// `response_out` by [`send`].
+/// `response_out` by [`send`], and what the handler scheduled with
+/// [`Incoming::after_response`] runs after that, while the runtime sends the response.
 pub fn serve(
     function: &'static str,
     request: spin_sdk::http::IncomingRequest,
@@ -650,9 +700,14 @@ pub fn serve(
 ) {
     let raw = raw_request(request);
     let cors = CorsPolicy::load(&SpinVariables);
-    let handled = handle(function, raw, &cors, handler);
-    println!("{}", handled.log_line);
-    send(function, response_out, handled.reply);
+    let Handled {
+        reply,
+        log_line,
+        after_response,
+    } = handle(function, raw, &cors, handler);
+    println!("{log_line}");
+    send(function, response_out, reply);
+    after_response.run();
 }
 
 /// Whether a response with `status` carries a body (and so a `content-length`).
@@ -982,6 +1037,32 @@ mod tests {
 
     fn header<'a>(reply: &'a Reply, name: &str) -> Option<&'a str> {
         reply.get_header(name)
+    }
+
+    #[test]
+    fn work_scheduled_after_the_response_waits_for_it_and_runs_in_order() {
+        use std::rc::Rc;
+        let ran: Rc<RefCell<Vec<&str>>> = Rc::default();
+        let handled = handle(
+            "test",
+            request("POST", "", &[]),
+            &Ok(CorsPolicy::AnyOrigin),
+            |incoming| {
+                for name in ["first", "second"] {
+                    let ran = ran.clone();
+                    incoming.after_response(move || ran.borrow_mut().push(name));
+                }
+                Err(ApiError::bad_request("refused, and the work still runs"))
+            },
+        );
+        assert_eq!(handled.reply.status, 400);
+        assert_eq!(handled.after_response.len(), 2);
+        assert!(
+            ran.borrow().is_empty(),
+            "nothing runs before the response is sent"
+        );
+        handled.after_response.run();
+        assert_eq!(*ran.borrow(), ["first", "second"]);
     }
 
     #[test]

@@ -185,20 +185,32 @@ fn count_request(
     })
 }
 
-/// Deletes windows that ended before the previous minute. Locked rows are skipped, so
-/// concurrent sweeps never wait on each other; a failure only delays the cleanup, so it
-/// is logged and the request goes on.
+/// Schedules the deletion of windows that ended before the previous minute for after
+/// the response ([`Incoming::after_response`]): the caller does not wait for it. Locked
+/// rows are skipped, so concurrent sweeps never wait on each other; a failure only
+/// delays the cleanup, so it is logged and nothing else happens.
 fn sweep_expired(db: &Db, incoming: &Incoming) {
-    let swept = db.execute(
-        "DELETE FROM rate_limits WHERE ctid = ANY(ARRAY( \
-             SELECT ctid FROM rate_limits \
-             WHERE window_start < date_trunc('minute', now()) - interval '1 minute' \
-             LIMIT $1::int8 FOR UPDATE SKIP LOCKED))",
-        &[SWEEP_BATCH.into()],
-    );
-    if let Err(error) = swept {
-        incoming.log(Level::Warn, "rate_limit_sweep_failed", &error.to_string());
-    }
+    let db = db.share();
+    let function = incoming.function();
+    let request_id = incoming.request_id().to_string();
+    incoming.after_response(move || {
+        let swept = db.execute(
+            "DELETE FROM rate_limits WHERE ctid = ANY(ARRAY( \
+                 SELECT ctid FROM rate_limits \
+                 WHERE window_start < date_trunc('minute', now()) - interval '1 minute' \
+                 LIMIT $1::int8 FOR UPDATE SKIP LOCKED))",
+            &[SWEEP_BATCH.into()],
+        );
+        if let Err(error) = swept {
+            crate::log::event(
+                Level::Warn,
+                function,
+                Some(&request_id),
+                "rate_limit_sweep_failed",
+                &error.to_string(),
+            );
+        }
+    });
 }
 
 #[cfg(test)]

@@ -784,7 +784,7 @@ fn concurrent_requests_never_get_past_the_limit() {
 }
 
 #[test]
-fn expired_rate_limit_windows_are_swept_by_a_new_window() {
+fn expired_rate_limit_windows_are_swept_after_a_new_windows_response() {
     let world = World::start();
     world
         .db
@@ -797,11 +797,17 @@ fn expired_rate_limit_windows_are_swept_by_a_new_window() {
         .unwrap();
     let response = world.mint(&user_jwt(world.user()), json!({"persona": "demo-guide"}));
     assert_eq!(response.status, 200, "{}", response.text);
+    // The sweep runs after the response has been sent (Incoming::after_response).
+    let expired = "SELECT count(*) FROM rate_limits WHERE window_start < now() - interval '1 hour'";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while world.count(expired) != 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(world.count(expired), 0, "the expired window is still there");
     assert_eq!(
-        world.count(
-            "SELECT count(*) FROM rate_limits WHERE window_start < now() - interval '1 hour'"
-        ),
-        0
+        world.count("SELECT count(*) FROM rate_limits WHERE window_start >= date_trunc('minute', now()) - interval '1 minute'"),
+        1,
+        "the new window is kept"
     );
 }
 
