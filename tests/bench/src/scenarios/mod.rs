@@ -1,6 +1,7 @@
 //! The scenarios, one module each.
 
 pub mod coldstart;
+pub mod costs;
 pub mod instantiate;
 pub mod size;
 pub mod token;
@@ -13,6 +14,7 @@ pub const ALL: &[Scenario] = &[
     webhook::SCENARIO,
     token::SCENARIO,
     instantiate::SCENARIO,
+    costs::SCENARIO,
     coldstart::SCENARIO,
     size::SCENARIO,
 ];

@@ -1,0 +1,64 @@
+//! `cost-probe`: what a runtime charges for each kind of host call a function makes,
+//! measured by the bench (`voice-edge-bench -- costs`) from outside. One request does
+//! only what its query asks for, through the same entry point as every function
+//! ([`serve`], so the framing and the CORS policy are the functions'):
+//!
+//! - `vars=N`: N reads of the component variable `db_url`;
+//! - `open=N`: N database connections opened (`db_url`), each running `stmts=M`
+//!   one-row statements;
+//! - `log=N`: N log lines on stdout (every function writes one per request).
+//!
+//! The answer is `{"rows": …}`, the rows the statements returned, so the bench can tell
+//! a probe that did its work from one that did not.
+
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
+use spin_sdk::http_component;
+use spin_sdk::pg4::ParameterValue;
+use voice_edge_shared::ApiError;
+use voice_edge_shared::config::{self, SpinVariables, Variables};
+use voice_edge_shared::db::{Db, DbAddress};
+use voice_edge_shared::http::{Incoming, Reply, serve};
+
+/// The most of any one kind a request may ask for.
+const MOST: usize = 100;
+
+fn count(incoming: &Incoming, name: &str) -> Result<usize, ApiError> {
+    match incoming.query_param(name) {
+        None => Ok(0),
+        Some(text) => match text.parse::<usize>() {
+            Ok(n) if n <= MOST => Ok(n),
+            _ => Err(ApiError::bad_request(format!(
+                "`{name}` must be a number from 0 to {MOST}"
+            ))),
+        },
+    }
+}
+
+fn probe(incoming: &Incoming) -> Result<Reply, ApiError> {
+    for _ in 0..count(incoming, "vars")? {
+        SpinVariables.get(config::DB_URL)?;
+    }
+    for line in 0..count(incoming, "log")? {
+        println!(r#"{{"probe":"cost","line":{line}}}"#);
+    }
+    let mut rows = 0;
+    let opens = count(incoming, "open")?;
+    let statements = count(incoming, "stmts")?;
+    if opens > 0 {
+        let address = DbAddress::load(&SpinVariables, config::DB_URL)?;
+        for _ in 0..opens {
+            let db = Db::connect(&address)?;
+            for n in 0..statements {
+                let found =
+                    db.query_one("SELECT $1::int4 + 1", &[ParameterValue::Int32(n as i32)])?;
+                rows += found.rows.len();
+            }
+        }
+    }
+    Ok(Reply::json(200, &serde_json::json!({ "rows": rows })))
+}
+
+#[http_component]
+fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
+    serve("cost-probe", request, response_out, probe)
+}
