@@ -94,6 +94,13 @@ cat <<MSG
   Press Ctrl-C to stop the app.
 
 MSG
+# The runtime starts without RUST_BACKTRACE / RUST_LIB_BACKTRACE, as production runs it:
+# with them set, Spin captures a backtrace for every error it makes and discards while
+# serving (~0.2 ms of CPU per request; BENCHMARKS.md). VOICE_EDGE_KEEP_BACKTRACE=1 keeps
+# them, for a runtime panic worth a backtrace.
+if [ "${VOICE_EDGE_KEEP_BACKTRACE:-0}" != 1 ]; then
+  unset RUST_BACKTRACE RUST_LIB_BACKTRACE
+fi
 if [ "$RUNTIME" = spin ]; then
   # Component output on this terminal and in .spin/logs/, as `spin up` does by default.
   "$SPIN_BIN" up -f spin.toml --listen "$LISTEN" "${CA_VARIABLE[@]}" &
