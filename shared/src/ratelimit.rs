@@ -7,8 +7,9 @@
 //! through in a window, and a request over a limit writes nothing. The window's start
 //! comes from the database's clock, the one clock every instance shares. Expired
 //! windows are swept by the first request of each new window, a few hundred rows at a
-//! time, so no scheduler is needed and the table stays as small as the set of keys
-//! active in a minute.
+//! time, after its response has gone out ([`Incoming::after_response`]), so no
+//! scheduler is needed, no caller waits for it, and the table stays as small as the set
+//! of keys active in a minute.
 //!
 //! **Nothing is counted for a refused request.** A function checks input, auth and
 //! configuration first, and counts last, right before the work the limit protects;
