@@ -9,6 +9,10 @@
 //! part of that which is visible from outside (the length, the framing, the reuse),
 //! under our host and under Spin (`VOICE_EDGE_RUNTIME=spin`). The latency itself is a
 //! benchmark's business (`make bench`, BENCHMARKS.md), never a timed test's.
+//!
+//! Both runtimes send a response as soon as the guest sets it and let the guest run on;
+//! the functions rely on that for work scheduled after the response
+//! (`Incoming::after_response`), and the second test pins it by order of events.
 
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
@@ -16,7 +20,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 use voice_edge_integration::{Response, app_vars, read_response, start_app};
-use voice_edge_testkit::pg::TestDb;
+use voice_edge_testkit::app::TestApp;
+use voice_edge_testkit::pg::{TestDb, repo_root};
 
 const JWT_SECRET: &str = "framing-test-jwt-secret-0123456789abcdef";
 const ORIGIN: &str = "https://school.example";
@@ -102,4 +107,42 @@ fn every_kind_of_response_has_a_content_length_and_keeps_the_connection() {
         Ok(0) | Err(_) => {}
         Ok(_) => panic!("bytes after the last response's content-length"),
     }
+}
+
+#[test]
+fn the_response_goes_out_before_the_work_scheduled_after_it_ends() {
+    let db = TestDb::create();
+    let vars = db.app_vars();
+    let pairs: Vec<(&str, &str)> = vars
+        .iter()
+        .filter(|(name, _)| name == "db_url" || name == "db_host")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    // The bench's probe component: `after_ms` schedules a wait, then a log line, after
+    // the response (Incoming::after_response).
+    let app = TestApp::start_manifest(
+        &repo_root().join("tests/components/cost-probe/spin.toml"),
+        &pairs,
+    );
+    let done = |app: &TestApp| {
+        app.logs()
+            .iter()
+            .any(|line| line.contains(r#""probe":"after_response""#))
+    };
+
+    let answer = voice_edge_integration::send("POST", &app.url("/?after_ms=3000"), &[], b"");
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.text, r#"{"rows":0}"#);
+    assert!(
+        !done(&app),
+        "the answer came only after the work scheduled after it had ended"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !done(&app) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        done(&app),
+        "the work scheduled after the response never ran"
+    );
 }

@@ -6,7 +6,11 @@
 //! - `vars=N`: N reads of the component variable `db_url`;
 //! - `open=N`: N database connections opened (`db_url`), each running `stmts=M`
 //!   one-row statements;
-//! - `log=N`: N log lines on stdout (every function writes one per request).
+//! - `log=N`: N log lines on stdout (every function writes one per request);
+//! - `after_ms=N`: work scheduled after the response ([`Incoming::after_response`])
+//!   that waits N ms (at most 10 000) and then logs `{"probe":"after_response",…}`, for
+//!   the test that the response does not wait for it
+//!   (`tests/integration/tests/response_framing.rs`).
 //!
 //! The answer is `{"rows": …}`, the rows the statements returned, so the bench can tell
 //! a probe that did its work from one that did not.
@@ -19,22 +23,35 @@ use voice_edge_shared::config::{self, SpinVariables, Variables};
 use voice_edge_shared::db::{Db, DbAddress};
 use voice_edge_shared::http::{Incoming, Reply, serve};
 
-/// The most of any one kind a request may ask for.
+/// The most of any one kind of call a request may ask for.
 const MOST: usize = 100;
+/// The longest wait after the response a request may ask for, in ms.
+const MOST_AFTER_MS: usize = 10_000;
 
-fn count(incoming: &Incoming, name: &str) -> Result<usize, ApiError> {
+fn number(incoming: &Incoming, name: &str, most: usize) -> Result<usize, ApiError> {
     match incoming.query_param(name) {
         None => Ok(0),
         Some(text) => match text.parse::<usize>() {
-            Ok(n) if n <= MOST => Ok(n),
+            Ok(n) if n <= most => Ok(n),
             _ => Err(ApiError::bad_request(format!(
-                "`{name}` must be a number from 0 to {MOST}"
+                "`{name}` must be a number from 0 to {most}"
             ))),
         },
     }
 }
 
+fn count(incoming: &Incoming, name: &str) -> Result<usize, ApiError> {
+    number(incoming, name, MOST)
+}
+
 fn probe(incoming: &Incoming) -> Result<Reply, ApiError> {
+    let after_ms = number(incoming, "after_ms", MOST_AFTER_MS)?;
+    if after_ms > 0 {
+        incoming.after_response(move || {
+            std::thread::sleep(std::time::Duration::from_millis(after_ms as u64));
+            println!(r#"{{"probe":"after_response","slept_ms":{after_ms}}}"#);
+        });
+    }
     for _ in 0..count(incoming, "vars")? {
         SpinVariables.get(config::DB_URL)?;
     }
