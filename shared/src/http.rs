@@ -557,13 +557,9 @@ impl std::fmt::Debug for AfterResponse {
 
 impl AfterResponse {
     /// How many pieces of work are scheduled.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.0.len()
-    }
-
-    /// Whether nothing is scheduled.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     /// Runs every piece of work, in order.

@@ -112,12 +112,8 @@ fn every_kind_of_response_has_a_content_length_and_keeps_the_connection() {
 #[test]
 fn the_response_goes_out_before_the_work_scheduled_after_it_ends() {
     let db = TestDb::create();
-    let vars = db.app_vars();
-    let pairs: Vec<(&str, &str)> = vars
-        .iter()
-        .filter(|(name, _)| name == "db_url" || name == "db_host")
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let (db_url, db_host) = (db.url(), db.db_host());
+    let pairs = [("db_url", db_url.as_str()), ("db_host", db_host.as_str())];
     // The bench's probe component: `after_ms` schedules a wait, then a log line, after
     // the response (Incoming::after_response).
     let app = TestApp::start_manifest(

@@ -86,12 +86,8 @@ struct Measured {
 
 fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
     let database = Database::start();
-    let vars = database.db.app_vars();
-    let pairs: Vec<(&str, &str)> = vars
-        .iter()
-        .filter(|(name, _)| name == "db_url" || name == "db_host")
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let (db_url, db_host) = (database.db.url(), database.db.db_host());
+    let pairs = [("db_url", db_url.as_str()), ("db_host", db_host.as_str())];
     let manifest = repo_root().join("tests/components/cost-probe/spin.toml");
     let connections = limits.connections.first().copied().unwrap_or(8);
     let seconds = Duration::from_secs_f64((limits.seconds / 2.0).max(1.0));
