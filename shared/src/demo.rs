@@ -16,7 +16,9 @@
 //!
 //! Every route that writes rows or calls OpenAI counts against a per-caller limit
 //! (`rate_limit_per_minute`): session creation, interaction batches, SDP relaying and
-//! token minting. The count comes last, after the body, the caller and the session
+//! token minting. An anonymous sign-in owns its sessions as the user it is, but counts
+//! as an anonymous caller: by client address, and inside `anon_rate_limit_per_minute`
+//! over all anonymous callers ([`ratelimit::RateCaller`]). The count comes last, after the body, the caller and the session
 //! were checked, and where the write after it can still be refused it shares the
 //! write's transaction, so a refused request leaves no count behind. Dropping the three demo tables removes the demo system and leaves every
 //! other function working.
@@ -49,7 +51,7 @@ use crate::db::{Db, DbAddress, DbError};
 use crate::error::ApiError;
 use crate::http::{Incoming, JSON_LIMIT, Reply, SDP_LIMIT};
 use crate::log::Level;
-use crate::ratelimit::{self, Counter, Limit};
+use crate::ratelimit::{self, CallerLimits, Counter, Limit, RateCaller};
 
 use model::{DemoSession, SessionStatus, utc_rfc3339};
 use requests::{CreateSessionRequest, EndSessionRequest};
@@ -58,8 +60,6 @@ use session_config::{RealtimeSettings, build_session_config};
 /// The function's name, in its log lines.
 pub const FUNCTION: &str = "realtime-voice-demo-relay";
 
-/// Bounds of `rate_limit_per_minute`.
-const RATE_LIMIT_RANGE: (i64, i64) = (1, 100_000);
 /// Bounds of `token_ttl_seconds` (OpenAI accepts 10 s to 2 h).
 const TOKEN_TTL_RANGE: (i64, i64) = (10, 7200);
 
@@ -78,8 +78,9 @@ pub struct DemoConfig {
     pub voice: String,
     /// `token_ttl_seconds`, 10–7200.
     pub token_ttl_seconds: i64,
-    /// `rate_limit_per_minute`, per user, for SDP relaying and for token minting.
-    pub rate_limit_per_minute: i64,
+    /// `rate_limit_per_minute` per caller (for every counted action),
+    /// `anon_rate_limit_per_minute` over anonymous callers, and `trusted_proxies`.
+    pub limits: CallerLimits,
 }
 
 impl std::fmt::Debug for DemoConfig {
@@ -90,7 +91,7 @@ impl std::fmt::Debug for DemoConfig {
             .field("realtime_model", &self.realtime_model)
             .field("voice", &self.voice)
             .field("token_ttl_seconds", &self.token_ttl_seconds)
-            .field("rate_limit_per_minute", &self.rate_limit_per_minute)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -115,13 +116,7 @@ impl DemoConfig {
                 TOKEN_TTL_RANGE.0,
                 TOKEN_TTL_RANGE.1,
             )?,
-            rate_limit_per_minute: config::ranged(
-                vars,
-                config::RATE_LIMIT_PER_MINUTE,
-                config::DEFAULT_RATE_LIMIT_PER_MINUTE,
-                RATE_LIMIT_RANGE.0,
-                RATE_LIMIT_RANGE.1,
-            )?,
+            limits: CallerLimits::load(vars)?,
         })
     }
 
@@ -209,11 +204,12 @@ pub fn handle(
         Route::Session(id, action) => {
             let student_id = require_student(&claims)?;
             let session_id = requests::parse_path_id(id, "session_id")?;
+            let rate = config.limits.caller(incoming, &claims);
             match action {
-                SessionAction::Sdp => relay_sdp(incoming, &config, student_id, session_id),
-                SessionAction::Token => mint_token(incoming, &config, student_id, session_id),
+                SessionAction::Sdp => relay_sdp(incoming, &config, student_id, rate, session_id),
+                SessionAction::Token => mint_token(incoming, &config, student_id, rate, session_id),
                 SessionAction::Interactions => {
-                    post_interactions(incoming, &config, student_id, session_id)
+                    post_interactions(incoming, &config, student_id, rate, session_id)
                 }
                 SessionAction::End => end_session(incoming, &config, student_id, session_id),
             }
@@ -221,23 +217,21 @@ pub fn handle(
     }
 }
 
-/// The caller's limit for `action` (`demo:<action>:user:<id>` once counted).
-fn caller_limit(config: &DemoConfig, action: &str, student_id: Uuid) -> Limit {
-    Limit::new(
-        ratelimit::caller_key(action, Some(student_id), None),
-        config.rate_limit_per_minute,
+/// The caller's limits for `action` (`demo:<action>:user:<id>` once counted; for an
+/// anonymous sign-in `demo:<action>:ip:<address>` and the ceiling `demo:<action>:anon`:
+/// [`RateCaller`]).
+fn caller_limits(config: &DemoConfig, action: &str, rate: RateCaller) -> Vec<Limit> {
+    rate.limits(
+        action,
+        config.limits.per_minute,
+        config.limits.anon_per_minute,
     )
 }
 
-/// Counts one request of the caller for `action`; `429` over the limit.
-fn count(db: &Db, incoming: &Incoming, limit: &Limit) -> Result<(), ApiError> {
-    ratelimit::enforce(
-        db,
-        incoming,
-        Counter::DemoFunction,
-        &limit.key,
-        limit.per_minute,
-    )
+/// Counts one request of the caller for `action`, against each of its limits or none;
+/// `429` over any.
+fn count(db: &Db, incoming: &Incoming, limits: &[Limit]) -> Result<(), ApiError> {
+    ratelimit::within_limits(db, incoming, Counter::DemoFunction, limits, |_| Ok(()))
 }
 
 fn connect(config: &DemoConfig) -> Result<Db, ApiError> {
@@ -279,8 +273,8 @@ fn create_session(
     let activity = activities::find_published(&db, request.demo_activity_id)?
         .ok_or_else(|| ApiError::not_found("Demo activity not found"))?;
     let session_config = build_session_config(&activity, config.settings()).to_value();
-    let limit = caller_limit(config, "sessions", student_id);
-    let session = ratelimit::within_limits(&db, incoming, Counter::DemoFunction, &[limit], |tx| {
+    let limits = caller_limits(config, "sessions", config.limits.caller(incoming, claims));
+    let session = ratelimit::within_limits(&db, incoming, Counter::DemoFunction, &limits, |tx| {
         sessions::insert(tx, activity.id, student_id, &session_config)
             .map_err(|error| insert_failure(error, &activity.id))
     })?;
@@ -351,6 +345,7 @@ fn relay_sdp(
     incoming: &Incoming,
     config: &DemoConfig,
     student_id: Uuid,
+    rate: RateCaller,
     session_id: Uuid,
 ) -> Result<Reply, ApiError> {
     if incoming.content_type().as_deref() != Some("application/sdp") {
@@ -362,7 +357,7 @@ fn relay_sdp(
     let db = connect(config)?;
     let session = owned_active_session(&db, student_id, session_id)?;
     openai::require_api_key(&config.openai)?;
-    count(&db, incoming, &caller_limit(config, "sdp", student_id))?;
+    count(&db, incoming, &caller_limits(config, "sdp", rate))?;
 
     let answer = openai::relay_offer(&config.openai, offer, &session.session_config)?;
     if answer.call_id.is_none() {
@@ -386,12 +381,13 @@ fn mint_token(
     incoming: &Incoming,
     config: &DemoConfig,
     student_id: Uuid,
+    rate: RateCaller,
     session_id: Uuid,
 ) -> Result<Reply, ApiError> {
     let db = connect(config)?;
     let session = owned_active_session(&db, student_id, session_id)?;
     openai::require_api_key(&config.openai)?;
-    count(&db, incoming, &caller_limit(config, "mint", student_id))?;
+    count(&db, incoming, &caller_limits(config, "mint", rate))?;
 
     let secret = openai::mint_client_secret(
         &config.openai,
@@ -428,18 +424,18 @@ fn post_interactions(
     incoming: &Incoming,
     config: &DemoConfig,
     student_id: Uuid,
+    rate: RateCaller,
     session_id: Uuid,
 ) -> Result<Reply, ApiError> {
     let items = requests::parse_interaction_batch(incoming.body(JSON_LIMIT)?)?;
     let db = connect(config)?;
-    let limit = caller_limit(config, "interactions", student_id);
-    let inserted =
-        ratelimit::within_limits(&db, incoming, Counter::DemoFunction, &[limit], |tx| {
-            match interactions::insert_batch(tx, session_id, student_id, &items)? {
-                0 => Err(refusal(tx, student_id, session_id)),
-                inserted => Ok(inserted),
-            }
-        })?;
+    let limits = caller_limits(config, "interactions", rate);
+    let inserted = ratelimit::within_limits(&db, incoming, Counter::DemoFunction, &limits, |tx| {
+        match interactions::insert_batch(tx, session_id, student_id, &items)? {
+            0 => Err(refusal(tx, student_id, session_id)),
+            inserted => Ok(inserted),
+        }
+    })?;
     Ok(Reply::json(201, &json!({ "inserted": inserted })))
 }
 
@@ -529,7 +525,7 @@ mod tests {
         .collect();
         let config = DemoConfig::load(&vars).unwrap();
         assert_eq!(config.voice, "ash");
-        assert_eq!(config.rate_limit_per_minute, 60);
+        assert_eq!(config.limits.per_minute, 60);
         assert!(!format!("{config:?}").contains("hunter2"));
     }
 

@@ -32,7 +32,7 @@ use crate::db::{Db, DbAddress, DbError};
 use crate::error::ApiError;
 use crate::flags;
 use crate::http::{Incoming, Reply};
-use crate::ratelimit::{self, Counter, Limit};
+use crate::ratelimit::{self, CallerLimits, Counter};
 use ingest::{ImplementationType, SessionErrorBody, SessionMetricsBody};
 use rollout::{FlagState, RolloutBody, RolloutDirection};
 use rules::{ImplementationReport, ImplementationStats, Recommendation, RedFlag};
@@ -50,8 +50,9 @@ pub const ROLLOUT_GUARD_WINDOW_HOURS: i32 = 24;
 pub struct MonitoringConfig {
     db_url: DbAddress,
     pub auth: AuthConfig,
-    /// `rate_limit_per_minute`: reports (metrics and errors, each) per user.
-    pub rate_limit_per_minute: i64,
+    /// `rate_limit_per_minute`: reports (metrics and errors, each) per user; anonymous
+    /// sign-ins per client address, inside `anon_rate_limit_per_minute`.
+    pub limits: CallerLimits,
 }
 
 impl MonitoringConfig {
@@ -59,13 +60,7 @@ impl MonitoringConfig {
         Ok(Self {
             db_url: DbAddress::load(vars, config::DB_URL)?,
             auth: AuthConfig::load(vars)?,
-            rate_limit_per_minute: config::ranged(
-                vars,
-                config::RATE_LIMIT_PER_MINUTE,
-                config::DEFAULT_RATE_LIMIT_PER_MINUTE,
-                1,
-                1_000_000,
-            )?,
+            limits: CallerLimits::load(vars)?,
         })
     }
 
@@ -155,8 +150,8 @@ fn record_metrics(
     let user_id = reporting_user(claims)?;
     let metrics = incoming.json::<SessionMetricsBody>()?.validate()?;
     let db = config.connect()?;
-    let stored = counted(&db, incoming, config, "metrics", user_id, |tx| {
-        session_metrics::upsert(tx, user_id, &metrics)
+    let stored = counted(&db, incoming, config, "metrics", claims, |tx| {
+        session_metrics::upsert(tx, user_id, claims.is_anonymous, &metrics)
     })?;
     Ok(Reply::json(
         201,
@@ -172,7 +167,7 @@ fn record_error(
     let user_id = reporting_user(claims)?;
     let error = incoming.json::<SessionErrorBody>()?.validate()?;
     let db = config.connect()?;
-    let stored = counted(&db, incoming, config, "errors", user_id, |tx| {
+    let stored = counted(&db, incoming, config, "errors", claims, |tx| {
         session_errors::insert(tx, user_id, &error)
     })?;
     Ok(Reply::json(
@@ -181,21 +176,19 @@ fn record_error(
     ))
 }
 
-/// Stores a report counted against the user's limit for `action`, in one transaction:
-/// a report refused (over the limit, or by the database) leaves no count and no row.
+/// Stores a report counted against the caller's limits for `action` (the user's; an
+/// anonymous sign-in's address and the anonymous ceiling), in one transaction: a report
+/// refused (over a limit, or by the database) leaves no count and no row.
 fn counted<T>(
     db: &Db,
     incoming: &Incoming,
     config: &MonitoringConfig,
     action: &str,
-    user_id: Uuid,
+    claims: &Claims,
     store: impl FnOnce(&Db) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
-    let limit = Limit::new(
-        ratelimit::caller_key(action, Some(user_id), None),
-        config.rate_limit_per_minute,
-    );
-    ratelimit::within_limits(db, incoming, Counter::Table, &[limit], store)
+    let limits = config.limits.for_request(incoming, claims, action);
+    ratelimit::within_limits(db, incoming, Counter::Table, &limits, store)
 }
 
 /// The `hours` query parameter: 1–720, 24 when absent.
@@ -224,15 +217,6 @@ pub fn window_stats(
             ImplementationType::Webrtc => webrtc = stats,
             ImplementationType::Websocket => websocket = stats,
         }
-    }
-    for (implementation, errors) in session_errors::counts_in_window(db, hours)? {
-        let stats = match implementation {
-            ImplementationType::Webrtc => &mut webrtc,
-            ImplementationType::Websocket => &mut websocket,
-        };
-        stats.errors = errors.reports;
-        stats.error_sessions = errors.sessions;
-        stats.users.erring = errors.users;
     }
     Ok((webrtc, websocket))
 }

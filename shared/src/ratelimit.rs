@@ -18,17 +18,25 @@
 //! (a session that is not the caller's), the counts and the work share one transaction
 //! ([`within_limits`]), so a refusal rolls the counts back too.
 //!
+//! **Who a caller is** is decided in one place, [`RateCaller`]: a signed-in user by
+//! their id; the anon key and anonymous sign-ins (`is_anonymous: true`, which anyone can
+//! mint at will) by client address and inside the ceiling over all anonymous callers.
+//!
 //! **The demo relay counts through a function.** Its role holds no privilege on
 //! `rate_limits`; it may only `EXECUTE` `public.demo_rate_limit_hit(key, limit)`, a
-//! `SECURITY DEFINER` function that counts under a `demo:` prefix
-//! ([`Counter::DemoFunction`]): the demo system can neither read production keys (user
-//! ids, client addresses) nor reset or exhaust anyone else's counter.
+//! `SECURITY DEFINER` function that counts in the demo's own table, `rate_limits_demo`,
+//! under a `demo:` prefix, and only keys of the shapes [`RateCaller::key`] and
+//! [`anon_ceiling_key`] make ([`Counter::DemoFunction`]): the demo system can neither
+//! read production keys (user ids, client addresses) nor reset or exhaust anyone
+//! else's counter, nor slow production's counting by filling its table.
 
 use std::net::IpAddr;
 
 use uuid::Uuid;
 
-use crate::client_addr;
+use crate::auth::Claims;
+use crate::client_addr::{self, TrustedProxies};
+use crate::config::{self, ConfigError, Variables};
 use crate::db::{self, Db};
 use crate::error::ApiError;
 use crate::http::Incoming;
@@ -42,12 +50,112 @@ const SWEEP_BATCH: i64 = 500;
 
 /// The key of a caller for `action` (`mint`, `sdp`, `search`): the user when the caller
 /// is one, else the client's address (IPv4, or the IPv6 /64), else one shared bucket
-/// for callers with neither (which is safer than no limit at all).
+/// for callers with neither (which is safer than no limit at all). Functions key their
+/// callers through [`RateCaller`], which decides who is a user.
 pub fn caller_key(action: &str, user_id: Option<Uuid>, client: Option<IpAddr>) -> String {
     match (user_id, client) {
         (Some(user_id), _) => format!("{action}:user:{user_id}"),
         (None, Some(address)) => format!("{action}:{}", client_addr::rate_key(address)),
         (None, None) => format!("{action}:ip:unknown"),
+    }
+}
+
+/// The key of the ceiling over all anonymous callers of `action` together.
+pub fn anon_ceiling_key(action: &str) -> String {
+    format!("{action}:anon")
+}
+
+/// Who a request counts as, for every rate limit of every function: the one place
+/// that decides it.
+///
+/// A signed-in user is a [`RateCaller::User`]. Everyone else is
+/// [`RateCaller::Anonymous`], keyed by client address (IPv4, or IPv6 /64) and inside
+/// the global anonymous ceiling: the anon key, a token without a user id, and an
+/// **anonymous sign-in** (`is_anonymous: true`, from supabase-js's
+/// `signInAnonymously`), since anyone can mint such users at will and per-user limits
+/// would then multiply with them. Only the limits see an anonymous sign-in this way: it
+/// still owns what it creates as the user it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateCaller {
+    User(Uuid),
+    Anonymous(Option<IpAddr>),
+}
+
+impl RateCaller {
+    /// The caller of a verified token coming from `client`.
+    pub fn of(claims: &Claims, client: Option<IpAddr>) -> Self {
+        match claims.user_id() {
+            Some(user_id) if !claims.is_anonymous => RateCaller::User(user_id),
+            _ => RateCaller::Anonymous(client),
+        }
+    }
+
+    pub fn is_anonymous(self) -> bool {
+        matches!(self, RateCaller::Anonymous(_))
+    }
+
+    /// The caller's own key for `action`.
+    pub fn key(self, action: &str) -> String {
+        match self {
+            RateCaller::User(user_id) => caller_key(action, Some(user_id), None),
+            RateCaller::Anonymous(client) => caller_key(action, None, client),
+        }
+    }
+
+    /// The limits a request for `action` counts against: the caller's own, at
+    /// `per_minute`, and for an anonymous caller also the ceiling over every anonymous
+    /// caller of `action`, at `anon_per_minute`. Count them together
+    /// ([`within_limits`]): both or neither.
+    pub fn limits(self, action: &str, per_minute: i64, anon_per_minute: i64) -> Vec<Limit> {
+        let own = Limit::new(self.key(action), per_minute);
+        if self.is_anonymous() {
+            vec![own, Limit::new(anon_ceiling_key(action), anon_per_minute)]
+        } else {
+            vec![own]
+        }
+    }
+}
+
+/// The limits a function reads from its variables: `rate_limit_per_minute` per caller,
+/// `anon_rate_limit_per_minute` over all anonymous callers together, and the
+/// `trusted_proxies` whose `X-Forwarded-For` names an anonymous caller's address.
+#[derive(Debug, Clone)]
+pub struct CallerLimits {
+    pub per_minute: i64,
+    pub anon_per_minute: i64,
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl CallerLimits {
+    pub fn load(vars: &impl Variables) -> Result<Self, ConfigError> {
+        Ok(Self {
+            per_minute: config::ranged(
+                vars,
+                config::RATE_LIMIT_PER_MINUTE,
+                config::DEFAULT_RATE_LIMIT_PER_MINUTE,
+                1,
+                1_000_000,
+            )?,
+            anon_per_minute: config::ranged(
+                vars,
+                config::ANON_RATE_LIMIT_PER_MINUTE,
+                config::DEFAULT_ANON_RATE_LIMIT_PER_MINUTE,
+                1,
+                10_000_000,
+            )?,
+            trusted_proxies: TrustedProxies::load(vars)?,
+        })
+    }
+
+    /// Who the request's caller counts as.
+    pub fn caller(&self, incoming: &Incoming, claims: &Claims) -> RateCaller {
+        RateCaller::of(claims, incoming.client_addr(&self.trusted_proxies))
+    }
+
+    /// The limits of the request's caller for `action` ([`RateCaller::limits`]).
+    pub fn for_request(&self, incoming: &Incoming, claims: &Claims, action: &str) -> Vec<Limit> {
+        self.caller(incoming, claims)
+            .limits(action, self.per_minute, self.anon_per_minute)
     }
 }
 
@@ -232,6 +340,45 @@ mod tests {
             "sdp:ip6:2001:db8::/64"
         );
         assert_eq!(caller_key("mint", None, None), "mint:ip:unknown");
+    }
+
+    #[test]
+    fn anonymous_sign_ins_count_as_anonymous_callers_by_address_inside_the_ceiling() {
+        let user = Uuid::parse_str("6f1c1a52-5d0b-4b7e-9a51-3f8f7f0f2a10").unwrap();
+        let v6: IpAddr = "2001:db8:1:2::7".parse().unwrap();
+        let signed_in = Claims {
+            sub: Some(user.to_string()),
+            role: Some("authenticated".into()),
+            ..Claims::default()
+        };
+        let anonymous = Claims {
+            is_anonymous: true,
+            ..signed_in.clone()
+        };
+        let anon_key = Claims {
+            role: Some("anon".into()),
+            ..Claims::default()
+        };
+        assert_eq!(RateCaller::of(&signed_in, Some(v6)), RateCaller::User(user));
+        assert_eq!(
+            RateCaller::of(&signed_in, Some(v6)).limits("search", 60, 600),
+            [Limit::new(format!("search:user:{user}"), 60)]
+        );
+        for claims in [&anonymous, &anon_key] {
+            let caller = RateCaller::of(claims, Some(v6));
+            assert_eq!(caller, RateCaller::Anonymous(Some(v6)));
+            assert_eq!(
+                caller.limits("sdp", 60, 600),
+                [
+                    Limit::new("sdp:ip6:2001:db8:1:2::/64", 60),
+                    Limit::new("sdp:anon", 600)
+                ]
+            );
+        }
+        assert_eq!(
+            RateCaller::of(&anonymous, None).key("mint"),
+            "mint:ip:unknown"
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! `POST /functions/v1/voice-agent-search` `{"query", "locale"?, "max_citations"?}`
 //! from a signed-in user answers `{"answer", "citations": [{"url", "title"}], "cached",
 //! "stale", "took_ms"}`. The request counts against the caller's token-minting rate
-//! limit (the `mint:` key of `realtime-student-guide-token`), then [`resolve`] applies
+//! limit (the `mint:` keys of `realtime-student-guide-token`: an anonymous sign-in's
+//! address and the anonymous ceiling `mint:anon`, as there), then [`resolve`] applies
 //! the cache policy: an answer for the same normalised query and locale at most ten
 //! minutes old is served without asking OpenAI; otherwise OpenAI's Responses API
 //! searches the web, and its answer is stored; when OpenAI fails (429, 5xx, silence for
@@ -26,12 +27,11 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::auth::{self, AuthConfig, Role};
-use crate::client_addr::TrustedProxies;
 use crate::config::{self, ConfigError, OpenAiConfig, Variables};
 use crate::db::{Db, DbAddress};
 use crate::error::ApiError;
 use crate::http::{self, Incoming, Reply};
-use crate::ratelimit;
+use crate::ratelimit::{self, CallerLimits};
 
 use cache::{CachedAnswer, NewCachedAnswer};
 use openai::{Citation, Found, SearchFailure};
@@ -51,7 +51,9 @@ pub struct SearchConfig {
     pub openai: OpenAiConfig,
     /// `openai_search_model`.
     pub model: String,
-    pub rate_limit_per_minute: i64,
+    /// `rate_limit_per_minute` per user; anonymous sign-ins per client address inside
+    /// `anon_rate_limit_per_minute` (`trusted_proxies` names the proxies).
+    pub limits: CallerLimits,
 }
 
 impl SearchConfig {
@@ -66,13 +68,7 @@ impl SearchConfig {
                 config::OPENAI_SEARCH_MODEL,
                 config::DEFAULT_OPENAI_SEARCH_MODEL,
             )?,
-            rate_limit_per_minute: config::ranged(
-                vars,
-                config::RATE_LIMIT_PER_MINUTE,
-                config::DEFAULT_RATE_LIMIT_PER_MINUTE,
-                1,
-                1_000_000,
-            )?,
+            limits: CallerLimits::load(vars)?,
         })
     }
 }
@@ -226,14 +222,15 @@ fn search(
     // Without an API key nothing can be spent or written (only a fresh cached answer
     // can be served, or the 503 of demo mode), so nothing is counted either.
     if config.openai.api_key.is_some() {
-        let client = incoming.client_addr(&TrustedProxies::default());
-        let rate_key = ratelimit::caller_key(RATE_LIMIT_ACTION, claims.user_id(), client);
-        ratelimit::enforce(
+        let limits = config
+            .limits
+            .for_request(incoming, &claims, RATE_LIMIT_ACTION);
+        ratelimit::within_limits(
             &db,
             incoming,
             ratelimit::Counter::Table,
-            &rate_key,
-            config.rate_limit_per_minute,
+            &limits,
+            |_| Ok(()),
         )?;
     }
 
@@ -591,7 +588,7 @@ mod tests {
         .collect();
         let loaded = SearchConfig::load(&vars).unwrap();
         assert_eq!(loaded.model, "gpt-4.1-mini");
-        assert_eq!(loaded.rate_limit_per_minute, 60);
+        assert_eq!(loaded.limits.per_minute, 60);
         assert!(loaded.openai.api_key.is_none());
         vars.insert(config::OPENAI_SEARCH_MODEL, "gpt-4.1".into());
         assert_eq!(SearchConfig::load(&vars).unwrap().model, "gpt-4.1");

@@ -8,9 +8,10 @@
 //! - `GET /flag`: the rollout flag as it applies to the caller.
 //!
 //! Minting and refreshing count against the caller's rate limit (per user; per client
-//! address for anonymous callers: the IPv4 address or the IPv6 /64, behind
-//! `trusted_proxies` the forwarded client), and an anonymous caller's mint also
-//! against `anon_rate_limit_per_minute`, one ceiling over all anonymous callers
+//! address for anonymous callers — the anon key and anonymous sign-ins alike
+//! ([`RateCaller`]): the IPv4 address or the IPv6 /64, behind `trusted_proxies` the
+//! forwarded client), and an anonymous caller's mint also against
+//! `anon_rate_limit_per_minute`, one ceiling over all anonymous callers
 //! together, so address rotation cannot turn the public anon key into unlimited
 //! OpenAI spend. A request is counted only once it is going to mint: a refusal (bad
 //! body, wrong persona, no API key, a student outside the rollout) counts nothing. The submodules hold the parts: [`request`] parsing,
@@ -38,7 +39,7 @@ use crate::flags::{self, FeatureFlag};
 use crate::http::{Incoming, Reply};
 use crate::languages;
 use crate::personas::Persona;
-use crate::ratelimit::{self, Counter, Limit};
+use crate::ratelimit::{self, Counter, RateCaller};
 
 use openai::SessionSettings;
 use request::{MintRequest, RefreshRequest};
@@ -105,7 +106,7 @@ impl TokenConfig {
     }
 }
 
-/// The key of the ceiling over all anonymous mints.
+/// The key of the ceiling over all anonymous mints ([`ratelimit::anon_ceiling_key`]).
 pub const ANON_CEILING_KEY: &str = "mint:anon";
 
 /// Who is asking, as far as this function cares.
@@ -118,6 +119,9 @@ pub struct Caller {
     pub role: Role,
     /// `user:<uuid>`, or `ip:<addr>` for callers without a user: who owns a session.
     pub client_key: String,
+    /// Who the caller counts as for the rate limits: an anonymous sign-in owns its
+    /// sessions as a user, but counts as an anonymous caller.
+    pub rate: RateCaller,
 }
 
 impl Caller {
@@ -134,6 +138,7 @@ impl Caller {
             sub: claims.sub.clone().filter(|sub| !sub.is_empty()),
             role: claims.role(),
             client_key,
+            rate: RateCaller::of(claims, client),
         }
     }
 
@@ -336,23 +341,21 @@ fn enrollment_for(db: &Db, persona: Persona, caller: &Caller) -> Result<Enrollme
     Ok(Enrollment::decide(persona, flag.as_ref(), caller.bucket()))
 }
 
-/// Counts a mint against the caller's limit and, for a caller without a user (the anon
-/// key), against the ceiling over all anonymous callers; both or neither.
+/// Counts a mint against the caller's limit and, for an anonymous caller (the anon
+/// key, or an anonymous sign-in: [`RateCaller`]), against the ceiling over all
+/// anonymous callers; both or neither.
 fn enforce_rate_limit(
     db: &Db,
     incoming: &Incoming,
     caller: &Caller,
     config: &TokenConfig,
 ) -> Result<(), ApiError> {
-    let own = Limit::new(
-        format!("{RATE_LIMIT_ACTION}:{}", caller.client_key),
+    let limits = caller.rate.limits(
+        RATE_LIMIT_ACTION,
         config.rate_limit_per_minute,
+        config.anon_rate_limit_per_minute,
     );
-    if caller.user_id.is_some() {
-        return ratelimit::enforce(db, incoming, Counter::Table, &own.key, own.per_minute);
-    }
-    let ceiling = Limit::new(ANON_CEILING_KEY, config.anon_rate_limit_per_minute);
-    ratelimit::within_limits(db, incoming, Counter::Table, &[own, ceiling], |_| Ok(()))
+    ratelimit::within_limits(db, incoming, Counter::Table, &limits, |_| Ok(()))
 }
 
 fn api_key(config: &TokenConfig) -> Result<&str, ApiError> {

@@ -1,42 +1,45 @@
 //! The migration guide's rollback rules as code: per-implementation statistics, the red
 //! flags with their thresholds, and the recommendation the dashboard shows.
 //!
-//! The statistics are aggregated in SQL (see [`super::session_metrics`] and
-//! [`super::session_errors`]); this module only turns totals into rates and compares
-//! them with the thresholds. Comparisons are made on the integer totals by
-//! cross-multiplying (`successful × 100 < 90 × sessions`), so a window that sits exactly
-//! on a threshold is judged exactly, never by a rounding error.
+//! The statistics are aggregated in SQL (see [`super::session_metrics`]); this module
+//! only compares them with the thresholds.
 //!
-//! Definitions:
-//! - **Session**: a row of `voice_session_metrics` created in the window (one report per
-//!   voice session, successful or not).
-//! - **Success rate**: the share of sessions with `connection_success = true`.
-//! - **Error rate**: the sessions with an error reported in `voice_session_errors` in
-//!   the window for an implementation (distinct user and `session_id`; a user's
-//!   reports without a session id count as one session), per session of that
-//!   implementation in the same window, as a percentage. Not the share of failed
-//!   connections: the guide lists "error rate > 5 % in any implementation" beside, and
+//! **Every number is computed per user first, then averaged over users**, so that each
+//! user weighs the same whatever they report. For each implementation and each user
+//! (signed-in users only: reports of anonymous sign-ins are stored but not counted, since
+//! anyone can mint such users at will), over that user's sessions in the window (at most
+//! their [`super::session_metrics::MAX_SESSIONS_PER_USER`] most recent):
+//! - **success rate**: the share of their sessions with `connection_success = true`;
+//! - **error rate**: the share of their sessions for which the same user reported an
+//!   error (`voice_session_errors` with the same `session_id` and implementation) in the
+//!   window. An error without a session id, or for a session the user did not report,
+//!   counts for nothing; a session's errors count once however often they are posted.
+//!   Not the share of failed connections: the guide lists "error rate > 5 %" beside, and
 //!   separately from, "WebRTC success rate < 90 %", and says that *all* client errors
-//!   are logged to `voice_session_errors`; counting failed connections again would make
-//!   the third rule a weaker copy of the first and ignore every error that happens after
-//!   a connection is up (dropped data channels, audio decode failures). Errors of one
-//!   session count once however often they are posted.
-//! - **Latency**: statistics over the sessions' `avg_latency_ms`, counting only sessions
-//!   that connected (a session that never connected measured no latency, and the zero it
-//!   reports would pull the numbers down). The 2× rule compares the **average** of those
-//!   values, which is the dashboard's headline number in the guide ("Average latency")
-//!   and the quantity of its success criterion ("WebRTC latency ≤ WebSocket latency +
-//!   100 ms"). A p95 over a few dozen sessions is set by the slowest one or two of them,
-//!   so one bad network would trip a p95-based rule on its own.
-//! - **Underruns / reconnections per session**: the totals divided by the sessions.
+//!   are logged to `voice_session_errors` (dropped data channels, audio decode failures);
+//! - **latency**: the mean `avg_latency_ms` of their sessions that connected (a session
+//!   that never connected measured no latency);
+//! - **underruns / reconnections per session**: their totals divided by their sessions.
 //!
-//! **No single user makes a red flag stand, or hides one.** Each user counts once per
-//! session (one metrics row per user and session id), with at most their 50 most
-//! recent sessions of an implementation in a window, and a red flag stands only when
-//! at least [`MIN_USERS_FOR_RED_FLAG`] distinct users reported what it measures: a
-//! failed connection, an error, an underrun, a reconnection, a WebRTC latency above
-//! the ratio times WebSocket's average. Reports are bounded too (`ingest`), and every
-//! report counts against the reporter's rate limit.
+//! The dashboard's number for each is the **mean of the per-user values, each user's
+//! value capped**: rates are capped by nature (0–100 %); underruns and reconnections per
+//! session at [`USER_CAP_FACTOR`] times their threshold; latency at [`USER_CAP_FACTOR`]
+//! times the median user's latency of that implementation. The latency percentiles are
+//! taken over the same capped per-user latencies. So among `n` users one user moves a
+//! number by at most its cap divided by `n`, however many sessions of whatever extreme
+//! (but allowed) values they post.
+//!
+//! **A red flag stands only when the mean crosses its threshold and at least
+//! [`MIN_USERS_FOR_RED_FLAG`] distinct users are each over it on their own values**
+//! (success rate below 90 %, error rate above 5 %, underruns above 10 or reconnections
+//! above 3 per session, WebRTC latency above twice WebSocket's mean): one user, or two,
+//! can never make one stand, and one user cannot hide one that many users' own numbers
+//! show, beyond their one vote among `n` users. The 2× latency rule compares the two
+//! means, the dashboard's headline "Average latency" of the guide; a p95 would be set by
+//! the slowest one or two users.
+//!
+//! Thresholds are compared as the guide states them: exactly on a threshold is no red
+//! flag.
 
 use serde::Serialize;
 
@@ -53,9 +56,13 @@ pub const MAX_BUFFER_UNDERRUNS_PER_SESSION: i64 = 10;
 /// Rule 5: reconnection attempts per session must be at most this, in either.
 pub const MAX_RECONNECTIONS_PER_SESSION: i64 = 3;
 
-/// A red flag stands only when at least this many distinct users reported what it
-/// measures, so no one user (or one broken client) can force a rollback.
+/// A red flag stands only when at least this many distinct users are each over its
+/// threshold, so no one user (or one broken client) can force a rollback.
 pub const MIN_USERS_FOR_RED_FLAG: i64 = 3;
+
+/// Each user's value counts at most this many times its threshold (underruns and
+/// reconnections per session) or the median user's value (latency) in the means.
+pub const USER_CAP_FACTOR: f64 = 2.0;
 
 /// Below this many sessions of either implementation in the window, and with no red
 /// flag standing, the recommendation is `hold`.
@@ -68,47 +75,52 @@ pub const MIN_USERS_FOR_RED_FLAG: i64 = 3;
 /// students, watched for 24–48 hours) must be able to reach it in a small school.
 pub const MIN_SESSIONS_PER_IMPLEMENTATION: i64 = 20;
 
-/// One implementation's totals over the window, as aggregated in SQL.
+/// One implementation's window, as aggregated in SQL: counts, and the means over users
+/// of each user's own (capped) values (see the module's definitions).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImplementationStats {
     pub implementation: ImplementationType,
-    /// Sessions reported in the window.
+    /// Sessions counted in the window (signed-in users, at most 50 each).
     pub sessions: i64,
     /// Of which connected.
     pub successful_sessions: i64,
-    /// Mean of connected sessions' `avg_latency_ms`; `None` without any.
-    pub avg_latency_ms: Option<f64>,
-    /// `percentile_cont(0.95)` of connected sessions' `avg_latency_ms`.
-    pub p95_latency_ms: Option<f64>,
-    /// `percentile_cont(0.99)` of connected sessions' `avg_latency_ms`.
-    pub p99_latency_ms: Option<f64>,
-    /// Sum of `buffer_underruns`.
-    pub buffer_underruns: i64,
-    /// Sum of `reconnection_attempts`.
-    pub reconnection_attempts: i64,
-    /// Rows of `voice_session_errors` in the window.
+    /// Error reports that name a counted session of the same user.
     pub errors: i64,
-    /// Sessions with an error (see the module's definitions).
+    /// Counted sessions with such an error.
     pub error_sessions: i64,
+    /// Mean over users of each user's success rate (percent).
+    pub success_rate_percent: Option<f64>,
+    /// Mean over users of each user's error rate (percent).
+    pub error_rate_percent: Option<f64>,
+    /// Mean over users of each user's (capped) underruns per session.
+    pub buffer_underruns_per_session: Option<f64>,
+    /// Mean over users of each user's (capped) reconnections per session.
+    pub reconnections_per_session: Option<f64>,
+    /// Mean over users with a connected session of each one's (capped) mean latency.
+    pub avg_latency_ms: Option<f64>,
+    /// `percentile_cont(0.95)` of the same per-user latencies.
+    pub p95_latency_ms: Option<f64>,
+    /// `percentile_cont(0.99)` of the same per-user latencies.
+    pub p99_latency_ms: Option<f64>,
     /// How many distinct users stand behind each measure.
     pub users: UserCounts,
 }
 
-/// Distinct users in the window, per what their sessions showed.
+/// Distinct signed-in users in the window: who reported, and who is over each rule's
+/// threshold on their own values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UserCounts {
     /// Who reported a session at all.
     pub reporting: i64,
-    /// Who had a session that did not connect.
+    /// Whose own success rate is below the threshold.
     pub failed: i64,
-    /// Who reported an error.
+    /// Whose own error rate is above the threshold.
     pub erring: i64,
-    /// Who had a session with a buffer underrun.
+    /// Whose own underruns per session are above the threshold.
     pub underrun: i64,
-    /// Who had a session with a reconnection attempt.
+    /// Whose own reconnections per session are above the threshold.
     pub reconnecting: i64,
-    /// Who had a connected session slower than the latency ratio times WebSocket's
-    /// average (WebRTC only).
+    /// Whose own WebRTC latency is above the ratio times WebSocket's mean (WebRTC only).
     pub slow: i64,
 }
 
@@ -119,37 +131,17 @@ impl ImplementationStats {
             implementation,
             sessions: 0,
             successful_sessions: 0,
+            errors: 0,
+            error_sessions: 0,
+            success_rate_percent: None,
+            error_rate_percent: None,
+            buffer_underruns_per_session: None,
+            reconnections_per_session: None,
             avg_latency_ms: None,
             p95_latency_ms: None,
             p99_latency_ms: None,
-            buffer_underruns: 0,
-            reconnection_attempts: 0,
-            errors: 0,
-            error_sessions: 0,
             users: UserCounts::default(),
         }
-    }
-
-    fn per_session(&self, total: i64, scale: f64) -> Option<f64> {
-        (self.sessions > 0).then(|| scale * total as f64 / self.sessions as f64)
-    }
-
-    /// Percent of sessions that connected.
-    pub fn success_rate_percent(&self) -> Option<f64> {
-        self.per_session(self.successful_sessions, 100.0)
-    }
-
-    /// Sessions with an error per session, in percent (see the module's definitions).
-    pub fn error_rate_percent(&self) -> Option<f64> {
-        self.per_session(self.error_sessions, 100.0)
-    }
-
-    pub fn buffer_underruns_per_session(&self) -> Option<f64> {
-        self.per_session(self.buffer_underruns, 1.0)
-    }
-
-    pub fn reconnections_per_session(&self) -> Option<f64> {
-        self.per_session(self.reconnection_attempts, 1.0)
     }
 
     /// What the summary shows for this implementation.
@@ -157,16 +149,16 @@ impl ImplementationStats {
         ImplementationReport {
             sessions: self.sessions,
             successful_sessions: self.successful_sessions,
-            success_rate_percent: self.success_rate_percent(),
+            success_rate_percent: self.success_rate_percent,
             avg_latency_ms: self.avg_latency_ms,
             p95_latency_ms: self.p95_latency_ms,
             p99_latency_ms: self.p99_latency_ms,
             errors: self.errors,
             error_sessions: self.error_sessions,
             users: self.users.reporting,
-            error_rate_percent: self.error_rate_percent(),
-            buffer_underruns_per_session: self.buffer_underruns_per_session(),
-            reconnections_per_session: self.reconnections_per_session(),
+            error_rate_percent: self.error_rate_percent,
+            buffer_underruns_per_session: self.buffer_underruns_per_session,
+            reconnections_per_session: self.reconnections_per_session,
         }
     }
 }
@@ -183,7 +175,7 @@ pub struct ImplementationReport {
     pub p99_latency_ms: Option<f64>,
     pub errors: i64,
     pub error_sessions: i64,
-    /// Distinct users who reported a session.
+    /// Distinct signed-in users who reported a session.
     pub users: i64,
     pub error_rate_percent: Option<f64>,
     pub buffer_underruns_per_session: Option<f64>,
@@ -277,24 +269,25 @@ impl Recommendation {
     }
 }
 
-/// Whether enough distinct users stand behind a measure for its red flag to stand.
+/// Whether enough distinct users are over a rule's threshold for its red flag to stand.
 fn enough_users(users: i64) -> bool {
     users >= MIN_USERS_FOR_RED_FLAG
 }
 
 /// Every red flag the window raises. A rule is judged only where it has something to
-/// measure: no sessions, no rate; no connected session on either side, no latency ratio;
-/// and a rule stands only with reports from [`MIN_USERS_FOR_RED_FLAG`] distinct users.
+/// measure (no sessions, no rate; no connected session on either side, no latency
+/// ratio), and stands only when its mean over users crosses the threshold and
+/// [`MIN_USERS_FOR_RED_FLAG`] distinct users are each over it.
 pub fn red_flags(webrtc: &ImplementationStats, websocket: &ImplementationStats) -> Vec<RedFlag> {
     let mut flags = Vec::new();
 
-    if webrtc.sessions > 0
+    if let Some(rate) = webrtc.success_rate_percent
         && enough_users(webrtc.users.failed)
-        && webrtc.successful_sessions * 100 < WEBRTC_MIN_SUCCESS_RATE_PERCENT * webrtc.sessions
+        && rate < WEBRTC_MIN_SUCCESS_RATE_PERCENT as f64
     {
         flags.push(RedFlag {
             rule: RedFlagRule::WebrtcSuccessRate,
-            value: webrtc.success_rate_percent().unwrap_or_default(),
+            value: rate,
             threshold: WEBRTC_MIN_SUCCESS_RATE_PERCENT as f64,
         });
     }
@@ -313,36 +306,38 @@ pub fn red_flags(webrtc: &ImplementationStats, websocket: &ImplementationStats) 
     }
 
     for stats in [webrtc, websocket] {
-        if stats.sessions == 0 {
-            continue;
-        }
         let implementation = stats.implementation;
-        if enough_users(stats.users.erring)
-            && stats.error_sessions * 100 > MAX_ERROR_RATE_PERCENT * stats.sessions
-        {
-            flags.push(RedFlag {
-                rule: RedFlagRule::ErrorRate(implementation),
-                value: stats.error_rate_percent().unwrap_or_default(),
-                threshold: MAX_ERROR_RATE_PERCENT as f64,
-            });
-        }
-        if enough_users(stats.users.underrun)
-            && stats.buffer_underruns > MAX_BUFFER_UNDERRUNS_PER_SESSION * stats.sessions
-        {
-            flags.push(RedFlag {
-                rule: RedFlagRule::BufferUnderruns(implementation),
-                value: stats.buffer_underruns_per_session().unwrap_or_default(),
-                threshold: MAX_BUFFER_UNDERRUNS_PER_SESSION as f64,
-            });
-        }
-        if enough_users(stats.users.reconnecting)
-            && stats.reconnection_attempts > MAX_RECONNECTIONS_PER_SESSION * stats.sessions
-        {
-            flags.push(RedFlag {
-                rule: RedFlagRule::Reconnections(implementation),
-                value: stats.reconnections_per_session().unwrap_or_default(),
-                threshold: MAX_RECONNECTIONS_PER_SESSION as f64,
-            });
+        let rules = [
+            (
+                RedFlagRule::ErrorRate(implementation),
+                stats.error_rate_percent,
+                stats.users.erring,
+                MAX_ERROR_RATE_PERCENT,
+            ),
+            (
+                RedFlagRule::BufferUnderruns(implementation),
+                stats.buffer_underruns_per_session,
+                stats.users.underrun,
+                MAX_BUFFER_UNDERRUNS_PER_SESSION,
+            ),
+            (
+                RedFlagRule::Reconnections(implementation),
+                stats.reconnections_per_session,
+                stats.users.reconnecting,
+                MAX_RECONNECTIONS_PER_SESSION,
+            ),
+        ];
+        for (rule, value, users, threshold) in rules {
+            if let Some(value) = value
+                && enough_users(users)
+                && value > threshold as f64
+            {
+                flags.push(RedFlag {
+                    rule,
+                    value,
+                    threshold: threshold as f64,
+                });
+            }
         }
     }
     flags
@@ -371,29 +366,40 @@ mod tests {
     use super::*;
     use ImplementationType::{Webrtc, Websocket};
 
-    /// A healthy implementation: `sessions` sessions, all connected, 200 ms, nothing wrong.
-    fn healthy(implementation: ImplementationType, sessions: i64) -> ImplementationStats {
+    /// A healthy implementation: `users` users of one session each, all connected,
+    /// 200 ms, nothing wrong.
+    fn healthy(implementation: ImplementationType, users: i64) -> ImplementationStats {
         ImplementationStats {
             implementation,
-            sessions,
-            successful_sessions: sessions,
-            avg_latency_ms: Some(200.0),
-            p95_latency_ms: Some(250.0),
-            p99_latency_ms: Some(280.0),
-            buffer_underruns: 0,
-            reconnection_attempts: 0,
+            sessions: users,
+            successful_sessions: users,
             errors: 0,
             error_sessions: 0,
-            // One user per session: every measure has as many users as sessions.
+            success_rate_percent: Some(100.0),
+            error_rate_percent: Some(0.0),
+            buffer_underruns_per_session: Some(0.0),
+            reconnections_per_session: Some(0.0),
+            avg_latency_ms: Some(200.0),
+            p95_latency_ms: Some(200.0),
+            p99_latency_ms: Some(200.0),
             users: UserCounts {
-                reporting: sessions,
-                failed: sessions,
-                erring: sessions,
-                underrun: sessions,
-                reconnecting: sessions,
-                slow: sessions,
+                reporting: users,
+                ..UserCounts::default()
             },
         }
+    }
+
+    /// Every user of `stats` over every threshold.
+    fn all_over(stats: &mut ImplementationStats) {
+        let n = stats.users.reporting;
+        stats.users = UserCounts {
+            reporting: n,
+            failed: n,
+            erring: n,
+            underrun: n,
+            reconnecting: n,
+            slow: n,
+        };
     }
 
     fn names(flags: &[RedFlag]) -> Vec<&'static str> {
@@ -426,12 +432,13 @@ mod tests {
     fn webrtc_success_rate_flags_below_90_percent_only() {
         let websocket = healthy(Websocket, 20);
         let mut webrtc = healthy(Webrtc, 20);
-        webrtc.successful_sessions = 18;
+        all_over(&mut webrtc);
+        webrtc.success_rate_percent = Some(90.0);
         assert!(
             red_flags(&webrtc, &websocket).is_empty(),
             "exactly 90 % is no red flag"
         );
-        webrtc.successful_sessions = 17;
+        webrtc.success_rate_percent = Some(85.0);
         let flags = red_flags(&webrtc, &websocket);
         assert_eq!(names(&flags), ["webrtc_success_rate"]);
         assert_eq!(flags[0].value, 85.0);
@@ -445,14 +452,16 @@ mod tests {
     #[test]
     fn websocket_success_rate_is_not_a_red_flag() {
         let mut websocket = healthy(Websocket, 20);
-        websocket.successful_sessions = 10;
+        all_over(&mut websocket);
+        websocket.success_rate_percent = Some(50.0);
         assert!(red_flags(&healthy(Webrtc, 20), &websocket).is_empty());
     }
 
     #[test]
     fn a_red_flag_rolls_back_even_with_few_sessions() {
         let mut webrtc = healthy(Webrtc, 3);
-        webrtc.successful_sessions = 2;
+        all_over(&mut webrtc);
+        webrtc.success_rate_percent = Some(0.0);
         let websocket = healthy(Websocket, 3);
         let flags = red_flags(&webrtc, &websocket);
         assert_eq!(
@@ -462,8 +471,9 @@ mod tests {
     }
 
     #[test]
-    fn latency_flags_above_twice_websockets_average() {
+    fn latency_flags_above_twice_websockets_mean() {
         let mut webrtc = healthy(Webrtc, 20);
+        all_over(&mut webrtc);
         let mut websocket = healthy(Websocket, 20);
         websocket.avg_latency_ms = Some(150.0);
         webrtc.avg_latency_ms = Some(300.0);
@@ -481,6 +491,7 @@ mod tests {
     #[test]
     fn latency_is_not_judged_without_connected_sessions_on_both_sides() {
         let mut webrtc = healthy(Webrtc, 20);
+        all_over(&mut webrtc);
         webrtc.avg_latency_ms = Some(10_000.0);
         let mut websocket = ImplementationStats::empty(Websocket);
         assert!(red_flags(&webrtc, &websocket).is_empty());
@@ -490,69 +501,50 @@ mod tests {
     }
 
     #[test]
-    fn error_rate_flags_above_5_percent_in_either() {
+    fn error_underrun_and_reconnection_rules_flag_just_past_their_thresholds_in_either() {
+        type Set = fn(&mut ImplementationStats, f64);
+        let rules: [(&str, f64, f64, Set); 3] = [
+            ("error_rate", 5.0, 5.5, |s, v| {
+                s.error_rate_percent = Some(v)
+            }),
+            ("buffer_underruns_per_session", 10.0, 10.05, |s, v| {
+                s.buffer_underruns_per_session = Some(v)
+            }),
+            ("reconnections_per_session", 3.0, 3.05, |s, v| {
+                s.reconnections_per_session = Some(v)
+            }),
+        ];
         for implementation in ImplementationType::ALL {
-            let mut stats = healthy(implementation, 40);
-            stats.error_sessions = 2;
-            let other = healthy(
-                if implementation == Webrtc {
-                    Websocket
-                } else {
-                    Webrtc
-                },
-                40,
-            );
-            let (webrtc, websocket) = if implementation == Webrtc {
-                (&stats, &other)
-            } else {
-                (&other, &stats)
-            };
-            assert!(
-                red_flags(webrtc, websocket).is_empty(),
-                "exactly 5 % is no red flag"
-            );
-            stats.error_sessions = 3;
-            let (webrtc, websocket) = if implementation == Webrtc {
-                (&stats, &other)
-            } else {
-                (&other, &stats)
-            };
-            let flags = red_flags(webrtc, websocket);
-            assert_eq!(flags.len(), 1);
-            assert_eq!(flags[0].rule, RedFlagRule::ErrorRate(implementation));
-            assert_eq!(flags[0].value, 7.5);
-            assert_eq!(flags[0].threshold, 5.0);
+            for (rule, at, past, set) in rules {
+                let mut stats = healthy(implementation, 40);
+                all_over(&mut stats);
+                let other = healthy(
+                    if implementation == Webrtc {
+                        Websocket
+                    } else {
+                        Webrtc
+                    },
+                    40,
+                );
+                let judge = |stats: &ImplementationStats| {
+                    if implementation == Webrtc {
+                        red_flags(stats, &other)
+                    } else {
+                        red_flags(&other, stats)
+                    }
+                };
+                set(&mut stats, at);
+                assert!(judge(&stats).is_empty(), "{rule} exactly at {at}");
+                set(&mut stats, past);
+                let flags = judge(&stats);
+                assert_eq!(
+                    names(&flags),
+                    [format!("{}_{rule}", implementation.as_str()).as_str()]
+                );
+                assert_eq!(flags[0].value, past);
+                assert_eq!(flags[0].threshold, at);
+            }
         }
-    }
-
-    #[test]
-    fn underruns_flag_above_10_per_session() {
-        let mut webrtc = healthy(Webrtc, 20);
-        webrtc.buffer_underruns = 200;
-        let websocket = healthy(Websocket, 20);
-        assert!(
-            red_flags(&webrtc, &websocket).is_empty(),
-            "exactly 10 is no red flag"
-        );
-        webrtc.buffer_underruns = 201;
-        let flags = red_flags(&webrtc, &websocket);
-        assert_eq!(names(&flags), ["webrtc_buffer_underruns_per_session"]);
-        assert_eq!(flags[0].value, 10.05);
-    }
-
-    #[test]
-    fn reconnections_flag_above_3_per_session() {
-        let webrtc = healthy(Webrtc, 20);
-        let mut websocket = healthy(Websocket, 20);
-        websocket.reconnection_attempts = 60;
-        assert!(
-            red_flags(&webrtc, &websocket).is_empty(),
-            "exactly 3 is no red flag"
-        );
-        websocket.reconnection_attempts = 61;
-        let flags = red_flags(&webrtc, &websocket);
-        assert_eq!(names(&flags), ["websocket_reconnections_per_session"]);
-        assert_eq!(flags[0].value, 3.05);
     }
 
     #[test]
@@ -582,15 +574,15 @@ mod tests {
     }
 
     #[test]
-    fn one_or_two_users_cannot_make_a_red_flag_stand() {
+    fn fewer_than_three_users_over_a_threshold_cannot_make_its_red_flag_stand() {
         let websocket = healthy(Websocket, 20);
         let mut webrtc = healthy(Webrtc, 20);
-        webrtc.successful_sessions = 10;
-        webrtc.error_sessions = 20;
-        webrtc.buffer_underruns = 100_000;
-        webrtc.reconnection_attempts = 1_000;
+        webrtc.success_rate_percent = Some(10.0);
+        webrtc.error_rate_percent = Some(100.0);
+        webrtc.buffer_underruns_per_session = Some(20.0);
+        webrtc.reconnections_per_session = Some(6.0);
         webrtc.avg_latency_ms = Some(50_000.0);
-        for users in [1, 2] {
+        for users in [0, 1, 2] {
             webrtc.users = UserCounts {
                 reporting: 20,
                 failed: users,
@@ -601,14 +593,7 @@ mod tests {
             };
             assert!(red_flags(&webrtc, &websocket).is_empty(), "{users} users");
         }
-        webrtc.users = UserCounts {
-            reporting: 20,
-            failed: 3,
-            erring: 3,
-            underrun: 3,
-            reconnecting: 3,
-            slow: 3,
-        };
+        all_over(&mut webrtc);
         assert_eq!(
             names(&red_flags(&webrtc, &websocket)),
             [

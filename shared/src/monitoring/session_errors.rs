@@ -1,8 +1,10 @@
-//! Repository of `voice_session_errors`: one row per error a client reports.
+//! Repository of `voice_session_errors`: one row per error a client reports. The
+//! summary counts an error only for a session the same user reported metrics for
+//! ([`super::session_metrics::stats_in_window`]).
 
 use uuid::Uuid;
 
-use super::ingest::{ImplementationType, SessionError};
+use super::ingest::SessionError;
 use crate::db::{self, Db, ParameterValue};
 use crate::error::ApiError;
 
@@ -49,64 +51,4 @@ pub fn insert(db: &Db, user_id: Uuid, error: &SessionError) -> Result<StoredErro
         id: db::column(&row, "id")?,
         created_at: db::column(&row, "created_at")?,
     })
-}
-
-/// What the window's error reports add up to, for one implementation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ErrorCounts {
-    /// Error reports.
-    pub reports: i64,
-    /// Sessions with an error: distinct (user, `session_id`), a user's reports without
-    /// a session id counting as one session, and each user counting with at most
-    /// [`super::session_metrics::MAX_SESSIONS_PER_USER`].
-    pub sessions: i64,
-    /// Distinct users who reported an error.
-    pub users: i64,
-}
-
-/// Errors reported in the last `hours` hours, per implementation.
-pub fn counts_in_window(
-    db: &Db,
-    hours: i32,
-) -> Result<Vec<(ImplementationType, ErrorCounts)>, ApiError> {
-    let sql = "WITH per_session AS (
-                   SELECT implementation_type, user_id, coalesce(session_id, '') AS session,
-                          count(*) AS reports
-                     FROM voice_session_errors
-                    WHERE created_at >= now() - make_interval(hours => $1::int4)
-                    GROUP BY implementation_type, user_id, coalesce(session_id, '')
-               ), ranked AS (
-                   SELECT *, row_number() OVER (PARTITION BY implementation_type, user_id
-                                                ORDER BY session) AS user_rank
-                     FROM per_session
-               )
-               SELECT implementation_type,
-                      sum(reports)::int8 AS errors,
-                      count(*) FILTER (WHERE user_rank <= $2::int8)::int8 AS error_sessions,
-                      count(DISTINCT user_id)::int8 AS error_users
-                 FROM ranked
-                GROUP BY implementation_type";
-    let rows = db.query_rows(
-        sql,
-        &[
-            ParameterValue::Int32(hours),
-            ParameterValue::Int64(super::session_metrics::MAX_SESSIONS_PER_USER),
-        ],
-    )?;
-    rows.rows()
-        .map(|row| {
-            let implementation: String = db::column(&row, "implementation_type")?;
-            let implementation = implementation
-                .parse::<ImplementationType>()
-                .map_err(ApiError::internal)?;
-            Ok((
-                implementation,
-                ErrorCounts {
-                    reports: db::column(&row, "errors")?,
-                    sessions: db::column(&row, "error_sessions")?,
-                    users: db::column(&row, "error_users")?,
-                },
-            ))
-        })
-        .collect()
 }

@@ -10,7 +10,7 @@
 use uuid::Uuid;
 
 use super::ingest::{ImplementationType, SessionMetrics};
-use super::rules::{ImplementationStats, UserCounts};
+use super::rules::{self, ImplementationStats, UserCounts};
 use crate::db::{self, Db, ParameterValue, Row};
 use crate::error::ApiError;
 
@@ -22,15 +22,21 @@ pub struct StoredMetrics {
 }
 
 /// Stores one session's metrics for `user_id`, replacing the user's earlier report of
-/// the same `session_id` (an upsert always returns its row).
-pub fn upsert(db: &Db, user_id: Uuid, metrics: &SessionMetrics) -> Result<StoredMetrics, ApiError> {
+/// the same `session_id` (an upsert always returns its row). `anonymous`: the reporter
+/// is an anonymous sign-in, whose reports the summary does not count.
+pub fn upsert(
+    db: &Db,
+    user_id: Uuid,
+    anonymous: bool,
+    metrics: &SessionMetrics,
+) -> Result<StoredMetrics, ApiError> {
     let sql = "INSERT INTO voice_session_metrics AS m (
                    user_id, session_id, implementation_type, connection_success,
                    connection_time_ms, avg_latency_ms, p95_latency_ms, p99_latency_ms,
                    audio_chunks_sent, audio_chunks_received, buffer_underruns,
-                   reconnection_attempts, duration_ms)
+                   reconnection_attempts, duration_ms, reporter_anonymous)
                VALUES ($1, $2, $3, $4, $5::float8, $6::float8, $7::float8, $8::float8,
-                       $9::int8, $10::int8, $11::int8, $12::int8, $13::float8)
+                       $9::int8, $10::int8, $11::int8, $12::int8, $13::float8, $14)
                ON CONFLICT (user_id, session_id) DO UPDATE SET
                    implementation_type = excluded.implementation_type,
                    connection_success = excluded.connection_success,
@@ -43,6 +49,7 @@ pub fn upsert(db: &Db, user_id: Uuid, metrics: &SessionMetrics) -> Result<Stored
                    buffer_underruns = excluded.buffer_underruns,
                    reconnection_attempts = excluded.reconnection_attempts,
                    duration_ms = excluded.duration_ms,
+                   reporter_anonymous = excluded.reporter_anonymous,
                    created_at = now()
                RETURNING m.id, (m.created_at AT TIME ZONE 'UTC') AS created_at";
     let params = [
@@ -62,6 +69,7 @@ pub fn upsert(db: &Db, user_id: Uuid, metrics: &SessionMetrics) -> Result<Stored
         ParameterValue::Int64(metrics.buffer_underruns),
         ParameterValue::Int64(metrics.reconnection_attempts),
         ParameterValue::Floating64(metrics.duration_ms),
+        ParameterValue::Boolean(anonymous),
     ];
     let rows = db
         .query_one(sql, &params)
@@ -76,61 +84,104 @@ pub fn upsert(db: &Db, user_id: Uuid, metrics: &SessionMetrics) -> Result<Stored
     })
 }
 
-/// Per implementation, the totals of the sessions reported in the last `hours` hours
-/// (errors are counted by [`super::session_errors::counts_in_window`] and left at 0).
-/// Latency statistics are over connected sessions only; the percentiles are
-/// `percentile_cont`, i.e. linear interpolation between the closest ranks.
-///
-/// No single user can tip the numbers: each user counts with at most their
-/// [`MAX_SESSIONS_PER_USER`] most recent sessions of an implementation in the window,
-/// and for each red flag the rows carry how many distinct users had a session that
-/// points that way (a failed connection, an underrun, a reconnection, a WebRTC latency
-/// above the ratio times WebSocket's average), which [`super::rules`] requires to be
-/// at least [`super::rules::MIN_USERS_FOR_RED_FLAG`].
+/// Per implementation, the window's statistics as [`super::rules`] defines them: each
+/// signed-in user's own values over their counted sessions (at most their
+/// [`MAX_SESSIONS_PER_USER`] most recent of the implementation in the last `hours`
+/// hours), then the mean over users of those values, each capped, and how many users
+/// are over each rule's threshold on their own values. The percentiles are
+/// `percentile_cont` (linear interpolation between the closest ranks) over the users'
+/// capped latencies. Reports of anonymous sign-ins are left out.
 pub fn stats_in_window(db: &Db, hours: i32) -> Result<Vec<ImplementationStats>, ApiError> {
     let sql = "WITH windowed AS (
-                   SELECT user_id, implementation_type, connection_success,
-                          avg_latency_ms::float8 AS latency, buffer_underruns,
-                          reconnection_attempts,
+                   SELECT id, user_id, session_id, implementation_type, connection_success,
+                          avg_latency_ms::float8 AS latency,
+                          buffer_underruns::float8 AS underruns,
+                          reconnection_attempts::float8 AS reconnections,
                           row_number() OVER (PARTITION BY user_id, implementation_type
                                              ORDER BY created_at DESC, id) AS user_rank
                      FROM voice_session_metrics
                     WHERE created_at >= now() - make_interval(hours => $1::int4)
+                      AND NOT reporter_anonymous
                ), counted AS (
-                   SELECT * FROM windowed WHERE user_rank <= $2::int8
+                   SELECT w.*,
+                          (SELECT count(*) FROM voice_session_errors e
+                            WHERE e.user_id = w.user_id
+                              AND e.session_id = w.session_id
+                              AND e.implementation_type = w.implementation_type
+                              AND e.created_at >= now() - make_interval(hours => $1::int4))
+                              AS error_reports
+                     FROM windowed w
+                    WHERE w.user_rank <= $2::int8
+               ), per_user AS (
+                   SELECT implementation_type, user_id,
+                          count(*)::int8 AS sessions,
+                          count(*) FILTER (WHERE connection_success)::int8 AS successful,
+                          count(*) FILTER (WHERE error_reports > 0)::int8 AS erred,
+                          sum(error_reports)::int8 AS error_reports,
+                          (100 * count(*) FILTER (WHERE connection_success))::float8
+                              / count(*)::float8 AS success_rate,
+                          (100 * count(*) FILTER (WHERE error_reports > 0))::float8
+                              / count(*)::float8 AS error_rate,
+                          sum(underruns) / count(*)::float8 AS underruns,
+                          sum(reconnections) / count(*)::float8 AS reconnections,
+                          avg(latency) FILTER (WHERE connection_success) AS latency
+                     FROM counted
+                    GROUP BY implementation_type, user_id
+               ), medians AS (
+                   SELECT implementation_type,
+                          percentile_cont(0.5) WITHIN GROUP (ORDER BY latency) AS latency
+                     FROM per_user
+                    GROUP BY implementation_type
+               ), capped AS (
+                   SELECT p.*,
+                          CASE WHEN p.latency IS NULL THEN NULL
+                               ELSE least(p.latency, $3::float8 * m.latency) END
+                              AS capped_latency
+                     FROM per_user p JOIN medians m USING (implementation_type)
                ), websocket AS (
-                   SELECT avg(latency) FILTER (WHERE connection_success) AS latency
-                     FROM counted WHERE implementation_type = 'websocket'
+                   SELECT avg(capped_latency) AS latency
+                     FROM capped WHERE implementation_type = 'websocket'
                )
                SELECT implementation_type,
-                      count(*)::int8 AS sessions,
-                      count(*) FILTER (WHERE connection_success)::int8 AS successful_sessions,
-                      (avg(latency) FILTER (WHERE connection_success))::float8 AS avg_latency_ms,
-                      percentile_cont(0.95) WITHIN GROUP (ORDER BY latency)
-                          FILTER (WHERE connection_success) AS p95_latency_ms,
-                      percentile_cont(0.99) WITHIN GROUP (ORDER BY latency)
-                          FILTER (WHERE connection_success) AS p99_latency_ms,
-                      coalesce(sum(buffer_underruns), 0)::int8 AS buffer_underruns,
-                      coalesce(sum(reconnection_attempts), 0)::int8 AS reconnection_attempts,
-                      count(DISTINCT user_id)::int8 AS users,
-                      count(DISTINCT user_id) FILTER (WHERE NOT connection_success)::int8
-                          AS failed_users,
-                      count(DISTINCT user_id) FILTER (WHERE buffer_underruns > 0)::int8
-                          AS underrun_users,
-                      count(DISTINCT user_id) FILTER (WHERE reconnection_attempts > 0)::int8
+                      sum(sessions)::int8 AS sessions,
+                      sum(successful)::int8 AS successful_sessions,
+                      sum(error_reports)::int8 AS errors,
+                      sum(erred)::int8 AS error_sessions,
+                      count(*)::int8 AS users,
+                      avg(success_rate) AS success_rate_percent,
+                      avg(error_rate) AS error_rate_percent,
+                      avg(least(underruns, $4::float8)) AS buffer_underruns_per_session,
+                      avg(least(reconnections, $5::float8)) AS reconnections_per_session,
+                      avg(capped_latency) AS avg_latency_ms,
+                      percentile_cont(0.95) WITHIN GROUP (ORDER BY capped_latency)
+                          AS p95_latency_ms,
+                      percentile_cont(0.99) WITHIN GROUP (ORDER BY capped_latency)
+                          AS p99_latency_ms,
+                      count(*) FILTER (WHERE success_rate < $6::float8)::int8 AS failed_users,
+                      count(*) FILTER (WHERE error_rate > $7::float8)::int8 AS erring_users,
+                      count(*) FILTER (WHERE underruns > $8::float8)::int8 AS underrun_users,
+                      count(*) FILTER (WHERE reconnections > $9::float8)::int8
                           AS reconnecting_users,
-                      count(DISTINCT user_id) FILTER (
-                          WHERE connection_success
-                            AND latency > $3::float8 * (SELECT latency FROM websocket))::int8
+                      count(*) FILTER (
+                          WHERE latency > $10::float8 * (SELECT latency FROM websocket))::int8
                           AS slow_users
-                 FROM counted
+                 FROM capped
                 GROUP BY implementation_type";
+    let underruns = rules::MAX_BUFFER_UNDERRUNS_PER_SESSION as f64;
+    let reconnections = rules::MAX_RECONNECTIONS_PER_SESSION as f64;
     let rows = db.query_rows(
         sql,
         &[
             ParameterValue::Int32(hours),
             ParameterValue::Int64(MAX_SESSIONS_PER_USER),
-            ParameterValue::Floating64(super::rules::MAX_WEBRTC_LATENCY_RATIO),
+            ParameterValue::Floating64(rules::USER_CAP_FACTOR),
+            ParameterValue::Floating64(rules::USER_CAP_FACTOR * underruns),
+            ParameterValue::Floating64(rules::USER_CAP_FACTOR * reconnections),
+            ParameterValue::Floating64(rules::WEBRTC_MIN_SUCCESS_RATE_PERCENT as f64),
+            ParameterValue::Floating64(rules::MAX_ERROR_RATE_PERCENT as f64),
+            ParameterValue::Floating64(underruns),
+            ParameterValue::Floating64(reconnections),
+            ParameterValue::Floating64(rules::MAX_WEBRTC_LATENCY_RATIO),
         ],
     )?;
     rows.rows().map(|row| stats_from_row(&row)).collect()
@@ -148,20 +199,22 @@ fn stats_from_row(row: &Row<'_>) -> Result<ImplementationStats, ApiError> {
         implementation,
         sessions: db::column(row, "sessions")?,
         successful_sessions: db::column(row, "successful_sessions")?,
+        errors: db::column(row, "errors")?,
+        error_sessions: db::column(row, "error_sessions")?,
+        success_rate_percent: db::column(row, "success_rate_percent")?,
+        error_rate_percent: db::column(row, "error_rate_percent")?,
+        buffer_underruns_per_session: db::column(row, "buffer_underruns_per_session")?,
+        reconnections_per_session: db::column(row, "reconnections_per_session")?,
         avg_latency_ms: db::column(row, "avg_latency_ms")?,
         p95_latency_ms: db::column(row, "p95_latency_ms")?,
         p99_latency_ms: db::column(row, "p99_latency_ms")?,
-        buffer_underruns: db::column(row, "buffer_underruns")?,
-        reconnection_attempts: db::column(row, "reconnection_attempts")?,
         users: UserCounts {
             reporting: db::column(row, "users")?,
             failed: db::column(row, "failed_users")?,
+            erring: db::column(row, "erring_users")?,
             underrun: db::column(row, "underrun_users")?,
             reconnecting: db::column(row, "reconnecting_users")?,
             slow: db::column(row, "slow_users")?,
-            erring: 0,
         },
-        errors: 0,
-        error_sessions: 0,
     })
 }

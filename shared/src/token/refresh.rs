@@ -88,6 +88,7 @@ mod tests {
             sub: Some(user_id.to_string()),
             role: crate::auth::Role::Authenticated,
             client_key: format!("user:{user_id}"),
+            rate: crate::ratelimit::RateCaller::User(user_id),
         }
     }
 
@@ -97,6 +98,7 @@ mod tests {
             sub: None,
             role: crate::auth::Role::Anon,
             client_key: format!("ip:{ip}"),
+            rate: crate::ratelimit::RateCaller::Anonymous(ip.parse().ok()),
         }
     }
 
