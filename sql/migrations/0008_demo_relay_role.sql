@@ -2,15 +2,21 @@
 --
 -- The isolation spec wants the demo system unable to reach production data. The relay
 -- therefore connects with its own role (the `demo_db_url` variable), which can use the
--- three demo tables and the shared rate-limit table and nothing else: no
--- manual_assessments, voice_sessions, voice_interactions, practice or rollout table.
+-- three demo tables and nothing else: no manual_assessments, voice_sessions,
+-- voice_interactions, practice, rollout or rate-limit table. (It counts its requests
+-- through one function that 0132 creates and grants it; it never gets rate_limits.)
+--
+-- This file grants only what the finished migrations leave the role: a run stopped
+-- right after it leaves demo_relay with no more than its end state. Earlier versions
+-- of this file granted it SELECT, INSERT, UPDATE, DELETE on rate_limits with a
+-- USING (true) policy; re-running this version on such a database takes both back.
 --
 -- It is created NOLOGIN. An operator gives it a password once per environment:
 --     ALTER ROLE demo_relay WITH LOGIN PASSWORD '…';
 -- and puts `postgres://demo_relay:…@host:port/db` in `demo_db_url` (the local run and
 -- the tests do this themselves). Re-running this file never takes the login away.
 --
--- Row level security is on for all four tables, and demo_relay is neither their owner
+-- Row level security is on for the three tables, and demo_relay is neither their owner
 -- nor BYPASSRLS, so it gets policies of its own (TO demo_relay) rather than BYPASSRLS:
 --   * only a superuser may grant BYPASSRLS, and Supabase's `postgres` role is not one;
 --   * BYPASSRLS would also cover any table the role were ever granted by mistake, while
@@ -32,7 +38,8 @@ BEGIN
 END
 $$;
 
--- Nothing but what is granted below: take back anything granted to it on other tables.
+-- Nothing but what is granted below: take back anything granted to it on other tables
+-- (rate_limits included, which an earlier version of this file granted).
 DO $$
 DECLARE
     other_table regclass;
@@ -41,7 +48,7 @@ BEGIN
         SELECT c.oid::regclass
         FROM pg_class c
         WHERE c.relnamespace = 'public'::regnamespace
-          AND c.relname NOT IN ('demo_activities', 'demo_voice_sessions', 'demo_interactions', 'rate_limits')
+          AND c.relname NOT IN ('demo_activities', 'demo_voice_sessions', 'demo_interactions')
           AND EXISTS (
               SELECT 1 FROM aclexplode(c.relacl) acl
               WHERE acl.grantee = (SELECT oid FROM pg_roles WHERE rolname = 'demo_relay')
@@ -56,7 +63,6 @@ GRANT USAGE ON SCHEMA public TO demo_relay;
 GRANT SELECT ON public.demo_activities TO demo_relay;
 GRANT SELECT, INSERT, UPDATE ON public.demo_voice_sessions TO demo_relay;
 GRANT SELECT, INSERT ON public.demo_interactions TO demo_relay;
-GRANT SELECT, INSERT, UPDATE, DELETE ON public.rate_limits TO demo_relay;
 
 DROP POLICY IF EXISTS demo_relay_read_published ON public.demo_activities;
 CREATE POLICY demo_relay_read_published ON public.demo_activities
@@ -73,9 +79,7 @@ CREATE POLICY demo_relay_interactions ON public.demo_interactions
     FOR ALL TO demo_relay
     USING (true) WITH CHECK (true);
 
+-- An earlier version of this file let the role at every counter.
 DROP POLICY IF EXISTS demo_relay_rate_limits ON public.rate_limits;
-CREATE POLICY demo_relay_rate_limits ON public.rate_limits
-    FOR ALL TO demo_relay
-    USING (true) WITH CHECK (true);
 
 COMMIT;

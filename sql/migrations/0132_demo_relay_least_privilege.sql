@@ -1,9 +1,10 @@
 -- 0132: demo_relay holds its own demo tables and one counting function, nothing else.
 --
--- 0008 let the demo relay's role read, update and delete `rate_limits`, whose keys
--- carry production user ids and client addresses: the demo system could see who mints
--- tokens and reset or exhaust anyone's counter. Its revokes also covered tables in
--- `public` only. From here on the role holds:
+-- Earlier versions of 0008 let the demo relay's role read, update and delete
+-- `rate_limits`, whose keys carry production user ids and client addresses: the demo
+-- system could see who mints tokens and reset or exhaust anyone's counter. 0008 no
+-- longer grants that (and takes it back where an earlier version did), but its revokes
+-- cover tables in `public` only. From here on the role holds:
 --   * USAGE on schema public;
 --   * SELECT on demo_activities (published ones, by its policy), SELECT, INSERT,
 --     UPDATE on demo_voice_sessions, SELECT, INSERT on demo_interactions;
@@ -11,13 +12,23 @@
 --     that counts one request against a key under the `demo:` prefix and answers the
 --     count (NULL when over the limit) and the seconds left in the window. It can reach
 --     no other key, read nothing, and reset nothing.
+--
+-- The demo's counters live in a table of their own, rate_limits_demo, not in the
+-- production rate_limits: a compromised relay calling the function in a loop with
+-- ever new keys can only grow the demo's table, never slow a production
+-- rate-limited request. And the function accepts only the key shapes the relay uses
+-- (voice_edge_shared's demo and ratelimit modules): `<action>:user:<uuid>`,
+-- `<action>:ip:<IPv4>`, `<action>:ip6:<IPv6 /64>`, `<action>:ip:unknown` and the
+-- anonymous ceiling `<action>:anon`, for the actions sessions, interactions, sdp and
+-- mint; any other key is refused (SQLSTATE 22023) and writes nothing.
 -- Every other privilege granted to it, on any table, view, sequence, function or
 -- schema in any schema, any default privilege naming it and any role membership, is
 -- taken back. (What PUBLIC holds by default, such as EXECUTE on functions that run
 -- with the caller's own rights, gives it nothing more.)
 --
--- 0008 still runs first on every migration run and grants what it granted; this file
--- takes it back in the same run, so the end state is the same on every database.
+-- No file grants the role more than this end state (0008 grants a subset of it), so a
+-- migration run stopped between any two files never leaves the role with more; this
+-- file takes back whatever else a role of that name holds on an older database.
 -- Idempotent: re-running it changes nothing.
 
 BEGIN;
@@ -104,13 +115,44 @@ $$;
 
 DROP POLICY IF EXISTS demo_relay_rate_limits ON public.rate_limits;
 
+-- The demo's counters, apart from production's (named so that the isolation spec's
+-- check, exactly three tables LIKE 'demo_%', still holds). Unlogged like rate_limits (0121):
+-- after a crash they start afresh, which costs at most a minute of a limit. Row level
+-- security on and no policy: only the function (run as its owner) touches it.
+CREATE UNLOGGED TABLE IF NOT EXISTS public.rate_limits_demo (
+    bucket_key   text        NOT NULL,
+    window_start timestamptz NOT NULL,
+    count        integer     NOT NULL DEFAULT 0,
+    PRIMARY KEY (bucket_key, window_start),
+    CONSTRAINT rate_limits_demo_count_check CHECK (count >= 0)
+);
+CREATE INDEX IF NOT EXISTS idx_rate_limits_demo_window_start
+    ON public.rate_limits_demo (window_start);
+ALTER TABLE public.rate_limits_demo ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON public.rate_limits_demo FROM PUBLIC;
+DO $$
+DECLARE
+    api_role text;
+BEGIN
+    FOREACH api_role IN ARRAY ARRAY['anon', 'authenticated', 'demo_relay'] LOOP
+        IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = api_role) THEN
+            EXECUTE format('REVOKE ALL ON public.rate_limits_demo FROM %I', api_role);
+        END IF;
+    END LOOP;
+END
+$$;
+
+-- Earlier versions of the function counted in rate_limits under `demo:`: those
+-- windows are at most a minute old and now live in rate_limits_demo.
+DELETE FROM public.rate_limits WHERE bucket_key LIKE 'demo:%';
+
 GRANT USAGE ON SCHEMA public TO demo_relay;
 GRANT SELECT ON public.demo_activities TO demo_relay;
 GRANT SELECT, INSERT, UPDATE ON public.demo_voice_sessions TO demo_relay;
 GRANT SELECT, INSERT ON public.demo_interactions TO demo_relay;
 
--- Counts one request of the demo relay against `demo:` || p_key, allowing p_limit a
--- minute, in the same fixed windows as every other rate limit (voice_edge_shared's
+-- Counts one request of the demo relay against `demo:` || p_key in rate_limits_demo,
+-- allowing p_limit a minute, in the same fixed windows as every other rate limit (voice_edge_shared's
 -- ratelimit module). Answers one row: the request's position in the window, or NULL
 -- when the window was already full (then nothing was written), and the seconds left
 -- in the window. The first request of a window sweeps a batch of expired windows.
@@ -125,19 +167,24 @@ DECLARE
     v_window timestamptz := date_trunc('minute', now());
     v_count bigint;
 BEGIN
-    IF p_key IS NULL OR length(p_key) NOT BETWEEN 1 AND 200 OR p_limit IS NULL OR p_limit < 1 THEN
-        RAISE EXCEPTION 'demo_rate_limit_hit: a key of 1 to 200 characters and a positive limit'
+    IF p_key IS NULL OR p_limit IS NULL OR p_limit < 1
+       OR p_key !~ ('^(sessions|interactions|sdp|mint):('
+                    || 'user:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
+                    || '|ip:((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}'
+                    || '(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
+                    || '|ip:unknown|ip6:[0-9a-f:]{2,39}/64|anon)$') THEN
+        RAISE EXCEPTION 'demo_rate_limit_hit: not a key of the demo relay, or not a positive limit'
             USING ERRCODE = '22023';
     END IF;
-    INSERT INTO public.rate_limits AS r (bucket_key, window_start, count)
+    INSERT INTO public.rate_limits_demo AS r (bucket_key, window_start, count)
     VALUES ('demo:' || p_key, v_window, 1)
     ON CONFLICT (bucket_key, window_start)
     DO UPDATE SET count = r.count + 1 WHERE r.count < p_limit
     RETURNING r.count INTO v_count;
     IF v_count = 1 THEN
-        DELETE FROM public.rate_limits
+        DELETE FROM public.rate_limits_demo
          WHERE ctid = ANY (ARRAY (
-               SELECT x.ctid FROM public.rate_limits x
+               SELECT x.ctid FROM public.rate_limits_demo x
                 WHERE x.window_start < v_window - interval '1 minute'
                 LIMIT 500 FOR UPDATE SKIP LOCKED));
     END IF;

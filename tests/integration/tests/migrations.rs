@@ -511,6 +511,7 @@ fn demo_relay_is_refused_every_table_but_its_own() {
         "realtime_token_sessions",
         "search_cache",
         "rate_limits",
+        "rate_limits_demo",
         "health_probes",
         "auth.users",
     ] {
@@ -587,10 +588,15 @@ fn demo_relay_runs_a_demo_session_through_its_own_tables() {
         assert_eq!(counted, Some(expected));
     }
     let key: String = admin
-        .query_one("SELECT bucket_key FROM rate_limits", &[])
+        .query_one("SELECT bucket_key FROM rate_limits_demo", &[])
         .expect("the one counter")
         .get(0);
     assert_eq!(key, format!("demo:sdp:user:{student}"));
+    assert_eq!(
+        count(&mut admin, "SELECT count(*) FROM rate_limits"),
+        0,
+        "the demo counts in its own table, never in production's"
+    );
 
     let row = admin
         .query_one(
@@ -974,4 +980,203 @@ fn demo_role_holds_only_its_allow_list() {
         sqlstate(relay.query("SELECT * FROM demo_rate_limit_hit('', 1)", &[])),
         SqlState::INVALID_PARAMETER_VALUE
     );
+}
+
+/// Issue 23, item 4: every migration grants only its end state. A migration run stopped
+/// right after 0008 (each file is its own transaction) on a fresh database leaves
+/// `demo_relay` with a subset of what the finished migrations give it: above all, no
+/// access to `rate_limits` (production user ids and client addresses), directly or by
+/// a policy.
+#[test]
+fn a_run_stopped_after_0008_leaves_demo_relay_no_more_than_its_end_state() {
+    let (db, mut admin) = production_like_db();
+    let files = pg::sql_files(&pg::migrations_dir()).expect("the migrations");
+    let mut applied = Vec::new();
+    for file in &files {
+        apply(&mut admin, file);
+        let name = file.file_name().unwrap().to_string_lossy().to_string();
+        applied.push(name.clone());
+        if name.starts_with("0008_") {
+            break;
+        }
+    }
+    assert_eq!(
+        applied.last().map(|n| &n[..5]),
+        Some("0008_"),
+        "{applied:?}"
+    );
+
+    let end_state: BTreeSet<&str> = [
+        "function demo_rate_limit_hit(text,bigint) EXECUTE",
+        "schema public USAGE",
+        "table public.demo_activities SELECT",
+        "table public.demo_interactions INSERT",
+        "table public.demo_interactions SELECT",
+        "table public.demo_voice_sessions INSERT",
+        "table public.demo_voice_sessions SELECT",
+        "table public.demo_voice_sessions UPDATE",
+    ]
+    .into_iter()
+    .collect();
+    let held = demo_relay_privileges(&mut admin);
+    for privilege in &held {
+        assert!(
+            end_state.contains(privilege.as_str()),
+            "after 0008 demo_relay holds {privilege}, which the finished migrations do not give it"
+        );
+    }
+    assert!(
+        held.iter().all(|line| !line.contains("rate_limits")),
+        "{held:?}"
+    );
+    assert_eq!(
+        count(
+            &mut admin,
+            "SELECT count(*) FROM pg_policies WHERE 'demo_relay' = ANY(roles) AND tablename = 'rate_limits'"
+        ),
+        0
+    );
+
+    // What the role can do, as itself: its demo tables, and nothing of rate_limits.
+    admin
+        .batch_execute(
+            "INSERT INTO rate_limits (bucket_key, window_start, count)
+             VALUES ('mint:user:6f1c1a52-5d0b-4b7e-9a51-3f8f7f0f2a10', date_trunc('minute', now()), 3)",
+        )
+        .expect("a production counter");
+    let mut relay = db.demo_client();
+    for statement in [
+        "SELECT bucket_key FROM rate_limits",
+        "DELETE FROM rate_limits",
+        "UPDATE rate_limits SET count = 0",
+        "INSERT INTO rate_limits (bucket_key, window_start, count) VALUES ('x', now(), 1)",
+    ] {
+        assert_eq!(
+            sqlstate(relay.execute(statement, &[])),
+            SqlState::INSUFFICIENT_PRIVILEGE,
+            "{statement}"
+        );
+    }
+    assert_eq!(
+        count(&mut relay, "SELECT count(*) FROM demo_voice_sessions"),
+        0
+    );
+    assert_eq!(
+        count(&mut admin, "SELECT count::int8 FROM rate_limits"),
+        3,
+        "the production counter is untouched"
+    );
+}
+
+/// A database migrated by an older 0008 (which granted demo_relay every row of
+/// `rate_limits` through a `USING (true)` policy) converges on re-running today's 0008
+/// alone: the grant and the policy are taken back.
+#[test]
+fn rerunning_0008_takes_back_what_older_versions_of_it_granted() {
+    let db = TestDb::create();
+    let mut admin = db.client();
+    admin
+        .batch_execute(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON public.rate_limits TO demo_relay;
+             CREATE POLICY demo_relay_rate_limits ON public.rate_limits
+                 FOR ALL TO demo_relay USING (true) WITH CHECK (true);",
+        )
+        .expect("what 0008 used to grant");
+    let file = pg::sql_files(&pg::migrations_dir())
+        .expect("the migrations")
+        .into_iter()
+        .find(|file| {
+            file.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("0008_")
+        })
+        .expect("0008");
+    apply(&mut admin, &file);
+    let held = demo_relay_privileges(&mut admin);
+    assert!(
+        held.iter().all(|line| !line.contains("rate_limits")),
+        "{held:?}"
+    );
+    assert_eq!(
+        count(
+            &mut admin,
+            "SELECT count(*) FROM pg_policies WHERE policyname = 'demo_relay_rate_limits'"
+        ),
+        0
+    );
+    let mut relay = db.demo_client();
+    assert_eq!(
+        sqlstate(relay.execute("DELETE FROM rate_limits", &[])),
+        SqlState::INSUFFICIENT_PRIVILEGE
+    );
+}
+
+/// Issue 23, item 6: the demo's counting function accepts only the keys the relay uses
+/// (`voice_edge_shared`'s demo module: `<action>:user:<uuid>`, `<action>:ip:<IPv4>`,
+/// `<action>:ip6:<IPv6>/64`, `<action>:ip:unknown`, `<action>:anon`, for sessions,
+/// interactions, sdp and mint), and counts in the demo's own table: any other key is
+/// refused and writes nothing anywhere.
+#[test]
+fn the_demo_counting_function_refuses_keys_the_relay_never_uses_and_writes_nothing() {
+    let db = TestDb::create();
+    let mut admin = db.client();
+    let mut relay = db.demo_client();
+    let user = "6f1c1a52-5d0b-4b7e-9a51-3f8f7f0f2a10";
+    let accepted = [
+        format!("sessions:user:{user}"),
+        format!("interactions:user:{user}"),
+        format!("sdp:user:{user}"),
+        format!("mint:user:{user}"),
+        "sdp:ip:198.51.100.7".to_string(),
+        "sessions:ip:127.0.0.1".to_string(),
+        "mint:ip6:2001:db8:1:2::/64".to_string(),
+        "sdp:ip:unknown".to_string(),
+        "sessions:anon".to_string(),
+    ];
+    for key in &accepted {
+        let counted: Option<i64> = relay
+            .query_one("SELECT count FROM demo_rate_limit_hit($1, 5)", &[key])
+            .unwrap_or_else(|error| panic!("{key}: {}", pg::describe(&error)))
+            .get(0);
+        assert_eq!(counted, Some(1), "{key}");
+    }
+    let refused = [
+        String::new(),
+        "x".to_string(),
+        format!("demo:sdp:user:{user}"),
+        format!("search:user:{user}"),
+        format!("sdp:user:{}", user.to_uppercase()),
+        format!("sdp:user:{user}:extra"),
+        format!("sdp:user:{user}\n"),
+        "sdp:user:not-a-uuid".to_string(),
+        "sdp:ip:256.1.1.1".to_string(),
+        "sdp:ip:10.0.0".to_string(),
+        "sdp:ip6:2001:db8::1".to_string(),
+        "sdp:anon:more".to_string(),
+        "sdp:user:".to_string(),
+        format!("sdp:{}", "a".repeat(300)),
+        format!("sdp:user:{user} OR 1=1"),
+    ];
+    for key in &refused {
+        assert_eq!(
+            sqlstate(relay.query("SELECT * FROM demo_rate_limit_hit($1, 5)", &[key])),
+            SqlState::INVALID_PARAMETER_VALUE,
+            "{key:?}"
+        );
+    }
+    assert_eq!(
+        sqlstate(relay.query("SELECT * FROM demo_rate_limit_hit($1, 0)", &[&accepted[0]])),
+        SqlState::INVALID_PARAMETER_VALUE,
+        "a limit under 1"
+    );
+    let mut stored = texts(
+        &mut admin,
+        "SELECT bucket_key FROM rate_limits_demo ORDER BY 1",
+    );
+    stored.sort();
+    let mut expected: Vec<String> = accepted.iter().map(|key| format!("demo:{key}")).collect();
+    expected.sort();
+    assert_eq!(stored, expected, "only the accepted keys were written");
+    assert_eq!(count(&mut admin, "SELECT count(*) FROM rate_limits"), 0);
 }

@@ -498,7 +498,9 @@ fn another_user_cannot_relay_post_mint_or_end_on_someone_elses_session() {
     assert_eq!(world.interaction_count(&session_id), 0);
     assert!(world.openai.requests().is_empty(), "nothing reached OpenAI");
     assert_eq!(
-        world.count("SELECT count(*) FROM rate_limits WHERE bucket_key NOT LIKE 'demo:sessions:%'"),
+        world.count(
+            "SELECT count(*) FROM rate_limits_demo WHERE bucket_key NOT LIKE 'demo:sessions:%'"
+        ),
         0,
         "no rate-limit row either, but the owner's creation of the session"
     );
@@ -741,7 +743,7 @@ fn sdp_relaying_and_token_minting_are_rate_limited_per_user() {
         .db
         .client()
         .query_one(
-            "SELECT bucket_key FROM rate_limits WHERE bucket_key LIKE 'demo:sdp:user:' || $1",
+            "SELECT bucket_key FROM rate_limits_demo WHERE bucket_key LIKE 'demo:sdp:user:' || $1",
             &[&user.to_string()],
         )
         .unwrap()
@@ -1105,7 +1107,7 @@ fn nul_in_an_interaction_or_telemetry_is_400_naming_the_field_and_stores_nothing
         "active"
     );
     assert_eq!(
-        world.count("SELECT count(*) FROM rate_limits"),
+        world.count("SELECT count(*) FROM rate_limits_demo"),
         1,
         "only the session's creation was counted"
     );
@@ -1158,13 +1160,18 @@ fn demo_sessions_and_interactions_are_limited_per_caller_and_refusals_count_noth
         .db
         .client()
         .query(
-            "SELECT bucket_key, count FROM rate_limits ORDER BY bucket_key",
+            "SELECT bucket_key, count FROM rate_limits_demo ORDER BY bucket_key",
             &[],
         )
         .unwrap()
         .iter()
         .map(|row| (row.get(0), row.get(1)))
         .collect();
+    assert_eq!(
+        world.count("SELECT count(*) FROM rate_limits"),
+        0,
+        "the demo counts in its own table"
+    );
     assert_eq!(
         counters,
         [
