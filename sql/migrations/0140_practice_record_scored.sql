@@ -24,6 +24,11 @@
 -- attempt id of another session ('other_session'). The caller then takes its locked
 -- path, which records such deliveries as failed with their reason.
 --
+-- A delivery that takes over a `failed` row (the same webhook-id failed before, and
+-- its fixed body now arrives) replaces the stored body: payload becomes this body and
+-- raw_body (0130), which a replay prefers when it is set, is cleared, so a replay
+-- processes the body last accepted (contract section 5).
+--
 -- Supabase exposes functions of `public` through its REST API: EXECUTE is revoked from
 -- everyone but the owner (the functions connect as the owner through db_url).
 --
@@ -145,6 +150,7 @@ BEGIN
        SET event_type = excluded.event_type,
            status = excluded.status,
            payload = excluded.payload,
+           raw_body = NULL,
            error = NULL,
            attempts = e.attempts + 1,
            processed_at = excluded.processed_at

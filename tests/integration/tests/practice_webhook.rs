@@ -1249,3 +1249,67 @@ fn a_delivery_nested_to_the_json_limit_is_processed_and_one_beyond_it_is_refused
     assert_eq!(world.event_row("msg_deep_200")["status"], "failed");
     assert_eq!(world.session_row(session)["attempt_count"], 1);
 }
+
+/// Issue 23, item 7: a scored delivery that failed with a body `jsonb` cannot hold (kept
+/// in `raw_body`), then arrives fixed under the same `webhook-id`, is taken over by
+/// `practice_record_scored` (the one-statement path: a valid scored event always goes
+/// there first, and the function takes over a `failed` row). The takeover must clear
+/// `raw_body`, since a replay prefers it: the replay then processes the fixed body.
+#[test]
+fn a_failed_scored_delivery_fixed_under_the_same_id_is_taken_over_and_replays_the_fixed_body() {
+    let world = World::new();
+    let session = world.session(None, "analyzing");
+    let attempt = Uuid::new_v4();
+    let fixed = scored(session, attempt, 0, 88.0, true, 5);
+    let broken = fixed
+        .to_string()
+        .replace("Stress the second syllable.", "Stress\\u0000 it.");
+    assert!(broken.contains("\\u0000"), "{broken}");
+    let failed = world.deliver_signed(SECRET, "msg_fixed", broken.as_bytes());
+    assert_status(&failed, 400);
+    assert_eq!(world.event_row("msg_fixed")["status"], "failed");
+    assert_eq!(
+        raw_body(&world, "msg_fixed").as_deref(),
+        Some(broken.as_bytes())
+    );
+
+    let delivered = world.deliver("msg_fixed", &fixed);
+    assert_status(&delivered, 200);
+    assert_eq!(delivered.body["status"], "processed");
+    let row = world.event_row("msg_fixed");
+    assert_eq!(
+        (&row["status"], &row["attempts"]),
+        (&json!("processed"), &json!(2))
+    );
+    assert_eq!(row["payload"], fixed, "the fixed body is the one kept");
+    assert_eq!(
+        raw_body(&world, "msg_fixed"),
+        None,
+        "the failed body's raw copy went with it"
+    );
+    // It was the function's takeover: the attempt is the fixed event's.
+    let scores = world
+        .db
+        .client()
+        .query_one(
+            "SELECT status, pronunciation_score::float8 AS score FROM practice_attempts WHERE id = $1",
+            &[&attempt],
+        )
+        .unwrap();
+    assert_eq!(scores.get::<_, String>("status"), "completed");
+    assert_eq!(scores.get::<_, f64>("score"), 88.0);
+
+    let replayed = world.replay(
+        Some(&jwt("service_role")),
+        &json!({"event_id": "msg_fixed"}),
+    );
+    assert_status(&replayed, 200);
+    assert_eq!(
+        replayed.body["results"][0]["status"], "processed",
+        "{:?}",
+        replayed.body
+    );
+    let row = world.event_row("msg_fixed");
+    assert_eq!(row["status"], "processed");
+    assert_eq!(row["payload"], fixed);
+}
