@@ -248,10 +248,27 @@ impl DbAddress {
     pub fn load(vars: &impl Variables, url_variable: &'static str) -> Result<Self, ConfigError> {
         let url = config::required(vars, url_variable)?;
         let ca_root = config::optional_secret(vars, config::DB_CA_CERT)?;
-        Self::new(url_variable, url, ca_root)
+        let address = Self::new(url_variable, url, ca_root)?;
+        if address.ca_root.is_none() && plain_text_to_the_network(&address.url) {
+            crate::log::event(
+                crate::log::Level::Warn,
+                "config",
+                None,
+                "database_tls_disabled",
+                &format!(
+                    "`{url_variable}` says sslmode=disable for a host that is not loopback: \
+                     its connections are not encrypted"
+                ),
+            );
+        }
+        Ok(address)
     }
 
-    /// A connection string and an optional root CA (PEM). With a CA the connection
+    /// A connection string and an optional root CA (PEM). Without a CA, a string that
+    /// reaches any host but loopback must state its `sslmode`: `require` or stricter, or
+    /// `disable` written out (logged as a warning by [`DbAddress::load`]); none,
+    /// `prefer` or `allow` (which an attacker on the path can strip to plain text) is
+    /// refused, naming `url_variable` ([`check_tls_is_stated`]). With a CA the connection
     /// must be verified TLS: the string must be a `postgres://` URL, an absent or
     /// `prefer` `sslmode` becomes `require`, `verify-ca` and `verify-full` (which Spin's
     /// client does not parse, and whose checks its `require` makes with a CA) become
@@ -263,6 +280,10 @@ impl DbAddress {
         ca_root: Option<String>,
     ) -> Result<Self, ConfigError> {
         let Some(ca_root) = ca_root.filter(|ca| !ca.trim().is_empty()) else {
+            check_tls_is_stated(&url).map_err(|reason| ConfigError::Invalid {
+                name: url_variable,
+                reason: format!("without `{}`, {reason}", config::DB_CA_CERT),
+            })?;
             return Ok(Self { url, ca_root: None });
         };
         match ca_root.matches("-----BEGIN CERTIFICATE-----").count() {
@@ -327,7 +348,8 @@ fn require_tls(url: &str) -> Result<String, String> {
     let mut has_mode = false;
     for param in query.into_iter().flat_map(|query| query.split('&')) {
         let (key, value) = param.split_once('=').unwrap_or((param, ""));
-        if key != "sslmode" {
+        // PostgreSQL percent-decodes keys too: `ssl%6Dode` is `sslmode`.
+        if percent_decode(key) != "sslmode" {
             if !param.is_empty() {
                 params.push(param.to_string());
             }
@@ -350,6 +372,183 @@ fn require_tls(url: &str) -> Result<String, String> {
         params.push("sslmode=require".into());
     }
     Ok(format!("{base}?{}", params.join("&")))
+}
+
+/// The `sslmode` values that never send anything in plain text (with the public roots
+/// when no CA is given: `require` and stricter).
+const TLS_MODES: [&str; 3] = ["require", "verify-ca", "verify-full"];
+
+/// A connection string as PostgreSQL reads it: the hosts it reaches and its parameters,
+/// keys and values percent-decoded (URL form) or unquoted (`key=value` form).
+#[derive(Debug, Default, PartialEq)]
+struct ConnInfo {
+    hosts: Vec<String>,
+    params: Vec<(String, String)>,
+}
+
+impl ConnInfo {
+    fn parse(text: &str) -> ConnInfo {
+        let text = text.trim();
+        let scheme = ["postgresql://", "postgres://"].into_iter().find(|scheme| {
+            text.get(..scheme.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+        });
+        let mut info = match scheme {
+            Some(scheme) => Self::parse_url(&text[scheme.len()..]),
+            None => Self::parse_key_values(text),
+        };
+        // A `host` or `hostaddr` parameter names hosts too (a list, comma-separated).
+        let named: Vec<String> = info
+            .params
+            .iter()
+            .filter(|(key, _)| key == "host" || key == "hostaddr")
+            .flat_map(|(_, value)| value.split(',').map(|host| host.trim().to_string()))
+            .collect();
+        info.hosts.extend(named);
+        info
+    }
+
+    fn parse_url(rest: &str) -> ConnInfo {
+        let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let authority = before_query.split('/').next().unwrap_or("");
+        let host_list = authority
+            .rsplit_once('@')
+            .map_or(authority, |(_, hosts)| hosts);
+        let hosts = host_list
+            .split(',')
+            .map(|host| {
+                let host = match host.strip_prefix('[') {
+                    Some(v6) => v6.split(']').next().unwrap_or(""),
+                    None => host.split(':').next().unwrap_or(""),
+                };
+                percent_decode(host)
+            })
+            .collect();
+        let params = query
+            .split('&')
+            .filter(|param| !param.is_empty())
+            .map(|param| {
+                let (key, value) = param.split_once('=').unwrap_or((param, ""));
+                (percent_decode(key), percent_decode(value))
+            })
+            .collect();
+        ConnInfo { hosts, params }
+    }
+
+    /// `key = value` pairs separated by spaces; a value may be single-quoted, with `\`
+    /// escaping a quote or a backslash.
+    fn parse_key_values(text: &str) -> ConnInfo {
+        let mut params = Vec::new();
+        let mut chars = text.chars().peekable();
+        loop {
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+            let mut key = String::new();
+            while let Some(c) = chars.next_if(|c| *c != '=' && !c.is_whitespace()) {
+                key.push(c);
+            }
+            if key.is_empty() {
+                break;
+            }
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+            if chars.next_if_eq(&'=').is_none() {
+                params.push((key, String::new()));
+                continue;
+            }
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+            let mut value = String::new();
+            if chars.next_if_eq(&'\'').is_some() {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => value.extend(chars.next()),
+                        '\'' => break,
+                        c => value.push(c),
+                    }
+                }
+            } else {
+                while let Some(c) = chars.next_if(|c| !c.is_whitespace()) {
+                    if c == '\\' {
+                        value.extend(chars.next());
+                    } else {
+                        value.push(c);
+                    }
+                }
+            }
+            params.push((key, value));
+        }
+        ConnInfo {
+            hosts: Vec::new(),
+            params,
+        }
+    }
+
+    /// Whether every host is this machine: loopback addresses, `localhost`, a Unix
+    /// socket directory, or no host at all (PostgreSQL's default is a local socket).
+    fn only_loopback(&self) -> bool {
+        self.hosts.iter().all(|host| {
+            host.is_empty()
+                || host.starts_with('/')
+                || host.eq_ignore_ascii_case("localhost")
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|address| match address {
+                        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+                        std::net::IpAddr::V6(v6) => {
+                            v6.is_loopback()
+                                || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+                        }
+                    })
+        })
+    }
+
+    /// Every `sslmode` the string states.
+    fn ssl_modes(&self) -> impl Iterator<Item = &str> {
+        self.params
+            .iter()
+            .filter(|(key, _)| key == "sslmode")
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// Without a CA: a connection string that reaches a host other than loopback must
+/// state how it treats TLS, every `sslmode` it holds being `require` or stricter, or
+/// `disable`; none, `prefer`, `allow` or an unknown mode is why it is refused.
+fn check_tls_is_stated(url: &str) -> Result<(), String> {
+    let info = ConnInfo::parse(url);
+    if info.only_loopback() {
+        return Ok(());
+    }
+    let mut stated = false;
+    for mode in info.ssl_modes() {
+        stated = true;
+        if !(TLS_MODES.contains(&mode) || mode == "disable") {
+            return Err(match mode {
+                "prefer" | "allow" => format!(
+                    "sslmode={mode} to a host that is not loopback lets an attacker on the \
+                     path strip TLS: use sslmode=require (or verify-full), or write \
+                     sslmode=disable for a private network"
+                ),
+                _ => "an unknown sslmode: use sslmode=require".to_string(),
+            });
+        }
+    }
+    if stated {
+        Ok(())
+    } else {
+        Err(
+            "a connection string to a host that is not loopback must state its sslmode \
+             (PostgreSQL's default, prefer, lets an attacker on the path strip TLS): use \
+             sslmode=require (or verify-full), or write sslmode=disable for a private \
+             network"
+                .to_string(),
+        )
+    }
+}
+
+/// Whether an accepted connection string (without a CA) sends plain text over the
+/// network: `sslmode=disable` to a host that is not loopback.
+fn plain_text_to_the_network(url: &str) -> bool {
+    let info = ConnInfo::parse(url);
+    !info.only_loopback() && info.ssl_modes().any(|mode| mode == "disable")
 }
 
 /// `%XX` escapes decoded (a connection string's parameter values may carry them).
@@ -719,6 +918,69 @@ Stack backtrace:
                 assert!(!address.has_ca_root());
             }
         }
+    }
+
+    #[test]
+    fn without_a_ca_a_string_to_another_host_must_state_require_or_disable() {
+        for url in [
+            "postgres://a:pw@db.internal:5432/app?sslmode=require",
+            "postgres://a:pw@db.internal/app?sslmode=verify-full",
+            "postgresql://a:pw@10.0.0.5/app?sslmode=verify-ca",
+            "postgres://a:pw@10.0.0.5/app?ssl%6Dode=%72equire",
+            "host=db.internal user=a sslmode=require",
+            "host='db.internal' sslmode = 'verify-full'",
+            "postgres://a:pw@localhost/app",
+            "postgres://a:pw@127.0.0.2:5432/app",
+            "postgres://a:pw@[::1]:5432/app",
+            "postgres://a:pw@%6Cocalhost/app",
+            "host=127.0.0.1 user=app",
+            "postgres:///app",
+        ] {
+            let address = address(url, None).unwrap_or_else(|e| panic!("{url}: {e}"));
+            assert_eq!(address.url, url, "used as it is");
+            assert!(!plain_text_to_the_network(url), "{url}");
+        }
+        for url in [
+            "postgres://a:pw@db.internal/app?sslmode=disable",
+            "postgres://a:pw@db.internal/app?ssl%6Dode=disable",
+            "postgres://a:pw@db.internal/app?sslmode=%64isable",
+            "host=10.0.0.5 sslmode=disable",
+        ] {
+            assert!(address(url, None).is_ok(), "{url}");
+            assert!(plain_text_to_the_network(url), "{url}: warned");
+        }
+        for url in [
+            "postgres://a:secret-pw@db.internal:5432/app",
+            "postgres://a:secret-pw@db.internal/app?sslmode=prefer",
+            "postgres://a:secret-pw@db.internal/app?sslmode=allow",
+            "postgres://a:secret-pw@db.internal/app?ssl%6Dode=prefer",
+            "postgres://a:secret-pw@db.internal/app?sslmode=require&sslmode=prefer",
+            "postgres://a:secret-pw@db.internal/app?sslmode=sometimes",
+            "postgres://a:secret-pw@127.0.0.1,db.internal/app",
+            "postgres://a:secret-pw@127.0.0.1/app?host=db.internal",
+            "postgres://a:secret-pw@127.0.0.1/app?ho%73t=db.internal",
+            "host=db.internal user=a password=secret-pw",
+            "host=db.internal sslmode=prefer",
+            "postgres://a:secret-pw@[2001:db8::1]/app",
+        ] {
+            let error = address(url, None).unwrap_err();
+            let text = error.to_string();
+            assert!(
+                text.contains("`db_url`")
+                    && text.contains("db_ca_cert")
+                    && text.contains("sslmode"),
+                "{url}: {text}"
+            );
+            assert!(!text.contains("secret-pw"), "no value in the error: {text}");
+            let api = ApiError::from(error);
+            assert_eq!((api.status(), api.code()), (500, "configuration_error"));
+        }
+    }
+
+    #[test]
+    fn with_a_ca_a_percent_encoded_sslmode_key_counts_as_sslmode() {
+        let error = address("postgres://a:pw@db/postgres?ssl%6Dode=disable", Some(CA)).unwrap_err();
+        assert!(error.to_string().contains("sslmode=disable"), "{error}");
     }
 
     #[test]
