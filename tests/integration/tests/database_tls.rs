@@ -461,3 +461,45 @@ fn a_ca_that_is_not_a_certificate_is_a_configuration_error() {
         );
     }
 }
+
+/// Issue 23, item 5: without `db_ca_cert`, a connection string to a host that is not
+/// loopback must state `sslmode=require` or stricter (or `disable` written out): none,
+/// or `prefer` hidden behind a percent-encoded key (`ssl%6Dode`, which PostgreSQL
+/// decodes), is a configuration error in every function — `500 configuration_error`
+/// naming the variable in the log, with no password in the body or the log — and
+/// nothing is written or sent upstream.
+#[test]
+fn without_a_ca_a_url_to_another_host_without_a_strict_sslmode_is_a_configuration_error() {
+    for query in ["", "?ssl%6Dode=prefer", "?sslmode=allow"] {
+        let db = TestDb::create();
+        let db_url =
+            format!("postgres://postgres:{SUPERUSER_PASSWORD}@db.internal:5432/app{query}");
+        let demo_url =
+            format!("postgres://demo_relay:{DEMO_RELAY_PASSWORD}@db.internal:5432/app{query}");
+        let world = World::start_on(db, None, &[("db_url", &db_url), ("demo_db_url", &demo_url)]);
+        for (function, response) in world.call_every_function() {
+            assert_eq!(response.status, 500, "{query}: {function}: {response:?}");
+            assert_eq!(response.body["code"], 500, "{function}: {response:?}");
+            assert_eq!(
+                response.body["error"], "configuration_error",
+                "{query}: {function}: {response:?}"
+            );
+            assert!(response.body["message"].is_string(), "{response:?}");
+            world.assert_no_secret_in(&response.text, function);
+        }
+        for (table, rows) in world.written() {
+            assert_eq!(rows, 0, "{query}: {table}: nothing is written");
+        }
+        assert!(
+            world.openai.requests().is_empty(),
+            "{query}: nothing sent upstream"
+        );
+        let logs = world.app.logs().join("\n");
+        assert!(
+            logs.contains("variable `db_url` is invalid: without `db_ca_cert`")
+                && logs.contains("variable `demo_db_url` is invalid: without `db_ca_cert`"),
+            "{query}: the log names the variables: {logs}"
+        );
+        world.assert_logs_hold_no_secret();
+    }
+}
