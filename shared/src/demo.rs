@@ -10,7 +10,8 @@
 //!
 //! Isolation: the function connects with `demo_db_url` only, as the `demo_relay` role,
 //! whose grants cover the `demo_*` tables and `EXECUTE` on one counting function
-//! (`demo_rate_limit_hit`, which counts under a `demo:` prefix only) and nothing else;
+//! (`demo_rate_limit_hit`, which counts under a `demo:` prefix only, in the demo's own
+//! table `rate_limits_demo`, and only keys of the relay's shapes) and nothing else;
 //! its repositories ([`activities`], [`sessions`], [`interactions`]) name no other
 //! table.
 //!
