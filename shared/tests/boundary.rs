@@ -42,7 +42,12 @@ fn crossings(src: &Path) -> Vec<String> {
         for (number, line) in text.lines().enumerate() {
             let code = code_of(line);
             if RUNTIME_NAMES.iter().any(|name| code.contains(name)) {
-                found.push(format!("{}:{}: {}", file.display(), number + 1, line.trim()));
+                found.push(format!(
+                    "{}:{}: {}",
+                    file.display(),
+                    number + 1,
+                    line.trim()
+                ));
             }
         }
     }
@@ -74,7 +79,11 @@ fn a_domain_module_that_names_the_sdk_is_found() {
     )
     .unwrap();
     fs::write(runtime.join("postgres.rs"), "pub use spin_sdk::pg4::Row;\n").unwrap();
-    fs::write(dir.join("db.rs"), "// spin_sdk named in a comment is fine\n").unwrap();
+    fs::write(
+        dir.join("db.rs"),
+        "// spin_sdk named in a comment is fine\n",
+    )
+    .unwrap();
     let found = crossings(&dir);
     fs::remove_dir_all(&dir).unwrap();
     assert_eq!(found.len(), 1, "{found:?}");
