@@ -99,6 +99,7 @@ test-spin: setup build
 	@$(MAKE) --no-print-directory spin-pass
 
 spin-pass:
+	@scripts/spin-version.sh check "$(SPIN_BIN)"
 	@echo "==> Spin pass: $$($(SPIN_BIN) --version) ($(SPIN_BIN))"
 	@echo "==> spin build"
 	$(SPIN_BIN) build -f spin.toml

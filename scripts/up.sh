@@ -15,12 +15,16 @@ cd "$(dirname "$0")/.."
 LISTEN=${LISTEN:-127.0.0.1:3000}
 SPIN_BIN=${SPIN_BIN:-$(scripts/find-spin.sh)}
 case "${RUNTIME:-}" in
-  "") if [ -n "$SPIN_BIN" ]; then
+  "") if [ -n "$SPIN_BIN" ] && too_old=$(scripts/spin-version.sh check "$SPIN_BIN" 2>&1); then
         RUNTIME=spin; WHY="Spin is installed ($SPIN_BIN); RUNTIME=host make up uses our host instead"
+      elif [ -n "$SPIN_BIN" ]; then
+        echo "make up: $too_old" >&2
+        RUNTIME=host; WHY="the Spin found is older than $(scripts/spin-version.sh min) (above)"
       else
         RUNTIME=host; WHY="no Spin was found (SPIN_BIN, spin on the PATH, ../shared/tools)"
       fi ;;
   spin) [ -n "$SPIN_BIN" ] || { echo "make up: RUNTIME=spin but no Spin was found: set SPIN_BIN" >&2; exit 2; }
+        too_old=$(scripts/spin-version.sh check "$SPIN_BIN" 2>&1) || { echo "make up: $too_old" >&2; exit 2; }
         WHY="RUNTIME=spin" ;;
   host) WHY="RUNTIME=host" ;;
   *) echo "make up: RUNTIME=$RUNTIME: expected spin or host" >&2; exit 2 ;;

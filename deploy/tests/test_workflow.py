@@ -5,7 +5,7 @@ import unittest
 
 import yaml
 
-from common import WORKFLOW, spin_variables
+from common import min_spin_version, WORKFLOW, spin_variables
 
 TOKEN_SECRETS = {"SPIN_AKA_ACCESS_TOKEN": "${{ secrets.SPIN_AKA_ACCESS_TOKEN }}",
                  "FERMYON_CLOUD_TOKEN": "${{ secrets.FERMYON_CLOUD_TOKEN }}"}
@@ -136,6 +136,11 @@ class DeployWorkflow(unittest.TestCase):
         self.assertTrue(setup["uses"].startswith("spinframework/actions/spin/setup@"))
         self.assertRegex(setup["with"]["version"], r"^v\d+\.\d+\.\d+$")
         self.assertNotIn("plugins", setup["with"], "plugins are installed at fixed versions")
+
+    def test_the_pinned_spin_is_at_least_the_apps_minimum(self):
+        (setup,) = [step for step in self.job["steps"] if "spin/setup@" in step.get("uses", "")]
+        pinned = tuple(int(part) for part in setup["with"]["version"].lstrip("v").split("."))
+        self.assertGreaterEqual(pinned, min_spin_version())
 
     def test_each_plugin_is_pinned(self):
         step = step_running(self.job, "spin plugins install")

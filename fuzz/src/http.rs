@@ -17,7 +17,8 @@
 use serde_json::Value;
 use voice_edge_shared::ApiError;
 use voice_edge_shared::client_addr::TrustedProxies;
-use voice_edge_shared::http::{CorsPolicy, JSON_LIMIT, RawRequest, Reply, handle, redact};
+use voice_edge_shared::http::{CorsPolicy, JSON_LIMIT, RawRequest, Reply, handle};
+use voice_edge_shared::log::redact;
 
 use crate::{fields, mode, text};
 

@@ -16,7 +16,8 @@ use std::collections::HashMap;
 
 use voice_edge_shared::auth::AuthConfig;
 use voice_edge_shared::config::{self, CLASSCONNECT_WEBHOOK_SECRET, TOKEN_TTL_SECONDS};
-use voice_edge_shared::http::{CorsPolicy, redact};
+use voice_edge_shared::http::CorsPolicy;
+use voice_edge_shared::log::redact;
 use voice_edge_shared::webhook_signature::WebhookSecrets;
 
 use crate::{fields, mode, text};

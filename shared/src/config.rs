@@ -1,7 +1,7 @@
 //! Configuration from Spin variables, named once.
 //!
 //! Each Spin variable name is a `const` here. A component reads its variables through
-//! a [`Variables`] source ([`SpinVariables`] in a component, a map in unit tests) with
+//! a [`Variables`] source ([`crate::runtime::SpinVariables`] in a component, a map in unit tests) with
 //! [`required`], [`optional`] and [`ranged`]: a missing or malformed variable is a
 //! [`ConfigError`] that names it (never its value).
 
@@ -56,23 +56,6 @@ impl From<ConfigError> for crate::ApiError {
 pub trait Variables {
     /// The value, or `None` when the variable is not defined for this component.
     fn get(&self, name: &'static str) -> Result<Option<String>, ConfigError>;
-}
-
-/// The component's Spin variables (`[component.x.variables]` in `spin.toml`).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct SpinVariables;
-
-impl Variables for SpinVariables {
-    fn get(&self, name: &'static str) -> Result<Option<String>, ConfigError> {
-        match spin_sdk::variables::get(name) {
-            Ok(value) => Ok(Some(value)),
-            Err(spin_sdk::variables::Error::Undefined(_)) => Ok(None),
-            Err(other) => Err(ConfigError::Invalid {
-                name,
-                reason: format!("{other:?}"),
-            }),
-        }
-    }
 }
 
 /// Fixed values, for unit tests.

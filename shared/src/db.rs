@@ -1,5 +1,6 @@
 //! Postgres through Spin's `spin:postgres/postgres@4.1.0` interface (spin-sdk's `pg4`
-//! types, with the interface bound in [`spin_postgres`] for its connection builder),
+//! types, with the interface bound in [`crate::runtime::postgres`] for its connection
+//! builder),
 //! and the rules real Spin imposes on SQL (`../shared/SPIN.md`), one helper per rule,
 //! so that the repositories follow them without thinking:
 //!
@@ -49,17 +50,15 @@
 //! for an `int8`, and write an explicit cast (`$1::int4`, `$2::text::timestamptz`) where
 //! the types differ.
 
-pub mod spin_postgres;
-
 use std::cell::RefCell;
 use std::rc::Rc;
 
-pub use spin_sdk::pg4::{DbValue, ParameterValue, Row, RowSet};
-use spin_sdk::pg4::{Decode, Error as SdkError, PgError, QueryError};
+use crate::runtime::postgres::{Connection, ConnectionBuilder};
+pub use crate::runtime::postgres::{DbValue, ParameterValue, Row, RowSet};
+use crate::runtime::postgres::{Decode, PgError, QueryError, SdkError};
 
 use crate::config::{self, ConfigError, Variables};
 use crate::error::ApiError;
-use spin_postgres::{Connection, ConnectionBuilder};
 
 /// What went wrong talking to Postgres.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -787,7 +786,7 @@ pub fn jsonb(value: &serde_json::Value) -> ParameterValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spin_sdk::pg4::DbError as WireDbError;
+    use crate::runtime::postgres::WireDbError;
 
     fn db_error(code: &str) -> PgError {
         PgError::QueryFailed(QueryError::DbError(WireDbError {

@@ -1,16 +1,19 @@
 //! `voice-edge-shared`: the library every voice-edge function is built on.
 //!
 //! A function crate under `functions/` is a thin adapter: its `#[http_component]`
-//! handler hands the request to [`http::serve`], which applies the rules every function
-//! follows (CORS, request ids, body limits, the one-line JSON log, the single mapping
-//! from [`error::ApiError`] to the contract's JSON error body), and calls one function
-//! of this crate. Pure logic (JWT verification, webhook signatures, bucketing, status
+//! handler hands the request to [`runtime::serve`], which applies the rules every
+//! function follows through [`http::handle`] (CORS, request ids, body limits, the
+//! one-line JSON log, the single mapping from [`error::ApiError`] to the contract's JSON
+//! error body), and calls one function of this crate. Pure logic (JWT verification, webhook signatures, bucketing, status
 //! transitions, scores, persona instructions) takes its clock, secrets and config as
 //! arguments, so the unit tests beside it need no host and no database:
 //!
 //! ```sh
 //! cargo test -p voice-edge-shared
 //! ```
+//!
+//! [`runtime`] is the boundary with Spin: the only modules that name spin-sdk or wasi.
+//! Everything else here is plain Rust over the types it hands out.
 
 pub mod client_addr;
 pub mod clock;
@@ -20,6 +23,7 @@ pub mod error;
 pub mod http;
 pub mod log;
 pub mod outbound;
+pub mod runtime;
 
 pub mod auth;
 pub mod bucket;

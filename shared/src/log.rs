@@ -36,7 +36,7 @@ pub fn event_line(
         "function": function,
         "request_id": request_id,
         "event": event,
-        "detail": crate::http::redact(detail),
+        "detail": redact(detail),
     })
     .to_string()
 }
@@ -44,6 +44,45 @@ pub fn event_line(
 /// Writes an event's line to stdout.
 pub fn event(level: Level, function: &str, request_id: Option<&str>, event: &str, detail: &str) {
     println!("{}", event_line(level, function, request_id, event, detail));
+}
+
+/// Masks what must never reach a log: passwords in URLs, bearer tokens, API keys.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for (index, word) in text.split(' ').enumerate() {
+        if index > 0 {
+            out.push(' ');
+        }
+        out.push_str(&redact_word(word));
+    }
+    out.chars().take(500).collect()
+}
+
+fn redact_word(word: &str) -> String {
+    if let Some(scheme_end) = word.find("://") {
+        let rest = &word[scheme_end + 3..];
+        if let Some(at) = rest.find('@') {
+            let userinfo = &rest[..at];
+            if let Some((user, _password)) = userinfo.split_once(':') {
+                return format!(
+                    "{}{user}:[redacted]{}",
+                    &word[..scheme_end + 3],
+                    &rest[at..]
+                );
+            }
+        }
+    }
+    let key_like = ["sk-", "ek_", "whsec_", "eyJ"].iter().any(|prefix| {
+        word.trim_start_matches(['"', '\'', '('])
+            .starts_with(prefix)
+    });
+    if key_like && word.len() > 12 {
+        return "[redacted]".to_string();
+    }
+    if word.starts_with("password=") {
+        return "password=[redacted]".to_string();
+    }
+    word.to_string()
 }
 
 #[cfg(test)]
@@ -67,5 +106,14 @@ mod tests {
         assert_eq!(value["event"], "database_probe_failed");
         assert!(!line.contains("hunter2"));
         assert!(value["time"].is_string());
+    }
+
+    #[test]
+    fn redact_masks_url_passwords_and_keys() {
+        assert_eq!(
+            redact("failed postgres://u:pw@h:5432/db now"),
+            "failed postgres://u:[redacted]@h:5432/db now"
+        );
+        assert_eq!(redact("key sk-abcdefghijklmnop"), "key [redacted]");
     }
 }

@@ -23,7 +23,7 @@ pub mod webhook_events;
 
 pub use webhook::handle;
 
-use spin_sdk::pg4::ParameterValue;
+use crate::db::ParameterValue;
 
 use crate::db::utc_param;
 

@@ -6,9 +6,8 @@
 
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
-use voice_edge_shared::config::SpinVariables;
 use voice_edge_shared::health;
-use voice_edge_shared::http::serve;
+use voice_edge_shared::runtime::{SpinVariables, serve};
 
 #[http_component]
 fn handle(request: IncomingRequest, response_out: ResponseOutparam) {

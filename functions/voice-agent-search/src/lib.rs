@@ -11,8 +11,7 @@
 use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use voice_edge_shared::clock;
-use voice_edge_shared::config::SpinVariables;
-use voice_edge_shared::http::serve;
+use voice_edge_shared::runtime::{SpinVariables, serve};
 use voice_edge_shared::search;
 
 #[http_component]

@@ -1,7 +1,7 @@
 //! The repository of `practice_attempts`: the write of a scored or failed attempt,
 //! creating the row when ClassConnect reports on an attempt id that has none yet.
 
-use spin_sdk::pg4::ParameterValue;
+use crate::db::ParameterValue;
 use uuid::Uuid;
 
 use super::apply::{AttemptChange, SessionChange};

@@ -10,8 +10,8 @@ use uuid::Uuid;
 use super::apply::{AttemptState, SessionChange, SessionState};
 use super::status::UnknownStatus;
 use super::{or_null, utc_param};
+use crate::db::ParameterValue;
 use crate::db::{self, Db, DbError, RowSet};
-use spin_sdk::pg4::ParameterValue;
 
 /// Locks the session's row until the transaction ends; `false` when there is no such
 /// session. Every event for a session takes this lock before reading it (deliveries take

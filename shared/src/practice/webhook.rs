@@ -25,10 +25,10 @@
 //! finds nothing half-done. Either way a delivery's row and its effects commit
 //! together or not at all.
 
+use crate::db::ParameterValue;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use spin_sdk::pg4::ParameterValue;
 
 use super::apply::{self, Changes, SessionState};
 use super::event::{self, EventKind, ParsedBody, PracticeEvent};

@@ -7,7 +7,7 @@
 //! row ([`record_if_unchanged`]) and those that insert it before locking the session
 //! ([`claim`]) can never wait for each other in a cycle.
 
-use spin_sdk::pg4::ParameterValue;
+use crate::db::ParameterValue;
 use uuid::Uuid;
 
 use super::apply::{Changes, SessionState};

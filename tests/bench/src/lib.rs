@@ -25,6 +25,7 @@ pub mod cpu;
 pub mod env;
 pub mod http1;
 pub mod load;
+pub mod peer;
 pub mod scenario;
 pub mod scenarios;
 pub mod wrk;

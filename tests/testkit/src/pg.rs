@@ -754,6 +754,12 @@ impl TestDb {
         TestDb::create_with(PgCluster::shared(), None)
     }
 
+    /// An empty database in the given cluster, for schemas that are not ours (the bench's
+    /// Deno peer applies its own).
+    pub fn create_empty_in(cluster: &PgCluster) -> TestDb {
+        TestDb::create_with(cluster, None)
+    }
+
     fn create_with(cluster: &PgCluster, template: Option<&str>) -> TestDb {
         let name = format!("test_{}", unique_suffix());
         let statement = match template {

@@ -2,7 +2,9 @@
 //! under each runtime, beside what PostgreSQL alone allows (the ceiling).
 //!
 //! For each connection count (8 and 16 by default) and each runtime (our host's binary,
-//! real Spin), a fresh private cluster and database: 2,000 practice sessions of three
+//! real Spin), and for the Deno + postgres.js peer of `../shared/peers` when it is
+//! beside the project (the yardstick: what keeping a Supabase Edge Function would give,
+//! [`crate::peer`]), a fresh private cluster and database: 2,000 practice sessions of three
 //! sentences, each already scored once per sentence (so every delivery is a student's
 //! new attempt at a completed session: the common case, and the session's status stays
 //! as it is). Every delivery is a `practice.attempt.scored` event for a new attempt,
@@ -32,13 +34,14 @@ use crate::cpu::{CpuSample, cpu_of_tree};
 use crate::env::Env;
 use crate::http1::Request;
 use crate::load;
+use crate::peer::{self, DenoPeer};
 use crate::scenario::{Check, Limits, Report, Scenario, Table};
 use crate::wrk::{self, SignedDelivery, WrkRun};
 
 pub const SCENARIO: Scenario = Scenario {
     name: "webhook",
     description: "signed practice.attempt.scored deliveries replayed by wrk, under each runtime, beside pgbench's ceiling",
-    target: "under Spin: >= 90 % of the ceiling at 8 and 16 connections, p99 <= 10 ms at 16, 0 lost",
+    target: "under Spin: >= 1.2x the Deno peer's deliveries/s at 8 and 16 connections, p99 <= 10 ms at 8, 0 lost",
     run,
 };
 
@@ -60,13 +63,68 @@ struct Measured {
     cpu_postgres: Duration,
 }
 
+/// What a measured run posts to: an app of ours under one runtime, or the Deno peer.
+enum Target<'a> {
+    App(&'a Env),
+    Peer(&'a DenoPeer),
+}
+
+impl Target<'_> {
+    fn label(&self) -> &'static str {
+        match self {
+            Target::App(env) => env.runtime.name(),
+            Target::Peer(_) => "deno",
+        }
+    }
+    fn addr(&self) -> Result<std::net::SocketAddr> {
+        match self {
+            Target::App(env) => env.addr(),
+            Target::Peer(peer) => Ok(peer.addr()),
+        }
+    }
+    fn pid(&self) -> u32 {
+        match self {
+            Target::App(env) => env.app.pid(),
+            Target::Peer(peer) => peer.pid(),
+        }
+    }
+    fn client(&self) -> postgres::Client {
+        match self {
+            Target::App(env) => env.client(),
+            Target::Peer(peer) => peer.db.client(),
+        }
+    }
+    fn data_dir(&self) -> &std::path::Path {
+        match self {
+            Target::App(env) => env.cluster().data_dir(),
+            Target::Peer(peer) => peer.cluster().data_dir(),
+        }
+    }
+    fn webhook_secret(&self) -> &str {
+        match self {
+            Target::App(env) => &env.webhook_secret,
+            Target::Peer(peer) => &peer.webhook_secret,
+        }
+    }
+    fn seed(&self, client: &mut postgres::Client) -> Result<Vec<Uuid>> {
+        match self {
+            Target::App(_) => seed_sessions(client),
+            Target::Peer(_) => seed_peer_sessions(client),
+        }
+    }
+}
+
 fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
     let wrk = wrk::ensure_installed()?;
     let seconds = limits.seconds.round().max(1.0) as u64;
+    let peer_folder = peer::folder();
     let mut columns = Vec::new();
     for connections in &limits.connections {
         for runtime in runtimes {
             columns.push(format!("{}/{connections}", runtime.name()));
+        }
+        if peer_folder.is_some() {
+            columns.push(format!("deno/{connections}"));
         }
         columns.push(format!("ceiling/{connections}"));
     }
@@ -79,15 +137,42 @@ fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
         let mut measured = Vec::new();
         for runtime in runtimes {
             let env = Env::start(runtime, false)?;
-            let result = measure(&env, &wrk, connections, seconds, &mut report.checks)
-                .with_context(|| format!("{} at {connections} connections", runtime.name()))?;
+            let result = measure(
+                &Target::App(&env),
+                &wrk,
+                connections,
+                seconds,
+                &mut report.checks,
+            )
+            .with_context(|| format!("{} at {connections} connections", runtime.name()))?;
+            measured.push((column, result));
+            column += 1;
+        }
+        let mut deno_rate = None;
+        if let Some(folder) = &peer_folder {
+            let peer = DenoPeer::start(folder).context("starting the Deno peer")?;
+            if connections == limits.connections[0] {
+                report.notes.push(format!(
+                    "deno: {} (../shared/peers/deno-practice-webhook, npm:postgres pool of 10, its own database on a private cluster)",
+                    peer.describe()
+                ));
+            }
+            let result = measure(
+                &Target::Peer(&peer),
+                &wrk,
+                connections,
+                seconds,
+                &mut report.checks,
+            )
+            .with_context(|| format!("the Deno peer at {connections} connections"))?;
+            deno_rate = Some(result.run.rate());
             measured.push((column, result));
             column += 1;
         }
         let ceiling = ceiling::measure(connections, seconds)?;
         fill_ceiling(&mut report.table, column, &ceiling);
         for (column, result) in &measured {
-            fill(&mut report.table, *column, result, &ceiling);
+            fill(&mut report.table, *column, result, &ceiling, deno_rate);
         }
         report.notes.extend(
             ceiling
@@ -97,14 +182,19 @@ fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
         );
         column += 1;
     }
+    if peer_folder.is_none() {
+        report.notes.push(
+            "no Deno peer: ../shared/peers/deno-practice-webhook is not beside the project".into(),
+        );
+    }
     report.notes.push(format!(
         "each run: a fresh cluster and database, {SESSIONS} completed sessions of {SENTENCES} sentences, \
          {WARMUP} warm-up deliveries, then wrk for {seconds} s (2 threads); PostgreSQL at its default \
          durability (synchronous_commit on, fsync on)"
     ));
     report.notes.push(
-        "CPU per delivery: user + system time of the runtime's process, of every PostgreSQL process \
-         of the cluster, and of wrk, divided by the deliveries answered"
+        "CPU per delivery: user + system time of the runtime's (or Deno's) process tree, of every \
+         PostgreSQL process of the cluster, and of wrk, divided by the deliveries answered"
             .into(),
     );
     Ok(report)
@@ -118,9 +208,22 @@ fn per_delivery(cpu: Duration, deliveries: u64) -> String {
     format!("{:.3}", cpu.as_secs_f64() * 1e3 / deliveries.max(1) as f64)
 }
 
-fn fill(table: &mut Table, column: usize, measured: &Measured, ceiling: &Ceiling) {
+fn fill(
+    table: &mut Table,
+    column: usize,
+    measured: &Measured,
+    ceiling: &Ceiling,
+    deno_rate: Option<f64>,
+) {
     let run = &measured.run;
     table.set("deliveries/s", column, format!("{:.0}", run.rate()));
+    if let Some(deno) = deno_rate {
+        table.set(
+            "deliveries/s vs the Deno peer",
+            column,
+            format!("{:.2}x", run.rate() / deno.max(f64::EPSILON)),
+        );
+    }
     table.set("p50 ms", column, ms(run.p50));
     table.set("p90 ms", column, ms(run.p90));
     table.set("p99 ms", column, ms(run.p99));
@@ -178,6 +281,7 @@ fn fill_ceiling(table: &mut Table, column: usize, ceiling: &Ceiling) {
         per_delivery(ceiling.cpu_pgbench, ceiling.transactions),
     );
     table.set("share of the ceiling", column, "100 %".into());
+    table.set("deliveries/s vs the Deno peer", column, "-".into());
 }
 
 /// Answered without an error but not stored.
@@ -187,16 +291,16 @@ fn lost(measured: &Measured) -> i64 {
 }
 
 fn measure(
-    env: &Env,
+    target: &Target<'_>,
     wrk: &std::path::Path,
     connections: usize,
     seconds: u64,
     checks: &mut Vec<Check>,
 ) -> Result<Measured> {
-    let mut client = env.client();
-    let sessions = seed_sessions(&mut client)?;
+    let mut client = target.client();
+    let sessions = target.seed(&mut client)?;
     let key =
-        decode_secret(&env.webhook_secret).ok_or_else(|| anyhow!("the bench's own secret"))?;
+        decode_secret(target.webhook_secret()).ok_or_else(|| anyhow!("the bench's own secret"))?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() as i64;
     let total = WARMUP + DELIVERIES_PER_SECOND * seconds as usize;
     let deliveries: Vec<SignedDelivery> = (0..total)
@@ -213,7 +317,7 @@ fn measure(
         .collect();
     let (warmup, measured) = deliveries.split_at(WARMUP);
 
-    let addr = env.addr()?;
+    let addr = target.addr()?;
     let warmup_requests: Vec<Request> = warmup
         .iter()
         .map(|delivery| {
@@ -238,18 +342,17 @@ fn measure(
         .filter(|answer| matches!(&answer.result, Ok(response) if response.status == 200))
         .count();
 
-    let file = env
-        .cluster()
+    let file = target
         .data_dir()
         .parent()
-        .unwrap_or(env.cluster().data_dir())
+        .unwrap_or(target.data_dir())
         .join(format!("bench-deliveries-{}.tsv", std::process::id()));
     wrk::write_deliveries(&file, measured)?;
-    let app_before = cpu_of_tree(env.app.pid());
-    let pg_before = CpuSample::take(env.cluster().data_dir());
+    let app_before = cpu_of_tree(target.pid());
+    let pg_before = CpuSample::take(target.data_dir());
     let run = wrk::replay(wrk, addr, PATH, &file, connections, seconds)?;
-    let cpu_app = cpu_of_tree(env.app.pid()).saturating_sub(app_before);
-    let cpu_postgres = CpuSample::take(env.cluster().data_dir())
+    let cpu_app = cpu_of_tree(target.pid()).saturating_sub(app_before);
+    let cpu_postgres = CpuSample::take(target.data_dir())
         .since(&pg_before)
         .postgres;
     let _ = std::fs::remove_file(&file);
@@ -266,7 +369,7 @@ fn measure(
         cpu_app,
         cpu_postgres,
     };
-    let label = format!("{}/{connections}", env.runtime.name());
+    let label = format!("{}/{connections}", target.label());
     checks.push(Check::equal(
         &format!("{label}: warm-up answered 200"),
         warm_ok as i64,
@@ -331,6 +434,33 @@ pub fn seed_sessions(client: &mut postgres::Client) -> Result<Vec<Uuid>> {
              INSERT INTO practice_attempts
                  (session_id, sentence_index, status, pronunciation_score, is_passed, last_event_at)
              SELECT s.id, i, 'completed', 80.00, true, '2025-11-22T09:00:00Z'
+               FROM sessions s CROSS JOIN generate_series(0, $3::int4 - 1) AS i
+         )
+         SELECT id FROM sessions",
+        &[
+            &(SESSIONS as i32),
+            &json!(["One.", "Two.", "Three."]),
+            &(SENTENCES as i32),
+        ],
+    )?;
+    client.batch_execute("VACUUM ANALYZE")?;
+    Ok(rows.iter().map(|row| row.get::<_, Uuid>("id")).collect())
+}
+
+/// The same sessions for the Deno peer's schema, which has no `auth` schema (user ids
+/// are plain uuids) and keeps the user id on each attempt too.
+fn seed_peer_sessions(client: &mut postgres::Client) -> Result<Vec<Uuid>> {
+    let rows = client.query(
+        "WITH sessions AS (
+             INSERT INTO practice_sessions
+                 (user_id, status, transcript, sentences, attempt_count, pronunciation_score, is_passed)
+             SELECT gen_random_uuid(), 'completed', 'One. Two. Three.', $2::jsonb, $3::int4, 80.00, true
+               FROM generate_series(1, $1::int4)
+             RETURNING id, user_id
+         ), attempts AS (
+             INSERT INTO practice_attempts
+                 (session_id, user_id, sentence_index, status, pronunciation_score, is_passed, last_event_at)
+             SELECT s.id, s.user_id, i, 'completed', 80.00, true, '2025-11-22T09:00:00Z'
                FROM sessions s CROSS JOIN generate_series(0, $3::int4 - 1) AS i
          )
          SELECT id FROM sessions",

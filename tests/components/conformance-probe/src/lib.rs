@@ -32,7 +32,7 @@ use spin_sdk::http_component;
 use spin_sdk::pg4::{
     Connection, DbValue, Interval, ParameterValue, PgError, QueryError, RangeBoundKind, RowSet,
 };
-use voice_edge_shared::db::spin_postgres;
+use voice_edge_shared::runtime::postgres as spin_postgres;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 

@@ -19,9 +19,10 @@ use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 use spin_sdk::pg4::ParameterValue;
 use voice_edge_shared::ApiError;
-use voice_edge_shared::config::{self, SpinVariables, Variables};
+use voice_edge_shared::config::{self, Variables};
 use voice_edge_shared::db::{Db, DbAddress};
-use voice_edge_shared::http::{Incoming, Reply, serve};
+use voice_edge_shared::http::{Incoming, Reply};
+use voice_edge_shared::runtime::{SpinVariables, serve};
 
 /// The most of any one kind of call a request may ask for.
 const MOST: usize = 100;

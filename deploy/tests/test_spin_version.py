@@ -1,0 +1,57 @@
+"""scripts/spin-version.sh: the oldest Spin the app runs on, and the check `make up` and
+the Spin pass of `make test` make of the Spin they find.
+Run: python3 -m unittest discover -s deploy/tests"""
+import os
+import subprocess
+import tempfile
+import unittest
+
+from common import SPIN_VERSION_SCRIPT, min_spin_version
+
+
+class SpinVersionCheck(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.TemporaryDirectory()
+        self.addCleanup(self.dir.cleanup)
+
+    def spin_printing(self, line):
+        """A stand-in `spin` whose `--version` prints `line`."""
+        path = os.path.join(self.dir.name, "spin")
+        with open(path, "w") as handle:
+            handle.write(f"#!/bin/sh\necho '{line}'\n")
+        os.chmod(path, 0o755)
+        return path
+
+    def check(self, line):
+        return subprocess.run([SPIN_VERSION_SCRIPT, "check", self.spin_printing(line)],
+                              capture_output=True, text=True)
+
+    def test_the_minimum_is_spin_4_0_0(self):
+        self.assertEqual(min_spin_version(), (4, 0, 0))
+
+    def test_releases_and_builds_at_or_past_the_minimum_pass_silently(self):
+        for line in ("spin 4.0.0 (f00dcafe 2026-02-10)", "spin 4.0.2 (1234567 2026-05-01)",
+                     "spin 4.1.0-pre0 (94a8fc8a 2026-08-21)", "spin 10.0.0 (abc 2030-01-01)"):
+            result = self.check(line)
+            self.assertEqual(result.returncode, 0, line)
+            self.assertEqual(result.stderr, "", line)
+
+    def test_an_older_spin_is_refused_naming_its_version_and_what_to_do(self):
+        for line, version in (("spin 3.6.3 (deadbee 2025-12-01)", "3.6.3"),
+                              ("spin 2.7.0 (0000000 2024-08-01)", "2.7.0"),
+                              ("spin 3.10.0 (0000000 2026-01-01)", "3.10.0")):
+            result = self.check(line)
+            self.assertEqual(result.returncode, 3, line)
+            self.assertIn(f"is Spin {version}", result.stderr)
+            self.assertIn("needs Spin 4.0.0 or newer", result.stderr)
+            self.assertIn("spin:postgres@4.1.0", result.stderr)
+            self.assertIn("RUNTIME=host make up", result.stderr)
+
+    def test_a_binary_without_a_version_is_refused(self):
+        result = self.check("not a spin at all")
+        self.assertEqual(result.returncode, 3)
+        self.assertIn("could not read a version", result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
