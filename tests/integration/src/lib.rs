@@ -88,6 +88,42 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> R
     Response::from_text(status, headers, text)
 }
 
+/// Posts `body` with its `content-length` over a raw connection, writing it from another
+/// thread while this one reads the answer. For bodies the app refuses before reading
+/// them whole (`413`): the app answers and closes while the client is still sending, so a
+/// client that must finish writing before it reads (ureq) can fail with a broken pipe on
+/// a loaded machine instead of seeing the answer.
+pub fn post_while_sending(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Response {
+    let rest = url.trim_start_matches("http://");
+    let (address, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut head = format!(
+        "POST {} HTTP/1.1\r\nhost: {address}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        if path.is_empty() { "/" } else { path },
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut stream = std::net::TcpStream::connect(address).expect("connecting to the app");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("a read timeout");
+    io::Write::write_all(&mut stream, head.as_bytes()).expect("sending the head");
+    let mut writer = stream
+        .try_clone()
+        .expect("a second handle on the connection");
+    // The app may stop reading at its limit: a failed write is expected, not an error.
+    let sender = std::thread::spawn(move || {
+        let _ = io::Write::write_all(&mut writer, &body);
+    });
+    let mut reader = io::BufReader::new(stream);
+    let answer = read_response(&mut reader).expect("the app answers while the body is sent");
+    let _ = reader.get_ref().shutdown(std::net::Shutdown::Both);
+    let _ = sender.join();
+    answer
+}
+
 /// Reads one response off a raw HTTP/1.1 connection, for tests that write requests by
 /// hand: the status line, the headers (names lower-cased), and as many body bytes as
 /// `content-length` says, which must be UTF-8 (the app answers JSON or text). The app

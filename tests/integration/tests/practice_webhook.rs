@@ -774,8 +774,22 @@ fn a_body_over_256_kib_is_413_and_nothing_is_stored() {
     let session = world.session(None, "analyzing");
     let mut event = scored(session, Uuid::new_v4(), 0, 50.0, true, 0);
     event["data"]["feedback_data"] = json!({"padding": "x".repeat(256 * 1024)});
-    let response = world.deliver("msg_big", &event);
-    assert_status(&response, 413);
+    let body = event.to_string().into_bytes();
+    let timestamp = now_unix();
+    let signature = sign(SECRET, "msg_big", timestamp, &body);
+    let timestamp = timestamp.to_string();
+    // Written while the answer is read: the app refuses at the limit and stops reading.
+    let response = voice_edge_integration::post_while_sending(
+        &world.app.url(PATH),
+        &[
+            ("content-type", "application/json"),
+            ("webhook-id", "msg_big"),
+            ("webhook-timestamp", &timestamp),
+            ("webhook-signature", &signature),
+        ],
+        body,
+    );
+    assert_eq!(response.status, 413, "{}", response.text);
     assert_eq!(response.body["error"], "payload_too_large");
     assert_eq!(world.count("SELECT count(*) FROM webhook_events"), 0);
 }
