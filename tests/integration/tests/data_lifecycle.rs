@@ -729,16 +729,17 @@ fn without_pg_cron_a_response_sweeps_at_most_once_a_minute() {
         expected,
         "no second sweep within a minute"
     );
-    assert_eq!(last_sweep(&env), Some(swept_at.clone()));
+    assert_eq!(last_sweep(&env), Some(swept_at));
 
     // A minute later (the gate moved back), the next response sweeps again.
     env.execute("UPDATE retention_sweep_state SET last_sweep_at = now() - interval '61 seconds'");
+    let moved_back = last_sweep(&env);
     let delivery = env.deliver(
         "msg_gate_2",
         &json!({"type": "practice.unknown", "timestamp": "2025-11-22T10:00:00Z", "data": {}}),
     );
     assert_eq!(delivery.status, 202, "{:?}", delivery.body);
-    wait_for_sweep(&env, Some(swept_at));
+    wait_for_sweep(&env, moved_back);
     assert_eq!(
         env.count("SELECT count(*) FROM voice_session_errors"),
         0,
