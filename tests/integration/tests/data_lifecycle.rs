@@ -963,3 +963,67 @@ fn after_removing_the_demo_production_works_and_migrations_do_not_bring_it_back(
         0
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// A bounded database (the longer run is `make bench`'s `retention` scenario)
+
+#[test]
+fn with_short_retention_the_tables_stop_growing_under_load() {
+    let env = Env::start();
+    env.execute(
+        "UPDATE data_retention_settings SET delivery_content = '1 second',
+             delivery_rows = '1 second', session_metrics = '1 second', session_errors = '1 second'",
+    );
+    let students: Vec<(Uuid, String)> = (0..4).map(|_| env.user(None)).collect();
+    let sizes = |env: &Env| {
+        env.count(
+            "SELECT (SELECT count(*) FROM webhook_events) + (SELECT count(*) FROM voice_session_metrics)
+                  + (SELECT count(*) FROM voice_session_errors)",
+        )
+    };
+    let mut after_each_round = Vec::new();
+    let mut sent = 0;
+    for round in 0..3 {
+        for (index, (_, token)) in students.iter().enumerate() {
+            let response = post_json(
+                &env.url(&format!("{MONITORING}/metrics")),
+                Some(token),
+                &metrics_body(),
+            );
+            assert_eq!(response.status, 201, "{:?}", response.body);
+            let response = post_json(
+                &env.url(&format!("{MONITORING}/errors")),
+                Some(token),
+                &json!({"error_type": "network", "error_message": "ICE failed",
+                        "is_retryable": true, "implementation_type": "webrtc"}),
+            );
+            assert_eq!(response.status, 201, "{:?}", response.body);
+            let delivery = env.deliver(
+                &format!("msg_load_{round}_{index}"),
+                &json!({"type": "practice.unknown", "timestamp": "2025-11-22T10:00:00Z", "data": {}}),
+            );
+            assert_eq!(delivery.status, 202, "{:?}", delivery.body);
+            sent += 3;
+        }
+        // A minute passes (the gate moves back) and what was sent is past its retention.
+        thread::sleep(Duration::from_millis(1100));
+        env.execute("UPDATE retention_sweep_state SET last_sweep_at = '-infinity'");
+        let delivery = env.deliver(
+            &format!("msg_load_{round}_sweep"),
+            &json!({"type": "practice.unknown", "timestamp": "2025-11-22T10:00:00Z", "data": {}}),
+        );
+        assert_eq!(delivery.status, 202, "{:?}", delivery.body);
+        sent += 1;
+        wait_for_sweep(&env, None);
+        after_each_round.push(sizes(&env));
+    }
+    // Each sweep leaves at most the request that triggered it: 36 rows sent, never
+    // more than a round's worth kept.
+    assert_eq!(sent, 39);
+    for kept in &after_each_round {
+        assert!(
+            *kept <= 1,
+            "rows kept after each round: {after_each_round:?}"
+        );
+    }
+}

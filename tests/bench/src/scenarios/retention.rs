@@ -238,7 +238,7 @@ fn measure(env: &Env, column: usize, report: &mut Report) -> Result<()> {
                 .ok_or_else(|| anyhow!("no session_id: {created}"))?;
             let items: Vec<Value> = (0..5)
                 .map(|index| {
-                    json!({"interaction_type": "transcript", "transcript": format!("sentence {index}")})
+                    json!({"interaction_type": "user_transcript", "transcript": format!("sentence {index}")})
                 })
                 .collect();
             send(
