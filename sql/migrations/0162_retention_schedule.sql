@@ -3,7 +3,8 @@
 -- Supabase projects schedule work with pg_cron (Database → Extensions → pg_cron, or
 -- `CREATE EXTENSION pg_cron`; it lives in the `postgres` database). When the extension
 -- is there, this schedules one named job in this database:
---   voice-edge-retention-sweep   every minute   SELECT public.retention_sweep()
+--   voice-edge-retention-sweep   every minute   public.retention_sweep(), its counts kept
+--                                               in retention_sweep_state.last_result
 -- (one bounded batch per table a minute: with the default batch of 1000, up to
 -- 1.44 million rows a day per table). cron.schedule replaces a job of the same name, so
 -- re-running this changes nothing. Without pg_cron it only says so (NOTICE) and the
@@ -25,7 +26,7 @@ DO $$
 BEGIN
     IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
         PERFORM cron.schedule('voice-edge-retention-sweep', '* * * * *',
-                              'SELECT public.retention_sweep()');
+            'UPDATE public.retention_sweep_state SET last_sweep_at = now(), last_result = public.retention_sweep() WHERE singleton');
         RAISE NOTICE 'pg_cron: job voice-edge-retention-sweep scheduled every minute';
     ELSE
         RAISE NOTICE 'pg_cron is not installed in this database: no sweep job scheduled; the functions sweep after their responses, at most once a minute (see README, "Data and its lifecycle")';

@@ -811,7 +811,7 @@ fn on_real_pg_cron_the_scheduled_job_sweeps_what_it_should_and_nothing_else() {
     let jobs: i64 = client
         .query_one(
             "SELECT count(*) FROM cron.job WHERE jobname = 'voice-edge-retention-sweep'
-                AND schedule = '* * * * *' AND command = 'SELECT public.retention_sweep()' AND active",
+                AND schedule = '* * * * *' AND command LIKE '%public.retention_sweep()%' AND active",
             &[],
         )
         .unwrap()
@@ -862,6 +862,13 @@ fn on_real_pg_cron_the_scheduled_job_sweeps_what_it_should_and_nothing_else() {
         thread::sleep(Duration::from_millis(500));
     }
     let expected = after_sweep(&fresh_only, &before);
+    assert_eq!(
+        env.count(
+            "SELECT count(*) FROM retention_sweep_state WHERE last_result ? 'webhook_events'"
+        ),
+        1,
+        "the job keeps its counts"
+    );
     assert_eq!(table_sizes(&env), expected);
     drop(env);
     drop(cluster);
