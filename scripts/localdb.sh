@@ -2,6 +2,10 @@
 # A throwaway local PostgreSQL for `make up`: data under .local/pg (git-ignored), listening
 # on 127.0.0.1 only, with Supabase's auth schema stood in for (sql/local), every
 # migration and the demo seed applied, and the demo relay's role given a password.
+# With pg_cron installed (Debian: postgresql-15-cron; scripts/setup.sh installs it) the
+# server preloads it, the extension is created in the app's database before the
+# migrations, and 0162 schedules the retention sweep job there, as on Supabase
+# (`SELECT * FROM cron.job` shows it).
 #
 #   scripts/localdb.sh start    start it (creating it first if needed) and apply sql/;
 #                               when it is already running, just re-apply (idempotent)
@@ -57,6 +61,12 @@ require() {
     for tool in "$@"; do
         command -v "$tool" >/dev/null 2>&1 || die "$tool is not installed (PostgreSQL 15 server and client are needed)"
     done
+}
+
+# Whether this machine's PostgreSQL has pg_cron (Debian's postgresql-15-cron).
+has_pg_cron() {
+    [[ -f "$(pg_config --pkglibdir 2>/dev/null || echo /nonexistent)/pg_cron.so" ]] \
+        || ls /usr/lib/postgresql/*/lib/pg_cron.so >/dev/null 2>&1
 }
 
 is_running() {
@@ -165,10 +175,19 @@ start() {
         port="$(running_port)"
         as_server_user pg_ctl stop -D "$data" -m fast -w >/dev/null
     fi
+    if is_running && has_pg_cron && [[ ! -f "$base/pg_cron" ]]; then
+        say "running without pg_cron, which is now installed: restarting"
+        port="$(running_port)"
+        as_server_user pg_ctl stop -D "$data" -m fast -w >/dev/null
+    fi
     if is_running; then
         say "already running on 127.0.0.1:$(running_port) ($mode); re-applying sql/"
     else
         local options="-p $port -c listen_addresses=127.0.0.1 -k $data"
+        if has_pg_cron; then
+            options+=" -c shared_preload_libraries=pg_cron -c cron.database_name=$database"
+            options+=" -c cron.use_background_workers=on -c max_worker_processes=16"
+        fi
         if [[ "$mode" == tls ]]; then
             make_certificates
             options+=" -c ssl=on -c ssl_cert_file=$tls_dir/server.crt -c ssl_key_file=$tls_dir/server.key"
@@ -180,6 +199,7 @@ start() {
             die "the server did not start (is port $port taken? set PGPORT)"
         fi
         echo "$mode" >"$mode_file"
+        if has_pg_cron; then touch "$base/pg_cron"; else rm -f "$base/pg_cron"; fi
     fi
 
     export PGPASSWORD="$superuser_password"
@@ -189,12 +209,23 @@ start() {
     fi
     say "applying sql/local/supabase_auth.sql (local stand-in for Supabase's auth schema)"
     run_sql -f "$root/sql/local/supabase_auth.sql" >/dev/null
+    if [[ -f "$base/pg_cron" ]]; then
+        say "pg_cron: creating the extension (the migrations schedule the retention sweep)"
+        run_sql -c "CREATE EXTENSION IF NOT EXISTS pg_cron"
+    fi
     DB_CA_CERT= "$root/scripts/migrate.sh" "$(psql_url)" | sed 's/^/localdb: /'
-    for seed in "$root"/sql/seed/*.sql; do
-        say "seeding $(basename "$seed")"
-        run_sql -f "$seed"
-    done
-    run_sql -c "ALTER ROLE demo_relay WITH LOGIN PASSWORD '$demo_relay_password'"
+    if [[ "$(run_sql -tAc "SELECT to_regclass('public.demo_activities') IS NOT NULL")" == t ]]; then
+        for seed in "$root"/sql/seed/*.sql; do
+            say "seeding $(basename "$seed")"
+            run_sql -f "$seed"
+        done
+        run_sql -c "ALTER ROLE demo_relay WITH LOGIN PASSWORD '$demo_relay_password'"
+    else
+        say "the demo system was removed (sql/removal): no demo seed"
+    fi
+    if [[ -f "$base/pg_cron" ]]; then
+        say "pg_cron jobs: $(run_sql -tAc "SELECT string_agg(jobname || ' (' || schedule || ')', ', ') FROM cron.job")"
+    fi
 
     say "ready"
     echo "  db_url      = $(superuser_url)"

@@ -57,11 +57,36 @@ if (( ${#migrations[@]} == 0 )); then
     exit 1
 fi
 
+# After sql/removal/remove_demo_system.sql, the demo's own files stay out unless asked
+# for with RESTORE_DEMO=1 (sql/removal/demo_files.txt lists them).
+demo_removed="$(psql "$db_url" --no-psqlrc -tA -c \
+    "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = 'voice_edge_removed_components'" 2>/dev/null || echo 0)"
+if [[ "$demo_removed" = 1 ]]; then
+    demo_removed="$(psql "$db_url" --no-psqlrc -tA -c \
+        "SELECT count(*) FROM public.voice_edge_removed_components WHERE component = 'demo'")"
+fi
+skip_demo=0
+if [[ "$demo_removed" = 1 ]]; then
+    if [[ "${RESTORE_DEMO:-0}" = 1 ]]; then
+        echo "migrate: RESTORE_DEMO=1: the demo system's migrations are applied again"
+    else
+        echo "migrate: the demo system was removed (sql/removal): its migrations are skipped (RESTORE_DEMO=1 brings it back)"
+        skip_demo=1
+    fi
+fi
+is_demo_file() {
+    grep -qx "sql/migrations/$1" "$root/sql/removal/demo_files.txt"
+}
+
 count=${#migrations[@]}
 index=0
 for migration in "${migrations[@]}"; do
     index=$((index + 1))
     name="$(basename "$migration")"
+    if (( skip_demo )) && is_demo_file "$name"; then
+        printf 'migrate: [%d/%d] %s skipped (demo removed)\n' "$index" "$count" "$name"
+        continue
+    fi
     printf 'migrate: [%d/%d] %s\n' "$index" "$count" "$name"
     # NOTICEs ("already exists, skipping") are the idempotence at work, not news.
     if ! psql "$db_url" --no-psqlrc --quiet -v ON_ERROR_STOP=1 \
@@ -70,4 +95,9 @@ for migration in "${migrations[@]}"; do
         exit 1
     fi
 done
+if [[ "$demo_removed" = 1 && "${RESTORE_DEMO:-0}" = 1 ]]; then
+    psql "$db_url" --no-psqlrc --quiet -v ON_ERROR_STOP=1 \
+        -c "DELETE FROM public.voice_edge_removed_components WHERE component = 'demo'"
+    echo "migrate: the demo system is back (apply sql/seed for its activities)"
+fi
 echo "migrate: $count migrations applied"

@@ -33,6 +33,15 @@ if [ -z "$(find_initdb)" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql postgresql-client >/dev/null
 fi
 
+# pg_cron schedules the retention sweeps (as on Supabase); the tests run it for real.
+if ! ls /usr/lib/postgresql/*/lib/pg_cron.so >/dev/null 2>&1; then
+  pg_major="$(ls /usr/lib/postgresql 2>/dev/null | sort -V | tail -n 1)"
+  echo "==> setup: installing pg_cron (Debian package postgresql-${pg_major:-15}-cron)"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "postgresql-${pg_major:-15}-cron" >/dev/null
+fi
+
 # Debian puts the server binaries outside PATH: link them where the tests look.
 if ! command -v initdb >/dev/null 2>&1; then
   bindir=$(dirname "$(find_initdb)")

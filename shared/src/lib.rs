@@ -33,9 +33,11 @@ pub mod languages;
 pub mod openai;
 pub mod personas;
 pub mod ratelimit;
+pub mod retention;
 pub mod webhook_signature;
 
 pub mod demo;
+pub mod erasure;
 pub mod monitoring;
 pub mod practice;
 pub mod search;

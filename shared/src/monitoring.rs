@@ -10,6 +10,8 @@
 //!   red flags and the recommendation of [`rules`].
 //! - `POST /rollout` (admins, `service_role`): the guarded change of [`rollout`], made
 //!   with its [`rollout_audit`] row in one transaction.
+//! - `POST /erase` (admins, `service_role`): one student's data erased everywhere the
+//!   functions stored it ([`crate::erasure`]).
 //!
 //! Teacher and admin come from the JWT's `app_metadata.role`. Unit tests:
 //! `cargo test --profile host -p voice-edge-shared monitoring`; the HTTP behaviour is
@@ -29,6 +31,7 @@ use uuid::Uuid;
 use crate::auth::{self, AuthConfig, Claims, Role};
 use crate::config::{self, Variables};
 use crate::db::{Db, DbAddress, DbError};
+use crate::erasure;
 use crate::error::ApiError;
 use crate::flags;
 use crate::http::{Incoming, Reply};
@@ -76,6 +79,7 @@ enum Route {
     Errors,
     Summary,
     Rollout,
+    Erase,
 }
 
 impl Route {
@@ -86,6 +90,7 @@ impl Route {
             ["errors"] => Route::Errors,
             ["summary"] => Route::Summary,
             ["rollout"] => Route::Rollout,
+            ["erase"] => Route::Erase,
             _ => return Err(ApiError::not_found("No such route")),
         };
         incoming.allow(if route == Route::Summary {
@@ -112,6 +117,7 @@ pub fn handle(
         Route::Errors => record_error(incoming, &config, &claims),
         Route::Summary => summary(incoming, &config, &claims),
         Route::Rollout => change_rollout(incoming, &config, &claims),
+        Route::Erase => erase(incoming, &config, &claims),
     }
 }
 
@@ -379,6 +385,21 @@ fn change_rollout(
             }),
         ))
     })
+}
+
+/// `POST /erase`: the checks here, the work in [`crate::erasure`].
+fn erase(
+    incoming: &Incoming,
+    config: &MonitoringConfig,
+    claims: &Claims,
+) -> Result<Reply, ApiError> {
+    let Some(actor_role) = erasure::eraser_role(claims) else {
+        return Err(ApiError::forbidden("Only admins may erase a user's data"));
+    };
+    let request = incoming.json::<erasure::EraseBody>()?.validate()?;
+    let db = config.connect()?;
+    let erased = erasure::erase(&db, &request, claims.user_id(), actor_role)?;
+    Ok(Reply::json(200, &erased).header("cache-control", "no-store"))
 }
 
 /// A token whose `sub` is not (or no longer) in `auth.users` breaks a foreign key:

@@ -299,6 +299,9 @@ fn count_request(
 /// rows are skipped, so concurrent sweeps never wait on each other; a failure only
 /// delays the cleanup, so it is logged and nothing else happens.
 fn sweep_expired(db: &Db, incoming: &Incoming) {
+    // The first request of a window also lets the retention sweeps run where there is
+    // no pg_cron (at most once a minute, whoever calls: `retention`).
+    crate::retention::sweep_if_due(db, incoming);
     let db = db.share();
     let function = incoming.function();
     let request_id = incoming.request_id().to_string();

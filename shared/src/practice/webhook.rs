@@ -103,6 +103,7 @@ fn receive(incoming: &Incoming, config: &WebhookConfig, now_unix: i64) -> Result
     let delivery = verify_webhook_signature(&config.secrets, headers, body, now_unix)?;
     let parsed = event::parse_body(body);
     let db = Db::connect(&config.db_url)?;
+    crate::retention::sweep_if_due(&db, incoming);
     let optimistic = match &parsed {
         ParsedBody::Event(event) => record_unlocked(&db, &delivery.id, body, event)?,
         _ => None,

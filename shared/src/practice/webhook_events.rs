@@ -379,13 +379,16 @@ pub struct StoredEvent {
 }
 
 /// Locks a stored delivery for a replay and counts the attempt; `None` when no
-/// delivery has that id.
+/// delivery has that id, or when its content was emptied (by retention or an erasure,
+/// `sql/migrations/0160`, `0161`): there is nothing left to apply, and replaying `{}`
+/// would turn a processed delivery into a failed one that a retry could apply again.
 pub fn lock_for_replay(db: &Db, id: &str) -> Result<Option<StoredEvent>, DbError> {
     let sql = format!(
         "WITH serialised AS ({}),
          counted AS (
              UPDATE webhook_events SET attempts = attempts + 1
               WHERE id = $1 AND EXISTS (SELECT 1 FROM serialised)
+                AND (payload <> '{{}}'::jsonb OR raw_body IS NOT NULL)
              RETURNING id, payload::text AS payload, raw_body
          )
          SELECT counted.id, counted.payload, counted.raw_body
@@ -406,14 +409,17 @@ pub fn lock_for_replay(db: &Db, id: &str) -> Result<Option<StoredEvent>, DbError
     }))
 }
 
-/// The ids of stored deliveries in `status`, oldest first, at most `limit`.
+/// The ids of stored deliveries in `status` whose content is still there, oldest first,
+/// at most `limit`.
 pub fn ids_with_status(
     db: &Db,
     status: WebhookEventStatus,
     limit: i64,
 ) -> Result<Vec<String>, DbError> {
     let rows = db.query_rows(
-        "SELECT id FROM webhook_events WHERE status = $1 ORDER BY received_at, id LIMIT $2",
+        "SELECT id FROM webhook_events WHERE status = $1 \
+           AND (payload <> '{}'::jsonb OR raw_body IS NOT NULL) \
+         ORDER BY received_at, id LIMIT $2",
         &[db::text(status.as_str()), limit.into()],
     )?;
     rows.rows().map(|row| db::column(&row, "id")).collect()

@@ -254,6 +254,7 @@ impl Postmaster {
         port: u16,
         log_file: &Path,
         identity: Option<(u32, u32)>,
+        settings: &[(String, String)],
     ) -> Result<Self> {
         let log = fs::OpenOptions::new()
             .create(true)
@@ -273,10 +274,11 @@ impl Postmaster {
             .arg(format!("unix_socket_directories={}", data_dir.display()))
             // Several test binaries' hosts pool connections at once; 100 is tight.
             .arg("-c")
-            .arg("max_connections=200")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err);
+            .arg("max_connections=200");
+        for (name, value) in settings {
+            command.arg("-c").arg(format!("{name}={value}"));
+        }
+        command.stdin(Stdio::null()).stdout(log).stderr(log_err);
         if let Some((uid, gid)) = identity {
             command.uid(uid).gid(gid);
         }
@@ -351,6 +353,8 @@ pub struct PgCluster {
     identity: Option<(u32, u32)>,
     /// Whether TCP connections must be TLS (the testkit's own go through the socket).
     tls_only: bool,
+    /// Server settings beyond the testkit's own (`-c name=value`), such as pg_cron's.
+    settings: Vec<(String, String)>,
     postmaster: Mutex<Option<Postmaster>>,
 }
 
@@ -409,7 +413,18 @@ impl PgCluster {
     /// A cluster of this test's own (same setup as the shared one), stopped and removed
     /// when dropped.
     pub fn start_private() -> PgCluster {
-        match PgCluster::start_new(None) {
+        PgCluster::start_private_with(&[])
+    }
+
+    /// A cluster of this test's own started with extra server settings, for example
+    /// `shared_preload_libraries = 'pg_cron'` and `cron.database_name` (pg_cron runs its
+    /// jobs from one database per cluster); stopped and removed when dropped.
+    pub fn start_private_with(settings: &[(&str, &str)]) -> PgCluster {
+        let settings = settings
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        match PgCluster::start_new_with(None, settings) {
             Ok(cluster) => cluster,
             Err(error) => panic!("a private test PostgreSQL could not start: {error:#}"),
         }
@@ -445,6 +460,10 @@ impl PgCluster {
     }
 
     fn start_new(tls: Option<&TestCa>) -> Result<PgCluster> {
+        PgCluster::start_new_with(tls, Vec::new())
+    }
+
+    fn start_new_with(tls: Option<&TestCa>, settings: Vec<(String, String)>) -> Result<PgCluster> {
         let identity = server_identity()?;
         let parent = repo_root().join("target/test-pg");
         fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -461,6 +480,7 @@ impl PgCluster {
             port: 0,
             identity,
             tls_only: false,
+            settings,
             postmaster: Mutex::new(None),
         };
         // Dropping the half-built cluster on any error below stops and removes it.
@@ -566,8 +586,13 @@ impl PgCluster {
         {
             return Ok(());
         }
-        let postmaster =
-            Postmaster::spawn(&self.data_dir, self.port, &self.log_file, self.identity)?;
+        let postmaster = Postmaster::spawn(
+            &self.data_dir,
+            self.port,
+            &self.log_file,
+            self.identity,
+            &self.settings,
+        )?;
         let deadline = Instant::now() + STARTUP_DEADLINE;
         loop {
             if postmaster.exit.has_exited() {

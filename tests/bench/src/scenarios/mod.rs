@@ -3,6 +3,7 @@
 pub mod coldstart;
 pub mod costs;
 pub mod instantiate;
+pub mod retention;
 pub mod size;
 pub mod token;
 pub mod webhook;
@@ -17,4 +18,5 @@ pub const ALL: &[Scenario] = &[
     costs::SCENARIO,
     coldstart::SCENARIO,
     size::SCENARIO,
+    retention::SCENARIO,
 ];
