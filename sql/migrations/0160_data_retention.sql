@@ -187,6 +187,9 @@ BEGIN
     v_result := v_result || jsonb_build_object('rate_limits',
         public.retention_batch('rate_limits', 'window_start < $2', v_batch,
                                v_now - s.rate_limit_windows));
+    v_result := v_result || jsonb_build_object('rate_limits_demo',
+        public.retention_batch('rate_limits_demo', 'window_start < $2', v_batch,
+                               v_now - s.rate_limit_windows));
     v_result := v_result || jsonb_build_object('health_probes',
         public.retention_batch('health_probes', 'started_at < $2', v_batch,
                                v_now - s.health_probes));

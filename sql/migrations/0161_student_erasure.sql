@@ -5,6 +5,7 @@
 -- one transaction, and answers the count per table as jsonb:
 --   realtime_token_sessions, voice_session_metrics, voice_session_errors  deleted
 --   rate_limits                 the windows keyed on the user (`<action>:user:<id>`)
+--   rate_limits_demo            the demo relay's windows keyed on the user (0132)
 --   demo_interactions, demo_voice_sessions   deleted (when the demo system is there)
 --   webhook_events              deliveries about the user's practice sessions: payload
 --                               emptied ('{}') and raw_body NULL; the row and its id
@@ -136,6 +137,15 @@ BEGIN
     DELETE FROM public.rate_limits WHERE bucket_key LIKE '%:user:' || p_user_id::text;
     GET DIAGNOSTICS v_count = ROW_COUNT;
     v_counts := v_counts || jsonb_build_object('rate_limits', v_count);
+    -- The demo relay counts in its own table (0132): `demo:<action>:user:<id>`.
+    IF to_regclass('public.rate_limits_demo') IS NOT NULL THEN
+        EXECUTE 'DELETE FROM public.rate_limits_demo WHERE bucket_key LIKE ''%:user:'' || $1::text'
+          USING p_user_id;
+        GET DIAGNOSTICS v_count = ROW_COUNT;
+    ELSE
+        v_count := 0;
+    END IF;
+    v_counts := v_counts || jsonb_build_object('rate_limits_demo', v_count);
 
     INSERT INTO public.data_erasure_audit
         (user_id, include_practice, actor_id, actor_role, reason, counts)

@@ -31,6 +31,7 @@ DROP TABLE IF EXISTS public.demo_interactions CASCADE;
 DROP TABLE IF EXISTS public.demo_voice_sessions CASCADE;
 DROP TABLE IF EXISTS public.demo_activities CASCADE;
 DROP FUNCTION IF EXISTS public.demo_rate_limit_hit(text, bigint);
+DROP TABLE IF EXISTS public.rate_limits_demo;
 DELETE FROM public.rate_limits WHERE bucket_key LIKE 'demo:%';
 
 -- The role is the cluster's, not the database's: it can go only once no database of

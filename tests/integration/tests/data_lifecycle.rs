@@ -32,7 +32,7 @@ const MONITORING: &str = "/functions/v1/voice-monitoring";
 const WEBHOOK: &str = "/functions/v1/practice-webhook";
 
 /// Every table a student's data lives in, as the erasure answers them.
-const ERASED_TABLES: [&str; 9] = [
+const ERASED_TABLES: [&str; 10] = [
     "webhook_events",
     "practice_attempts",
     "practice_sessions",
@@ -42,6 +42,7 @@ const ERASED_TABLES: [&str; 9] = [
     "voice_session_metrics",
     "voice_session_errors",
     "rate_limits",
+    "rate_limits_demo",
 ];
 
 // ---------------------------------------------------------------------------------------
@@ -202,6 +203,8 @@ fn seed_everything(db: &TestDb, user: Uuid, age: &str) -> Uuid {
              VALUES ('{user}', 'webrtc', 'network', 'the microphone stopped', at);
              INSERT INTO rate_limits (bucket_key, window_start, count)
              VALUES ('metrics:user:{user}', date_trunc('minute', at), 1);
+             INSERT INTO rate_limits_demo (bucket_key, window_start, count)
+             VALUES ('demo:sessions:user:{user}', date_trunc('minute', at), 1);
              INSERT INTO search_cache (cache_key, normalized_query, answer, created_at)
              VALUES ('k_{tag}', 'q', 'a', at);
              INSERT INTO health_probes (probe, ok, started_at) VALUES ('p_{tag}', true, at);
@@ -267,6 +270,10 @@ fn user_rows(env: &Env, user: Uuid) -> Vec<(&'static str, i64)> {
             "rate_limits",
             "SELECT count(*) FROM rate_limits WHERE bucket_key LIKE '%:user:' || ($1::uuid)::text",
         ),
+        (
+            "rate_limits_demo",
+            "SELECT count(*) FROM rate_limits_demo WHERE bucket_key LIKE '%:user:' || ($1::uuid)::text",
+        ),
     ];
     queries
         .into_iter()
@@ -306,6 +313,7 @@ fn erase_empties_every_table_of_one_student_and_nothing_of_another() {
         "webhook_events": 3, "practice_attempts": 1, "practice_sessions": 1,
         "demo_interactions": 1, "demo_voice_sessions": 1, "realtime_token_sessions": 1,
         "voice_session_metrics": 1, "voice_session_errors": 1, "rate_limits": 1,
+        "rate_limits_demo": 1,
     });
     assert_eq!(erased, &expected, "{:?}", response.body);
     assert_eq!(response.body["user_id"], json!(student));
@@ -590,6 +598,7 @@ fn table_sizes(env: &Env) -> Value {
                  'voice_session_metrics', (SELECT count(*) FROM voice_session_metrics),
                  'voice_session_errors', (SELECT count(*) FROM voice_session_errors),
                  'rate_limits', (SELECT count(*) FROM rate_limits),
+                 'rate_limits_demo', (SELECT count(*) FROM rate_limits_demo),
                  'search_cache', (SELECT count(*) FROM search_cache),
                  'health_probes', (SELECT count(*) FROM health_probes),
                  'voice_rollout_audit', (SELECT count(*) FROM voice_rollout_audit),
@@ -687,6 +696,7 @@ fn without_pg_cron_a_response_sweeps_at_most_once_a_minute() {
         ("realtime_token_sessions", 0),
         ("voice_session_metrics", 1),
         ("voice_session_errors", 0),
+        ("rate_limits_demo", 0),
         ("search_cache", 0),
         ("health_probes", 0),
         ("voice_rollout_audit", 0),
