@@ -2,7 +2,9 @@
 //! tests where no Spin binary can be installed.
 //!
 //! It serves the components of a `spin.toml` as `spin up` does wherever a component
-//! can tell: Spin's routing and `spin-*` request headers, a fresh instance per request,
+//! can tell: Spin's routing and `spin-*` request headers, a fresh instance per request
+//! for WASIp2 components and Spin's instance reuse for WASIp3 ones ([`reuse`]: the
+//! same flags, defaults and idle timeout),
 //! variables from `--variable` and `SPIN_VARIABLE_*` with Spin's templating and errors,
 //! outbound HTTP (over pooled connections, as in Spin) and PostgreSQL limited to
 //! `allowed_outbound_hosts`, and `spin:postgres@4.1.0` (which serves `@4.0.0` imports
@@ -24,6 +26,7 @@ pub mod manifest;
 pub mod outbound_http;
 pub mod output;
 pub mod pg;
+pub mod reuse;
 pub mod routes;
 pub mod state;
 pub mod variables;
@@ -44,6 +47,7 @@ pub mod bindings {
 }
 
 pub use app::{App, HostOptions, InstantiationReport, Server};
+pub use reuse::InstanceReuse;
 pub use variables::VariableProviders;
 
 /// A multi-threaded tokio runtime shared by every app of the process (tests start
