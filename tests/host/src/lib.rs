@@ -14,8 +14,10 @@
 //! As a binary: `voice-edge-host -f spin.toml --listen 127.0.0.1:3000 --variable k=v`.
 //! As a library: [`app::App::load`] and [`app::Server::start`] (the testkit's `TestApp`
 //! wraps them). Tests: `cargo test --profile host -p voice-edge-host` (the conformance
-//! tests need `cargo build --target wasm32-wasip2 --release -p conformance-probe` first
-//! and a PostgreSQL on the PATH).
+//! tests need `cargo build --target wasm32-wasip2 --release -p conformance-probe
+//! -p reuse-probe` first and a PostgreSQL on the PATH). WASIp3 components get WASI 0.3
+//! and `wasi:http@0.3` (beside 0.2, which their standard library imports); Spin's
+//! Postgres and variables are linked in their WASIp2-era versions only.
 
 #![warn(missing_docs)]
 

@@ -2,7 +2,10 @@
 //!
 //! `voice-edge-host [up] -f spin.toml --listen 127.0.0.1:3000 --variable name=value`;
 //! variables also come from `SPIN_VARIABLE_<NAME>` and a `.env` file in the current
-//! directory, as with `spin up`. Build: `cargo build --profile host -p voice-edge-host`.
+//! directory, as with `spin up`. WASIp3 components' instances are reused as Spin reuses
+//! them, with Spin's flags and defaults: `--max-instance-reuse-count` (128),
+//! `--max-instance-concurrent-reuse-count` (16), `--idle-instance-timeout` (1s),
+//! `--request-timeout` (none). Build: `cargo build --profile host -p voice-edge-host`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
