@@ -86,6 +86,16 @@ fn a_wasip3_instance_serves_sequential_requests() {
 }
 
 #[test]
+fn a_wasip3_request_carries_spins_headers_and_full_url() {
+    let app = start(&[]);
+    let answer = get_json(&app.url("/p3/a/b?headers=1"));
+    let full = app.url("/p3/a/b?headers=1");
+    assert_eq!(answer["uri"], full.as_str(), "{answer}");
+    assert_eq!(answer["full_url"], full.as_str(), "{answer}");
+    assert_eq!(answer["path_info"], "/a/b", "{answer}");
+}
+
+#[test]
 fn max_instance_reuse_count_one_gives_every_request_a_fresh_instance() {
     let app = start(&[("max-instance-reuse-count", "1")]);
     let answers: Vec<Served> = (0..4).map(|_| probe(&app, 0)).collect();

@@ -5,8 +5,9 @@
 //! Every answer is `{"instance": "<id>", "served": <n>, "peak": <p>}` (JSON, with
 //! `content-length`): `instance` is a random id drawn on the instance's first request,
 //! `served` how many requests this instance has started, this one included, and `peak`
-//! the most requests this instance has had in progress at once so far. Query
-//! parameters:
+//! the most requests this instance has had in progress at once so far; with
+//! `headers=1`, also `uri` and the `spin-full-url` and `spin-path-info` headers it got.
+//! Query parameters:
 //! - `wait_ms=N`: wait N milliseconds (on the host's monotonic clock) before answering,
 //!   so that requests overlap and the runtime's concurrency limit can be observed.
 //!
@@ -59,7 +60,24 @@ async fn handle(request: Request) -> impl IntoResponse {
     }
     IN_PROGRESS.fetch_sub(1, Ordering::SeqCst);
     let peak = PEAK.load(Ordering::SeqCst);
-    let body = format!("{{\"instance\":\"{instance}\",\"served\":{served},\"peak\":{peak}}}");
+    let mut body = format!("{{\"instance\":\"{instance}\",\"served\":{served},\"peak\":{peak}");
+    if request.uri().query().unwrap_or("").contains("headers=1") {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or("")
+                .replace(['"', '\\'], "")
+        };
+        body.push_str(&format!(
+            ",\"uri\":\"{}\",\"full_url\":\"{}\",\"path_info\":\"{}\"",
+            request.uri().to_string().replace(['"', '\\'], ""),
+            header("spin-full-url"),
+            header("spin-path-info"),
+        ));
+    }
+    body.push('}');
     // Always a content-length: a chunked answer under Spin waits for a delayed ACK.
     http::Response::builder()
         .status(200)
