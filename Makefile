@@ -138,7 +138,7 @@ fuzz-smoke:
 
 test-host:
 	@echo "==> conformance tests (VOICE_EDGE_RUNTIME=spin for real Spin)"
-	$(CARGO) test --profile host $(NATIVE_PKGS) --test conformance --test postgres
+	$(CARGO) test --profile host $(NATIVE_PKGS) --test conformance --test postgres --test reuse
 
 test-integration:
 	@echo "==> integration tests (components + real PostgreSQL; VOICE_EDGE_RUNTIME=spin for real Spin)"

@@ -1,10 +1,16 @@
 //! An application loaded from its manifest, and the HTTP server that serves it.
 //!
-//! Each request is routed as Spin routes it, gets Spin's `spin-*` headers, and is
-//! handled by a fresh instance of its component (`wasi:http/incoming-handler@0.2.0`),
-//! created from a pre-instantiated component so that instantiation is cheap. A request
+//! Each request is routed as Spin routes it and gets Spin's `spin-*` headers and full
+//! URL. A WASIp2 component (`wasi:http/incoming-handler@0.2.x`) handles it in a fresh
+//! instance, created from a pre-instantiated component so that instantiation is cheap.
+//! A WASIp3 component (`wasi:http/handler@0.3.x`, e.g. spin-sdk 7) is served as Spin
+//! serves it, through `wasmtime_wasi_http::handler::ProxyHandler`: its instances are
+//! reused, sequentially and concurrently, within the limits of [`InstanceReuse`]
+//! (Spin's `--max-instance-reuse-count`, `--max-instance-concurrent-reuse-count`,
+//! `--idle-instance-timeout`, `--request-timeout`; see [`crate::reuse`]). A request
 //! that matches no route gets `404` with an empty body; a guest that traps or never
-//! answers gets `500` with an empty body, as in Spin.
+//! answers (or, for WASIp3, outlives `--request-timeout`) gets `500` with an empty
+//! body, as in Spin.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -23,9 +29,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use wasmtime::Store;
 use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::handler::ProxyHandler;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::allowed_hosts::AllowedHosts;
 use crate::engine;
@@ -33,6 +41,7 @@ use crate::manifest::Manifest;
 use crate::outbound_http::OutboundClients;
 use crate::output::OutputSink;
 use crate::pg::pool::PgPools;
+use crate::reuse::{InstanceReuse, ReuseHandlerState};
 use crate::routes::{ListedRoute, RouteMatch, Router};
 use crate::state::{ComponentRuntime, Ctx};
 use crate::variables::{ResolvedVariables, VariableProviders};
@@ -53,10 +62,21 @@ pub struct HostOptions {
     /// Where each component's output is appended (`<id>_stdout.txt`, `<id>_stderr.txt`),
     /// as `spin up --log-dir`; `None`: no files.
     pub log_dir: Option<PathBuf>,
+    /// How WASIp3 components' instances are reused (Spin's defaults:
+    /// `InstanceReuse::default()`); WASIp2 components always get a fresh instance.
+    pub reuse: InstanceReuse,
+}
+
+/// How a component's requests reach it.
+enum Handler {
+    /// WASIp2: a fresh instance of this pre-instance per request.
+    P2(ProxyPre<Ctx>),
+    /// WASIp3: instances reused by the handler, as in Spin.
+    P3(ProxyHandler<ReuseHandlerState>),
 }
 
 struct LoadedComponent {
-    pre: ProxyPre<Ctx>,
+    handler: Handler,
     runtime: Arc<ComponentRuntime>,
 }
 
@@ -141,11 +161,6 @@ impl App {
                 .with_context(|| {
                     format!("component {id:?} imports something this host does not provide")
                 })?;
-            let pre = ProxyPre::new(pre)
-                .map_err(anyhow::Error::from)
-                .with_context(|| {
-                    format!("component {id:?} does not export wasi:http/incoming-handler@0.2.x")
-                })?;
             let runtime = Arc::new(ComponentRuntime {
                 id: id.clone(),
                 variables: variables.component(id),
@@ -160,7 +175,23 @@ impl App {
                     .collect(),
                 self_authority: self_authority.clone(),
             });
-            components.insert(id.clone(), LoadedComponent { pre, runtime });
+            // As Spin: a component exporting `wasi:http/handler@0.3.x` is served with
+            // instance reuse, one exporting `wasi:http/incoming-handler@0.2.x` without.
+            let handler = match ServicePre::new(pre.clone()) {
+                Ok(service) => Handler::P3(ProxyHandler::new(ReuseHandlerState::new(
+                    service,
+                    runtime.clone(),
+                    options.reuse,
+                ))),
+                Err(_) => Handler::P2(ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(
+                    || {
+                        format!(
+                            "component {id:?} exports neither wasi:http/incoming-handler@0.2.x nor wasi:http/handler@0.3.x"
+                        )
+                    },
+                )?),
+            };
+            components.insert(id.clone(), LoadedComponent { handler, runtime });
         }
         Ok(Self {
             manifest,
@@ -347,6 +378,18 @@ impl App {
             .get(&route.component)
             .ok_or_else(|| anyhow!("unknown component ID {:?}", route.component))?;
         let request = Self::prepare_request(request, route, client_addr)?;
+        let pre = match &component.handler {
+            Handler::P2(pre) => pre,
+            Handler::P3(handler) => {
+                let request = request
+                    .map(|body| body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync());
+                return handler
+                    .handle((), request)
+                    .await
+                    .map_err(anyhow::Error::from)
+                    .context("guest invocation failed");
+            }
+        };
         let mut store = Store::new(engine::engine(), Ctx::new(component.runtime.clone()));
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let incoming = store
@@ -354,7 +397,7 @@ impl App {
             .http()
             .new_incoming_request(Scheme::Http, request)?;
         let outparam = store.data_mut().http().new_response_outparam(sender)?;
-        let proxy = component.pre.instantiate_async(&mut store).await?;
+        let proxy = pre.instantiate_async(&mut store).await?;
         let output = self.output.clone();
         let guest = tokio::spawn(async move {
             proxy
@@ -405,9 +448,14 @@ impl App {
         let mut samples = Vec::with_capacity(iterations);
         for _ in 0..iterations {
             let started = Instant::now();
-            let mut store = Store::new(engine::engine(), Ctx::new(loaded.runtime.clone()));
-            let _proxy = loaded.pre.instantiate_async(&mut store).await?;
-            drop(store);
+            match &loaded.handler {
+                Handler::P2(pre) => {
+                    let mut store = Store::new(engine::engine(), Ctx::new(loaded.runtime.clone()));
+                    let _proxy = pre.instantiate_async(&mut store).await?;
+                    drop(store);
+                }
+                Handler::P3(handler) => handler.state().instantiate_only().await?,
+            }
             samples.push(started.elapsed());
         }
         Ok(InstantiationReport::from_samples(samples))

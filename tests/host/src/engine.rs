@@ -24,6 +24,8 @@ use crate::state::Ctx;
 fn config(pooling: bool) -> Config {
     let mut config = Config::new();
     config.wasm_component_model(true);
+    // WASIp3 components (async lifts, streams, futures), as Spin enables it.
+    config.wasm_component_model_async(true);
     if pooling {
         // The limits `spin up` uses by default: up to 1000 concurrent instances.
         let mut pool = PoolingAllocationConfig::default();
@@ -63,7 +65,9 @@ pub fn engine() -> &'static Engine {
     })
 }
 
-/// The linker for [`Ctx`]: WASI 0.2, wasi:http, Spin's Postgres and variables.
+/// The linker for [`Ctx`]: WASI 0.2 and 0.3, wasi:http 0.2 and 0.3, Spin's Postgres and
+/// variables. A WASIp3 component built for `wasm32-wasip2` imports both WASI versions
+/// (its standard library uses 0.2), as Spin links them.
 pub fn linker() -> &'static Linker<Ctx> {
     static LINKER: OnceLock<Linker<Ctx>> = OnceLock::new();
     LINKER.get_or_init(|| {
@@ -71,6 +75,8 @@ pub fn linker() -> &'static Linker<Ctx> {
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).expect("WASI links once");
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .expect("wasi:http links once");
+        wasmtime_wasi::p3::add_to_linker(&mut linker).expect("WASI 0.3 links once");
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker).expect("wasi:http 0.3 links once");
         bindings::spin::postgres::postgres::add_to_linker::<Ctx, HasSelf<Ctx>>(
             &mut linker,
             |ctx| ctx,

@@ -2,7 +2,9 @@
 //! tests where no Spin binary can be installed.
 //!
 //! It serves the components of a `spin.toml` as `spin up` does wherever a component
-//! can tell: Spin's routing and `spin-*` request headers, a fresh instance per request,
+//! can tell: Spin's routing and `spin-*` request headers, a fresh instance per request
+//! for WASIp2 components and Spin's instance reuse for WASIp3 ones ([`reuse`]: the
+//! same flags, defaults and idle timeout),
 //! variables from `--variable` and `SPIN_VARIABLE_*` with Spin's templating and errors,
 //! outbound HTTP (over pooled connections, as in Spin) and PostgreSQL limited to
 //! `allowed_outbound_hosts`, and `spin:postgres@4.1.0` (which serves `@4.0.0` imports
@@ -12,8 +14,10 @@
 //! As a binary: `voice-edge-host -f spin.toml --listen 127.0.0.1:3000 --variable k=v`.
 //! As a library: [`app::App::load`] and [`app::Server::start`] (the testkit's `TestApp`
 //! wraps them). Tests: `cargo test --profile host -p voice-edge-host` (the conformance
-//! tests need `cargo build --target wasm32-wasip2 --release -p conformance-probe` first
-//! and a PostgreSQL on the PATH).
+//! tests need `cargo build --target wasm32-wasip2 --release -p conformance-probe
+//! -p reuse-probe` first and a PostgreSQL on the PATH). WASIp3 components get WASI 0.3
+//! and `wasi:http@0.3` (beside 0.2, which their standard library imports); Spin's
+//! Postgres and variables are linked in their WASIp2-era versions only.
 
 #![warn(missing_docs)]
 
@@ -24,6 +28,7 @@ pub mod manifest;
 pub mod outbound_http;
 pub mod output;
 pub mod pg;
+pub mod reuse;
 pub mod routes;
 pub mod state;
 pub mod variables;
@@ -44,6 +49,7 @@ pub mod bindings {
 }
 
 pub use app::{App, HostOptions, InstantiationReport, Server};
+pub use reuse::InstanceReuse;
 pub use variables::VariableProviders;
 
 /// A multi-threaded tokio runtime shared by every app of the process (tests start

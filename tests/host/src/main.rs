@@ -2,7 +2,10 @@
 //!
 //! `voice-edge-host [up] -f spin.toml --listen 127.0.0.1:3000 --variable name=value`;
 //! variables also come from `SPIN_VARIABLE_<NAME>` and a `.env` file in the current
-//! directory, as with `spin up`. Build: `cargo build --profile host -p voice-edge-host`.
+//! directory, as with `spin up`. WASIp3 components' instances are reused as Spin reuses
+//! them, with Spin's flags and defaults: `--max-instance-reuse-count` (128),
+//! `--max-instance-concurrent-reuse-count` (16), `--idle-instance-timeout` (1s),
+//! `--request-timeout` (none). Build: `cargo build --profile host -p voice-edge-host`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -11,7 +14,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use voice_edge_host::{App, HostOptions, Server, VariableProviders};
+use voice_edge_host::reuse::{Range, parse_duration_range, parse_usize_range};
+use voice_edge_host::{App, HostOptions, InstanceReuse, Server, VariableProviders};
 
 /// Serve the components of a Spin manifest, as `spin up` does.
 #[derive(Parser, Debug)]
@@ -53,6 +57,27 @@ struct Args {
     /// Component output to the log files only, not also to this process's own.
     #[arg(short = 'q', long)]
     quiet: bool,
+
+    /// WASIp3 components: most requests one instance serves before it is dropped (a
+    /// number, or a range `a..b` drawn from per instance). Spin's flag; default 128.
+    /// WASIp2 components always get a fresh instance per request.
+    #[arg(long, value_parser = parse_usize_range)]
+    max_instance_reuse_count: Option<Range<usize>>,
+
+    /// WASIp3 components: most requests one instance handles at once (a number or a
+    /// range). Spin's flag; default 16.
+    #[arg(long, value_parser = parse_usize_range)]
+    max_instance_concurrent_reuse_count: Option<Range<usize>>,
+
+    /// WASIp3 components: a request with no response after this long gets a 500 (`2`,
+    /// `2s`, `500ms`, `us`, `ns`, or a range `1..8s`). Spin's flag; default none.
+    #[arg(long, value_parser = parse_duration_range)]
+    request_timeout: Option<Range<std::time::Duration>>,
+
+    /// WASIp3 components: how long an idle instance is kept for reuse (same forms as
+    /// `--request-timeout`). Spin's flag; default 1s.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_range)]
+    idle_instance_timeout: Range<std::time::Duration>,
 }
 
 fn read_variable_file(path: &Path) -> anyhow::Result<HashMap<String, String>> {
@@ -151,6 +176,19 @@ fn run(args: Args) -> anyhow::Result<()> {
         capture_output: false,
         cache_dir,
         log_dir: Some(log_dir),
+        reuse: {
+            let defaults = InstanceReuse::default();
+            InstanceReuse {
+                max_instance_reuse_count: args
+                    .max_instance_reuse_count
+                    .unwrap_or(defaults.max_instance_reuse_count),
+                max_instance_concurrent_reuse_count: args
+                    .max_instance_concurrent_reuse_count
+                    .unwrap_or(defaults.max_instance_concurrent_reuse_count),
+                request_timeout: args.request_timeout,
+                idle_instance_timeout: args.idle_instance_timeout,
+            }
+        },
     };
     let runtime = voice_edge_host::runtime();
     let app = Arc::new(App::load(&options)?);

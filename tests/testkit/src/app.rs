@@ -16,7 +16,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use voice_edge_host::{App, HostOptions, Server, VariableProviders, manifest::Manifest};
+use voice_edge_host::{
+    App, HostOptions, InstanceReuse, Server, VariableProviders, manifest::Manifest,
+};
 
 use crate::child::{ChildApp, ChildOptions, ChildRuntime};
 use crate::pg::repo_root;
@@ -85,11 +87,46 @@ impl TestApp {
     /// Like [`TestApp::start_manifest`], but returns the start-up error (as Spin words
     /// it) instead of panicking.
     pub fn try_start_manifest(path: &Path, vars: &[(&str, &str)]) -> Result<TestApp, String> {
+        Self::try_start_manifest_with_flags(path, vars, &[])
+    }
+
+    /// Serves the manifest at `path` with these variables and these `spin up` flags
+    /// (names without `--`; our host takes the instance-reuse ones:
+    /// `max-instance-reuse-count`, `max-instance-concurrent-reuse-count`,
+    /// `request-timeout`, `idle-instance-timeout`).
+    pub fn start_manifest_with_flags(
+        path: &Path,
+        vars: &[(&str, &str)],
+        flags: &[(&str, &str)],
+    ) -> TestApp {
+        require_built_components(path);
+        match Self::try_start_manifest_with_flags(path, vars, flags) {
+            Ok(app) => app,
+            Err(error) => panic!("the app did not start: {error}"),
+        }
+    }
+
+    /// [`TestApp::start_manifest_with_flags`], returning the start-up error.
+    pub fn try_start_manifest_with_flags(
+        path: &Path,
+        vars: &[(&str, &str)],
+        flags: &[(&str, &str)],
+    ) -> Result<TestApp, String> {
         match Runtime::current() {
-            Runtime::Host => Self::start_in_host(path, vars),
+            Runtime::Host => {
+                let reuse = InstanceReuse::from_flags(flags.iter().copied())?;
+                Self::start_in_host_with(path, vars, reuse)
+            }
             Runtime::Spin { bin } => {
                 let runtime = ChildRuntime::Spin(bin.clone());
-                let spin = ChildApp::start(&runtime, path, vars, &ChildOptions::default())?;
+                let options = ChildOptions {
+                    flags: flags
+                        .iter()
+                        .map(|(name, value)| (name.to_string(), value.to_string()))
+                        .collect(),
+                    ..ChildOptions::default()
+                };
+                let spin = ChildApp::start(&runtime, path, vars, &options)?;
                 Ok(TestApp {
                     addr: spin.addr(),
                     served: Served::Spin(spin),
@@ -101,6 +138,14 @@ impl TestApp {
     /// Serves the manifest at `path` in-process through our host, whatever the run's
     /// runtime (for measurements of the host itself).
     pub fn start_in_host(path: &Path, vars: &[(&str, &str)]) -> Result<TestApp, String> {
+        Self::start_in_host_with(path, vars, InstanceReuse::default())
+    }
+
+    fn start_in_host_with(
+        path: &Path,
+        vars: &[(&str, &str)],
+        reuse: InstanceReuse,
+    ) -> Result<TestApp, String> {
         let options = HostOptions {
             manifest: path.to_path_buf(),
             providers: VariableProviders {
@@ -115,6 +160,7 @@ impl TestApp {
             capture_output: true,
             cache_dir: Some(cache_dir()),
             log_dir: None,
+            reuse,
         };
         let app = Arc::new(App::load(&options).map_err(|error| error.to_string())?);
         let runtime = voice_edge_host::runtime();

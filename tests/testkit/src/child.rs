@@ -51,6 +51,9 @@ pub struct ChildOptions {
     /// Compile every component afresh (Spin's `--disable-cache`; our host without a
     /// cache directory).
     pub no_cache: bool,
+    /// Further `spin up` flags and their values (without `--`), e.g.
+    /// `("max-instance-reuse-count", "1")`; both runtimes take Spin's flags.
+    pub flags: Vec<(String, String)>,
 }
 
 /// A running app in a process of its own.
@@ -118,6 +121,12 @@ impl ChildApp {
             .arg(dir.join("logs"))
             // Component output goes to the log files only, not also to the runtime's own.
             .arg("--quiet")
+            .args(
+                options
+                    .flags
+                    .iter()
+                    .flat_map(|(name, value)| [format!("--{name}"), value.clone()]),
+            )
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(stderr);

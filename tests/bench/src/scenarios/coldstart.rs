@@ -54,7 +54,10 @@ fn cold_start(runtime: &ChildRuntime, vars: &[(&str, &str)], no_cache: bool) -> 
         runtime,
         &repo_root().join("spin.toml"),
         vars,
-        &ChildOptions { no_cache },
+        &ChildOptions {
+            no_cache,
+            ..ChildOptions::default()
+        },
     )
     .map_err(|error| anyhow!("{error}"))?;
     loop {
