@@ -19,9 +19,7 @@ use uuid::Uuid;
 use crate::auth::{Claims, Role};
 use crate::db::{self, Db, ParameterValue};
 use crate::error::ApiError;
-
-/// The longest reason an erasure may give.
-pub const MAX_REASON_CHARS: usize = 500;
+use crate::monitoring::rollout::audit_reason;
 
 /// The body of `POST /erase`, as sent.
 #[derive(Debug, Clone, Deserialize)]
@@ -45,16 +43,7 @@ impl EraseBody {
     pub fn validate(self) -> Result<EraseRequest, ApiError> {
         let user_id = Uuid::parse_str(self.user_id.trim())
             .map_err(|_| ApiError::bad_field("user_id", "user_id must be a UUID"))?;
-        let reason = self.reason.trim().to_string();
-        if reason.is_empty() {
-            return Err(ApiError::bad_field("reason", "reason must not be empty"));
-        }
-        if reason.chars().count() > MAX_REASON_CHARS {
-            return Err(ApiError::bad_field(
-                "reason",
-                format!("reason must be at most {MAX_REASON_CHARS} characters"),
-            ));
-        }
+        let reason = audit_reason(&self.reason)?;
         Ok(EraseRequest {
             user_id,
             include_practice: self.include_practice.unwrap_or(false),

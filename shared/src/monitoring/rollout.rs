@@ -14,6 +14,22 @@ use crate::error::ApiError;
 /// Longest `reason` accepted.
 pub const MAX_REASON_CHARS: usize = 500;
 
+/// The `reason` an audit row keeps (rollout changes, erasures): trimmed, 1 to
+/// [`MAX_REASON_CHARS`] characters, else `400` naming the field.
+pub fn audit_reason(raw: &str) -> Result<String, ApiError> {
+    let reason = raw.trim().to_string();
+    if reason.is_empty() {
+        return Err(ApiError::bad_field("reason", "reason must not be empty"));
+    }
+    if reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::bad_field(
+            "reason",
+            format!("reason must be at most {MAX_REASON_CHARS} characters"),
+        ));
+    }
+    Ok(reason)
+}
+
 /// The rollout flag's state, as far as enrolment goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct FlagState {
@@ -63,16 +79,7 @@ impl RolloutBody {
                 "percentage must be between 0 and 100",
             ));
         }
-        let reason = self.reason.trim().to_string();
-        if reason.is_empty() {
-            return Err(ApiError::bad_field("reason", "reason must not be empty"));
-        }
-        if reason.chars().count() > MAX_REASON_CHARS {
-            return Err(ApiError::bad_field(
-                "reason",
-                format!("reason must be at most {MAX_REASON_CHARS} characters"),
-            ));
-        }
+        let reason = audit_reason(&self.reason)?;
         Ok(RolloutRequest {
             target: FlagState {
                 enabled: self.enabled.unwrap_or(self.percentage > 0),
