@@ -50,7 +50,7 @@
 //! for an `int8`, and write an explicit cast (`$1::int4`, `$2::text::timestamptz`) where
 //! the types differ.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use crate::runtime::postgres::{Connection, ConnectionBuilder};
@@ -225,7 +225,7 @@ const ROW_NUMBER_COLUMN: &str = "voice_edge_row_number";
 /// Where a component's database connections go: a connection string and, when
 /// `db_ca_cert` is set, the root CA that the server's certificate must chain to.
 /// Its `Debug` shows neither (the string holds a password).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct DbAddress {
     url: String,
     ca_root: Option<String>,
@@ -574,9 +574,10 @@ fn percent_decode(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// One connection to Postgres, held for the whole request.
+/// One connection to Postgres, held for the whole request, taken from the instance's
+/// pool ([`pool`]) and given back when the last handle on it is dropped.
 pub struct Db {
-    connection: Rc<Connection>,
+    lease: Rc<Lease>,
 }
 
 impl std::fmt::Debug for Db {
@@ -585,13 +586,84 @@ impl std::fmt::Debug for Db {
     }
 }
 
-impl Db {
-    /// Opens a connection to `address`: through Spin's connection builder with the
-    /// address's root CA when it has one, else with `connection.open`.
-    pub fn connect(address: &DbAddress) -> Result<Self, DbError> {
-        install_panic_rollback();
-        let connection = match &address.ca_root {
-            None => Connection::open(&address.url).map_err(DbError::from_pg)?,
+/// The connections an instance keeps between requests, and the rules that make
+/// keeping them safe.
+///
+/// Under Spin 4.1 a WASIp3 instance serves up to 128 requests, so a connection opened
+/// for one request can serve the next ones: no new checkout from Spin's pool (and its
+/// clean-up round trip) per request. The pool is instance state, like configuration;
+/// nothing of a request lives in it:
+/// - a connection goes back only when no transaction is open on it: every
+///   [`Db::transaction`] ends in `COMMIT` or `ROLLBACK` before it returns, and a
+///   connection whose `ROLLBACK` failed, or that lost its server, is dropped instead
+///   (Spin's own pool does not roll back what a dropped connection left open, so the
+///   component must; README, "WASIp3");
+/// - a transaction never spans an `await`: the handlers are synchronous from the
+///   first statement to the last ([`crate::runtime::serve`]), so requests that share
+///   an instance never interleave on a connection, and a request cancelled by its
+///   client can only be dropped between statements, never inside a transaction;
+/// - a panic traps the instance, after the panic hook has rolled back the open
+///   transaction; the instance is not used again;
+/// - a kept connection whose server went away (a Postgres restart) fails its first
+///   statement: that statement is tried once more on a fresh connection, when nothing
+///   ran on the kept one in this request and no transaction was open, so the first
+///   request after a restart succeeds instead of answering `503`.
+///
+/// At most [`pool::MAX_IDLE`] idle connections are kept per address (production and
+/// demo roles have different addresses); Spin closes the instance, and with it these
+/// connections, after one idle second.
+pub mod pool {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use super::{Connection, DbAddress};
+
+    /// The most idle connections kept per address: Spin's limit of concurrent requests
+    /// per instance.
+    pub const MAX_IDLE: usize = 16;
+
+    thread_local! {
+        static IDLE: RefCell<HashMap<DbAddress, Vec<Connection>>> = RefCell::default();
+    }
+
+    /// An idle connection to `address`, if the instance keeps one.
+    pub(super) fn take(address: &DbAddress) -> Option<Connection> {
+        IDLE.with(|idle| idle.borrow_mut().get_mut(address).and_then(Vec::pop))
+    }
+
+    /// Keeps `connection` for the next request, or drops it when enough are kept.
+    pub(super) fn put(address: DbAddress, connection: Connection) {
+        IDLE.with(|idle| {
+            let mut idle = idle.borrow_mut();
+            let kept = idle.entry(address).or_default();
+            if kept.len() < MAX_IDLE {
+                kept.push(connection);
+            }
+        });
+    }
+
+    /// How many idle connections the instance keeps for `address` (for tests).
+    pub fn idle(address: &DbAddress) -> usize {
+        IDLE.with(|idle| idle.borrow().get(address).map_or(0, Vec::len))
+    }
+}
+
+/// A connection lent to one request.
+struct Lease {
+    address: DbAddress,
+    connection: RefCell<Option<Connection>>,
+    /// Taken from the pool (it served an earlier request), not opened for this one.
+    kept: Cell<bool>,
+    /// A statement has succeeded on it in this request.
+    proven: Cell<bool>,
+    /// A transaction is open on it ([`Db::transaction`]).
+    in_transaction: Cell<bool>,
+}
+
+impl Lease {
+    fn open(address: &DbAddress) -> Result<Connection, DbError> {
+        match &address.ca_root {
+            None => Connection::open(&address.url).map_err(DbError::from_pg),
             Some(ca_root) => {
                 let builder = ConnectionBuilder::new(&address.url);
                 builder.set_ca_root(ca_root).map_err(|error| match error {
@@ -599,21 +671,103 @@ impl Db {
                     PgError::Other(text) => DbError::InvalidCaRoot(text),
                     other => DbError::from_pg(other),
                 })?;
-                builder.build().map_err(DbError::from_pg)?
+                builder.build().map_err(DbError::from_pg)
             }
+        }
+    }
+
+    /// Runs `call` on the connection, with the restart rule of [`pool`].
+    fn run<T>(&self, call: impl Fn(&Connection) -> Result<T, PgError>) -> Result<T, DbError> {
+        let first = self.with_connection(&call)?;
+        let error = match first {
+            Ok(value) => {
+                self.proven.set(true);
+                return Ok(value);
+            }
+            Err(error) => DbError::from_pg(error),
+        };
+        if !matches!(error, DbError::Unavailable(_)) {
+            return Err(error);
+        }
+        let retry = self.kept.get() && !self.proven.get() && !self.in_transaction.get();
+        // A connection that lost its server is never given back.
+        self.connection.borrow_mut().take();
+        if !retry {
+            return Err(error);
+        }
+        let fresh = Self::open(&self.address)?;
+        *self.connection.borrow_mut() = Some(fresh);
+        self.kept.set(false);
+        match self.with_connection(&call)? {
+            Ok(value) => {
+                self.proven.set(true);
+                Ok(value)
+            }
+            Err(error) => {
+                let error = DbError::from_pg(error);
+                if matches!(error, DbError::Unavailable(_)) {
+                    self.connection.borrow_mut().take();
+                }
+                Err(error)
+            }
+        }
+    }
+
+    fn with_connection<T>(
+        &self,
+        call: &impl Fn(&Connection) -> Result<T, PgError>,
+    ) -> Result<Result<T, PgError>, DbError> {
+        let connection = self.connection.borrow();
+        let connection = connection.as_ref().ok_or_else(|| {
+            DbError::Unavailable("the connection was lost earlier in this request".into())
+        })?;
+        Ok(call(connection))
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some(connection) = self.connection.get_mut().take() else {
+            return;
+        };
+        if self.in_transaction.get() {
+            // Unreachable through `Db::transaction`; should it happen, the transaction
+            // ends here rather than in Spin's pool, and the connection is not kept.
+            let _ = connection.execute("ROLLBACK", &[]);
+            return;
+        }
+        pool::put(self.address.clone(), connection);
+    }
+}
+
+impl Db {
+    /// A connection to `address`: one the instance kept from an earlier request, or a
+    /// new one, through Spin's connection builder with the address's root CA when it
+    /// has one, else with `connection.open`.
+    pub fn connect(address: &DbAddress) -> Result<Self, DbError> {
+        install_panic_rollback();
+        let (connection, kept) = match pool::take(address) {
+            Some(connection) => (connection, true),
+            None => (Lease::open(address)?, false),
         };
         Ok(Self {
-            connection: Rc::new(connection),
+            lease: Rc::new(Lease {
+                address: address.clone(),
+                connection: RefCell::new(Some(connection)),
+                kept: Cell::new(kept),
+                proven: Cell::new(false),
+                in_transaction: Cell::new(false),
+            }),
         })
     }
 
     /// Another handle on the same connection, for work scheduled after the response
     /// ([`crate::http::Incoming::after_response`]); the connection goes back to the
-    /// runtime's pool when the last handle is dropped. Not for use inside a transaction
-    /// of the other handle: statements on either run in that transaction.
+    /// pool when the last handle is dropped. Not for use inside a transaction of the
+    /// other handle: statements on either run in that transaction.
     pub fn share(&self) -> Db {
         Db {
-            connection: Rc::clone(&self.connection),
+            lease: Rc::clone(&self.lease),
         }
     }
 
@@ -622,10 +776,7 @@ impl Db {
     /// final `SELECT` has no `FROM` or `WHERE` that could drop its row. A result
     /// without rows is an error here (under Spin such a statement would never answer).
     pub fn query_one(&self, sql: &str, params: &[ParameterValue]) -> Result<RowSet, DbError> {
-        let rows = self
-            .connection
-            .query(sql, params)
-            .map_err(DbError::from_pg)?;
+        let rows = self.lease.run(|connection| connection.query(sql, params))?;
         if rows.rows.is_empty() {
             return Err(DbError::Other(
                 "a statement written to return a row returned none".into(),
@@ -669,9 +820,7 @@ impl Db {
 
     /// Runs a statement and returns the number of rows it changed.
     pub fn execute(&self, sql: &str, params: &[ParameterValue]) -> Result<u64, DbError> {
-        self.connection
-            .execute(sql, params)
-            .map_err(DbError::from_pg)
+        self.lease.run(|connection| connection.execute(sql, params))
     }
 
     /// Runs `work` inside `BEGIN … COMMIT` on this connection; any error rolls back, and
@@ -684,45 +833,59 @@ impl Db {
         E: From<DbError>,
     {
         self.execute("BEGIN", &[])?;
-        let open = OpenTransaction::begin(&self.connection);
+        let open = OpenTransaction::begin(&self.lease);
         let result = work(self);
-        drop(open);
-        match result {
-            Ok(value) => {
-                if let Err(error) = self.execute("COMMIT", &[]) {
-                    let _ = self.execute("ROLLBACK", &[]);
-                    return Err(error.into());
+        let ended = match result {
+            Ok(value) => match self.execute("COMMIT", &[]) {
+                Ok(_) => Ok(value),
+                Err(error) => {
+                    self.roll_back();
+                    Err(error.into())
                 }
-                Ok(value)
-            }
+            },
             Err(error) => {
-                // A failed ROLLBACK leaves nothing committed either: the server
-                // discards the open transaction when the connection goes away.
-                let _ = self.execute("ROLLBACK", &[]);
+                self.roll_back();
                 Err(error)
             }
+        };
+        drop(open);
+        ended
+    }
+
+    /// `ROLLBACK`; a connection whose `ROLLBACK` failed is dropped rather than kept, as
+    /// its transaction state is unknown. A failed `ROLLBACK` leaves nothing committed
+    /// either: the server discards the open transaction when the connection goes away.
+    fn roll_back(&self) {
+        if self.execute("ROLLBACK", &[]).is_err() {
+            self.lease.connection.borrow_mut().take();
         }
     }
 }
 
 thread_local! {
     /// The connection whose transaction is open, for the panic hook to roll back.
-    static OPEN_TRANSACTION: RefCell<Option<Rc<Connection>>> = const { RefCell::new(None) };
+    ///
+    /// Per instance, one slot is enough: a transaction runs from `BEGIN` to its end
+    /// without yielding (see [`pool`]), so at most one is open in an instance at a time.
+    static OPEN_TRANSACTION: RefCell<Option<Rc<Lease>>> = const { RefCell::new(None) };
 }
 
 /// Marks a connection as inside [`Db::transaction`] for as long as it lives.
 struct OpenTransaction;
 
 impl OpenTransaction {
-    fn begin(connection: &Rc<Connection>) -> Self {
-        OPEN_TRANSACTION.with(|open| *open.borrow_mut() = Some(connection.clone()));
+    fn begin(lease: &Rc<Lease>) -> Self {
+        lease.in_transaction.set(true);
+        OPEN_TRANSACTION.with(|open| *open.borrow_mut() = Some(lease.clone()));
         OpenTransaction
     }
 }
 
 impl Drop for OpenTransaction {
     fn drop(&mut self) {
-        OPEN_TRANSACTION.with(|open| open.borrow_mut().take());
+        if let Some(lease) = OPEN_TRANSACTION.with(|open| open.borrow_mut().take()) {
+            lease.in_transaction.set(false);
+        }
     }
 }
 
@@ -743,7 +906,10 @@ pub fn install_panic_rollback() {
             .try_with(|open| open.try_borrow_mut().ok().and_then(|mut open| open.take()))
             .ok()
             .flatten();
-        if let Some(connection) = open {
+        if let Some(lease) = open
+            && let Ok(connection) = lease.connection.try_borrow()
+            && let Some(connection) = connection.as_ref()
+        {
             let _ = connection.execute("ROLLBACK", &[]);
         }
         previous(info);

@@ -27,5 +27,5 @@ pub mod outbound;
 pub mod postgres;
 pub mod variables;
 
-pub use http::serve;
+pub use http::{SpinRequest, SpinResponse, serve};
 pub use variables::SpinVariables;

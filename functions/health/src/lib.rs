@@ -4,14 +4,15 @@
 //! with `?deep=1`, whether OpenAI knows the configured Realtime model. `503` when the
 //! database is down. No auth, no secrets. The logic is `voice_edge_shared::health`.
 
-use spin_sdk::http::{IncomingRequest, ResponseOutparam};
-use spin_sdk::http_component;
+use spin_sdk::http_service;
 use voice_edge_shared::health;
-use voice_edge_shared::runtime::{SpinVariables, serve};
+use voice_edge_shared::http::JSON_LIMIT;
+use voice_edge_shared::runtime::{SpinRequest, SpinResponse, SpinVariables, serve};
 
-#[http_component]
-fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    serve("health", request, response_out, |incoming| {
+#[http_service]
+async fn handle(request: SpinRequest) -> SpinResponse {
+    serve("health", JSON_LIMIT, request, |incoming| {
         health::handle(incoming, &SpinVariables)
     })
+    .await
 }

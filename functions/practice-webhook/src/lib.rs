@@ -4,15 +4,16 @@
 //! stored deliveries again. The logic is `voice_edge_shared::practice`; the tests are
 //! `tests/integration/tests/practice_webhook.rs`.
 
-use spin_sdk::http::{IncomingRequest, ResponseOutparam};
-use spin_sdk::http_component;
+use spin_sdk::http_service;
 use voice_edge_shared::clock;
+use voice_edge_shared::http::WEBHOOK_LIMIT;
 use voice_edge_shared::practice;
-use voice_edge_shared::runtime::{SpinVariables, serve};
+use voice_edge_shared::runtime::{SpinRequest, SpinResponse, SpinVariables, serve};
 
-#[http_component]
-fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    serve("practice-webhook", request, response_out, |incoming| {
+#[http_service]
+async fn handle(request: SpinRequest) -> SpinResponse {
+    serve("practice-webhook", WEBHOOK_LIMIT, request, |incoming| {
         practice::handle(incoming, &SpinVariables, clock::now_utc()?)
     })
+    .await
 }

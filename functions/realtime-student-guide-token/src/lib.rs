@@ -7,15 +7,16 @@
 //! logic is `voice_edge_shared::token`; its integration tests are
 //! `tests/integration/tests/realtime_student_guide_token.rs`.
 
-use spin_sdk::http::{IncomingRequest, ResponseOutparam};
-use spin_sdk::http_component;
+use spin_sdk::http_service;
 use voice_edge_shared::clock;
-use voice_edge_shared::runtime::{SpinVariables, serve};
+use voice_edge_shared::http::JSON_LIMIT;
+use voice_edge_shared::runtime::{SpinRequest, SpinResponse, SpinVariables, serve};
 use voice_edge_shared::token;
 
-#[http_component]
-fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    serve(token::FUNCTION, request, response_out, |incoming| {
+#[http_service]
+async fn handle(request: SpinRequest) -> SpinResponse {
+    serve(token::FUNCTION, JSON_LIMIT, request, |incoming| {
         token::handle(incoming, &SpinVariables, clock::now_unix()?)
     })
+    .await
 }

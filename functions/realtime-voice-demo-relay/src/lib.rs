@@ -8,15 +8,16 @@
 //! Build: `cargo build --target wasm32-wasip2 --release -p realtime-voice-demo-relay`;
 //! tests: `cargo test --profile host -p voice-edge-integration --test realtime_voice_demo_relay`.
 
-use spin_sdk::http::{IncomingRequest, ResponseOutparam};
-use spin_sdk::http_component;
+use spin_sdk::http_service;
 use voice_edge_shared::clock;
 use voice_edge_shared::demo;
-use voice_edge_shared::runtime::{SpinVariables, serve};
+use voice_edge_shared::http::JSON_LIMIT;
+use voice_edge_shared::runtime::{SpinRequest, SpinResponse, SpinVariables, serve};
 
-#[http_component]
-fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    serve(demo::FUNCTION, request, response_out, |incoming| {
+#[http_service]
+async fn handle(request: SpinRequest) -> SpinResponse {
+    serve(demo::FUNCTION, JSON_LIMIT, request, |incoming| {
         demo::handle(incoming, &SpinVariables, clock::now_unix()?)
     })
+    .await
 }

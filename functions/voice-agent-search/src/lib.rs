@@ -8,15 +8,16 @@
 //! `voice_edge_shared::search`. Build with `cargo build --target wasm32-wasip2 --release
 //! -p voice-agent-search`; tested by `tests/integration/tests/voice_agent_search.rs`.
 
-use spin_sdk::http::{IncomingRequest, ResponseOutparam};
-use spin_sdk::http_component;
+use spin_sdk::http_service;
 use voice_edge_shared::clock;
-use voice_edge_shared::runtime::{SpinVariables, serve};
+use voice_edge_shared::http::JSON_LIMIT;
+use voice_edge_shared::runtime::{SpinRequest, SpinResponse, SpinVariables, serve};
 use voice_edge_shared::search;
 
-#[http_component]
-fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    serve(search::FUNCTION, request, response_out, |incoming| {
+#[http_service]
+async fn handle(request: SpinRequest) -> SpinResponse {
+    serve(search::FUNCTION, JSON_LIMIT, request, |incoming| {
         search::handle(incoming, &SpinVariables, clock::now_unix()?)
     })
+    .await
 }

@@ -6,15 +6,16 @@
 //! Build with `cargo build --target wasm32-wasip2 --release -p voice-monitoring`; tested
 //! by `tests/integration/tests/voice_monitoring.rs`.
 
-use spin_sdk::http::{IncomingRequest, ResponseOutparam};
-use spin_sdk::http_component;
+use spin_sdk::http_service;
 use voice_edge_shared::clock;
+use voice_edge_shared::http::JSON_LIMIT;
 use voice_edge_shared::monitoring;
-use voice_edge_shared::runtime::{SpinVariables, serve};
+use voice_edge_shared::runtime::{SpinRequest, SpinResponse, SpinVariables, serve};
 
-#[http_component]
-fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    serve("voice-monitoring", request, response_out, |incoming| {
+#[http_service]
+async fn handle(request: SpinRequest) -> SpinResponse {
+    serve("voice-monitoring", JSON_LIMIT, request, |incoming| {
         monitoring::handle(incoming, &SpinVariables, clock::now_unix()?)
     })
+    .await
 }

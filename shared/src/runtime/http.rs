@@ -4,24 +4,39 @@
 //! spin-sdk or wasi, so that moving to another SDK or `wasi:http` version rewrites this
 //! file and leaves the pipeline and every domain module as they are.
 
+use spin_sdk::wasip3::http::types::{ErrorCode, Fields, Response};
+use spin_sdk::wasip3::{spawn, wit_future, wit_stream};
+
 use crate::error::ApiError;
 use crate::http::{
-    Body, CorsPolicy, Handled, Incoming, READ_CHUNK, RawRequest, Reply, handle, split_target,
+    AfterResponse, Body, CorsPolicy, Handled, Incoming, RawRequest, Reply, handle, split_target,
     unreadable_body,
 };
 use crate::runtime::SpinVariables;
 
-/// Serves a Spin request with `handler`: the entry point of every function. The body
-/// stays in Spin's stream until the handler asks for it; the response goes out through
-/// `response_out` by [`send`], and what the handler scheduled with
-/// [`Incoming::after_response`] runs after that, while the runtime sends the response.
-pub fn serve(
+/// The request as spin-sdk 7's `#[http_service]` hands it over: `wasi:http@0.3.0`'s
+/// request behind the `http` crate's types.
+pub type SpinRequest = spin_sdk::http::Request;
+
+/// The response handed back to Spin: `wasi:http@0.3.0`'s own.
+pub type SpinResponse = Response;
+
+/// Serves a Spin request with `handler`: the entry point of every function.
+///
+/// The body is read first, up to `body_limit` bytes (the largest any route of the
+/// function takes; a longer body is refused with `413` by whichever route asks for it,
+/// and never read past the limit); `handler` then runs to the end without yielding,
+/// so two requests that share an instance never interleave inside it (see
+/// [`crate::runtime`]). The response leaves with its `content-length` and its whole
+/// body; what the handler scheduled with [`Incoming::after_response`] runs after
+/// the body has been handed to the runtime, while the request's task lives on.
+pub async fn serve(
     function: &'static str,
-    request: spin_sdk::http::IncomingRequest,
-    response_out: spin_sdk::http::ResponseOutparam,
+    body_limit: usize,
+    request: SpinRequest,
     handler: impl FnOnce(&Incoming) -> Result<Reply, ApiError>,
-) {
-    let raw = raw_request(request);
+) -> SpinResponse {
+    let raw = raw_request(request, body_limit).await;
     let cors = CorsPolicy::load(&SpinVariables);
     let Handled {
         reply,
@@ -29,8 +44,7 @@ pub fn serve(
         after_response,
     } = handle(function, raw, &cors, handler);
     println!("{log_line}");
-    send(function, response_out, reply);
-    after_response.run();
+    send(function, reply, after_response)
 }
 
 /// Whether a response with `status` carries a body (and so a `content-length`).
@@ -38,21 +52,9 @@ fn status_has_body(status: u16) -> bool {
     !matches!(status, 100..=199 | 204 | 304)
 }
 
-/// Sends `reply`: with its `content-length`, and with the whole body written and the
-/// body finished *before* the response is handed to the runtime.
-///
-/// Spin's listener does not set `TCP_NODELAY`. A response handed over first and written
-/// after (what spin-sdk does for a returned `Response`, without a length) leaves
-/// the runtime's HTTP server to send the head alone and the body in a second small
-/// segment, which Nagle's algorithm holds until the client acknowledges the first: up
-/// to the client's delayed-ACK timer, about 40 ms on Linux, on every keep-alive
-/// request. A body that is complete when the response is set goes out with its head in
-/// one write. The runtime buffers a body written before anyone reads it up to its chunk
-/// size (1 MiB in Spin and wasmtime); a larger one (none of ours) is written after
-/// the response is set, as the stream allows.
-fn send(function: &str, response_out: spin_sdk::http::ResponseOutparam, reply: Reply) {
-    use spin_sdk::http::{Fields, OutgoingBody, OutgoingResponse};
-
+/// The response's headers: the reply's own, `content-length` set from the body (never
+/// copied from the reply). A header the runtime refuses is logged and left out.
+fn response_headers(function: &str, reply: &Reply, with_body: bool) -> Fields {
     let headers = Fields::new();
     for (name, value) in &reply.headers {
         if name.eq_ignore_ascii_case("content-length") {
@@ -69,125 +71,88 @@ fn send(function: &str, response_out: spin_sdk::http::ResponseOutparam, reply: R
             );
         }
     }
-    let body: &[u8] = if status_has_body(reply.status) {
-        let length = reply.body.len().to_string().into_bytes();
+    if with_body {
         // A fresh `Fields` with no content-length yet: appending cannot be refused.
-        let _ = headers.append("content-length", &length);
-        &reply.body
+        let _ = headers.append("content-length", reply.body.len().to_string().as_bytes());
+    }
+    headers
+}
+
+/// Sends `reply`: with its `content-length`, its body written whole as soon as the
+/// runtime takes the response, then `after_response`.
+///
+/// The body goes out from a task of this request that the runtime keeps running after
+/// the response is returned; the same task then runs the work scheduled after the
+/// response, once the runtime has taken the whole body (and so that work never delays
+/// the answer, and never runs for a response still being written).
+fn send(function: &str, reply: Reply, after_response: AfterResponse) -> SpinResponse {
+    let with_body = status_has_body(reply.status);
+    let headers = response_headers(function, &reply, with_body);
+    let (trailers_out, trailers) = wit_future::new(|| Ok(None));
+    let (body_out, body) = if with_body && !reply.body.is_empty() {
+        let (writer, reader) = wit_stream::new::<u8>();
+        (Some(writer), Some(reader))
     } else {
-        &[]
+        (None, None)
     };
-    let response = OutgoingResponse::new(headers);
+    let (response, _transmitted) = Response::new(headers, body, trailers);
     if response.set_status_code(reply.status).is_err() {
         // Statuses come from our own code; a refused one is a bug, answered as a 500.
         let _ = response.set_status_code(500);
     }
-    let outgoing = response
-        .body()
-        .expect("a new response's body is taken once");
-    let stream = outgoing.write().expect("a new body's stream is taken once");
-
-    let early = write_without_reader(&stream, body);
-    if early == body.len() {
-        drop(stream);
-        let _ = OutgoingBody::finish(outgoing, None);
-        spin_sdk::http::ResponseOutparam::set(response_out, response);
-        return;
-    }
-    // A body larger than the runtime buffers: the rest once the runtime reads.
-    spin_sdk::http::ResponseOutparam::set(response_out, response);
-    if write_blocking(&stream, &body[early..]) {
-        drop(stream);
-        let _ = OutgoingBody::finish(outgoing, None);
-    }
-    // Else the client went away: nothing is left to send it, and an unfinished body
-    // tells the runtime the response is incomplete.
-}
-
-/// The writes [`send`] makes to a response body's stream: wasi's `output-stream`, or a
-/// fake in the unit tests.
-trait BodyStream {
-    /// How many bytes the stream takes now without blocking (`0`: none until a reader
-    /// drains it); `None` once the stream has failed or closed.
-    fn permitted(&self) -> Option<u64>;
-    /// Writes bytes the stream has permitted; false when it fails.
-    fn write_now(&self, bytes: &[u8]) -> bool;
-    /// Writes at most [`BLOCKING_WRITE`] bytes, waiting for room; false when it fails.
-    fn write_waiting(&self, bytes: &[u8]) -> bool;
-}
-
-/// The most `blocking-write-and-flush` takes in one call (wasi:io's limit).
-const BLOCKING_WRITE: usize = 4096;
-
-impl BodyStream for wasi::io::streams::OutputStream {
-    fn permitted(&self) -> Option<u64> {
-        self.check_write().ok()
-    }
-    fn write_now(&self, bytes: &[u8]) -> bool {
-        self.write(bytes).is_ok()
-    }
-    fn write_waiting(&self, bytes: &[u8]) -> bool {
-        self.blocking_write_and_flush(bytes).is_ok()
-    }
-}
-
-/// Writes as much of `body` as `stream` takes before anyone reads it, in the pieces it
-/// permits; returns how many bytes went.
-fn write_without_reader(stream: &impl BodyStream, body: &[u8]) -> usize {
-    let mut written = 0;
-    while written < body.len() {
-        let permit = match stream.permitted() {
-            Some(0) | None => break,
-            Some(permit) => usize::try_from(permit).unwrap_or(usize::MAX),
+    let bytes = reply.body;
+    spawn(async move {
+        let complete = match body_out {
+            Some(mut writer) => writer.write_all(bytes).await.is_empty(),
+            None => true,
         };
-        let take = (body.len() - written).min(permit);
-        if !stream.write_now(&body[written..written + take]) {
-            break;
-        }
-        written += take;
-    }
-    written
+        // An unfinished body (the client went away) ends in an error, so that the
+        // runtime knows the response is incomplete.
+        let end: Result<_, ErrorCode> = if complete {
+            Ok(None)
+        } else {
+            Err(ErrorCode::InternalError(Some(
+                "the response body was cut short".into(),
+            )))
+        };
+        let _ = trailers_out.write(end).await;
+        after_response.run();
+    });
+    response
 }
 
-/// Writes `rest` in pieces of at most [`BLOCKING_WRITE`] bytes, each waiting for room;
-/// false as soon as the stream fails.
-fn write_blocking(stream: &impl BodyStream, rest: &[u8]) -> bool {
-    rest.chunks(BLOCKING_WRITE)
-        .all(|chunk| stream.write_waiting(chunk))
-}
-
-/// The request's head, and its body as a stream that is read only when asked for.
-fn raw_request(request: spin_sdk::http::IncomingRequest) -> RawRequest {
-    let method = request.method().to_string().to_ascii_uppercase();
-    let headers: Vec<(String, String)> = request
-        .headers()
-        .entries()
-        .into_iter()
+/// The request's head, and its body read up to `limit` bytes (one chunk past it at
+/// most: a longer body becomes a `413` for whichever route asks for it).
+async fn raw_request(request: SpinRequest, limit: usize) -> RawRequest {
+    let (parts, mut incoming) = request.into_parts();
+    let method = parts.method.as_str().to_ascii_uppercase();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
         .map(|(name, value)| {
             (
-                name.to_ascii_lowercase(),
-                String::from_utf8_lossy(&value).into_owned(),
+                name.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(value.as_bytes()).into_owned(),
             )
         })
         .collect();
-    let target = request.path_with_query().unwrap_or_else(|| "/".to_string());
-    let (path, query) = split_target(&target);
+    let target = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |target| target.as_str());
+    let (path, query) = split_target(target);
     let path_info = headers
         .iter()
         .rev()
         .find(|(name, _)| name == "spin-path-info")
         .map(|(_, value)| value.clone())
         .unwrap_or_default();
-    let body = match request.consume() {
-        Ok(body) => Body::stream(move |limit| {
-            let stream = body.stream().map_err(|()| unreadable_body())?;
-            let read = read_limited(&stream, limit);
-            // The stream is a child of the body: it goes first.
-            drop(stream);
-            drop(body);
-            read
-        }),
-        Err(()) => Body::stream(|_| Err(unreadable_body())),
+    let body = match read_limited(&mut incoming, limit).await {
+        Ok(bytes) => Body::from(bytes),
+        Err(ReadError::TooLarge) => {
+            Body::stream(|route_limit| Err(ApiError::PayloadTooLarge { limit: route_limit }))
+        }
+        Err(ReadError::Failed) => Body::stream(|_| Err(unreadable_body())),
     };
     RawRequest {
         method,
@@ -199,125 +164,96 @@ fn raw_request(request: spin_sdk::http::IncomingRequest) -> RawRequest {
     }
 }
 
-/// Reads a body stream in chunks of at most [`READ_CHUNK`], refusing with `413` as
-/// soon as more than `limit` bytes have come: the instance holds at most the limit and
-/// one chunk, and the rest of the body is never read.
-fn read_limited(
-    stream: &wasi::io::streams::InputStream,
-    limit: usize,
-) -> Result<Vec<u8>, ApiError> {
-    use wasi::io::streams::StreamError;
+/// Why a body was not read whole.
+#[derive(Debug, PartialEq, Eq)]
+enum ReadError {
+    /// More than the limit came; the rest was never read.
+    TooLarge,
+    /// The stream failed.
+    Failed,
+}
+
+/// Reads a body's frames until it ends, refusing as soon as more than `limit` bytes
+/// have come: the instance holds at most the limit and one frame.
+async fn read_limited<B>(body: &mut B, limit: usize) -> Result<Vec<u8>, ReadError>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Unpin,
+{
+    use http_body_util::BodyExt;
     let mut bytes = Vec::new();
-    loop {
-        let wanted = (limit + 1 - bytes.len()).clamp(1, READ_CHUNK) as u64;
-        match stream.blocking_read(wanted) {
-            Ok(chunk) => {
-                bytes.extend_from_slice(&chunk);
-                if bytes.len() > limit {
-                    return Err(ApiError::PayloadTooLarge { limit });
-                }
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| ReadError::Failed)?;
+        if let Some(data) = frame.data_ref() {
+            bytes.extend_from_slice(data);
+            if bytes.len() > limit {
+                return Err(ReadError::TooLarge);
             }
-            Err(StreamError::Closed) => return Ok(bytes),
-            Err(StreamError::LastOperationFailed(_)) => return Err(unreadable_body()),
         }
     }
+    Ok(bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::{Cell, RefCell};
+    use http_body_util::{BodyExt, Full};
 
-    /// A body stream that takes `buffered` bytes without a reader, in pieces of at most
-    /// `piece`, then (with a reader) everything, until it fails after `fails_after`.
-    struct FakeStream {
-        buffered: Cell<usize>,
-        piece: usize,
-        fails_after: usize,
-        received: RefCell<Vec<u8>>,
-        waiting_writes: RefCell<Vec<usize>>,
-    }
-
-    impl FakeStream {
-        fn new(buffered: usize, piece: usize) -> Self {
-            Self {
-                buffered: Cell::new(buffered),
-                piece,
-                fails_after: usize::MAX,
-                received: RefCell::default(),
-                waiting_writes: RefCell::default(),
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        // The bodies below are ready at once: one poll each time is enough.
+        let waker = std::task::Waker::noop();
+        let mut context = std::task::Context::from_waker(waker);
+        let mut future = std::pin::pin!(future);
+        loop {
+            if let std::task::Poll::Ready(value) = future.as_mut().poll(&mut context) {
+                return value;
             }
         }
-        fn failed(&self) -> bool {
-            self.received.borrow().len() >= self.fails_after
+    }
+
+    /// A body of the given chunks, each ready at once.
+    struct Chunks(std::collections::VecDeque<&'static [u8]>);
+
+    impl http_body::Body for Chunks {
+        type Data = bytes::Bytes;
+        type Error = std::convert::Infallible;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, Self::Error>>> {
+            let next = self.0.pop_front();
+            std::task::Poll::Ready(next.map(|chunk| Ok(http_body::Frame::data(chunk.into()))))
         }
     }
 
-    impl BodyStream for FakeStream {
-        fn permitted(&self) -> Option<u64> {
-            (!self.failed()).then(|| self.buffered.get().min(self.piece) as u64)
-        }
-        fn write_now(&self, bytes: &[u8]) -> bool {
-            assert!(
-                bytes.len() <= self.buffered.get().min(self.piece),
-                "wrote more than permitted"
-            );
-            self.buffered.set(self.buffered.get() - bytes.len());
-            self.received.borrow_mut().extend_from_slice(bytes);
-            true
-        }
-        fn write_waiting(&self, bytes: &[u8]) -> bool {
-            assert!(
-                bytes.len() <= BLOCKING_WRITE,
-                "a blocking write over wasi's limit"
-            );
-            if self.failed() {
-                return false;
-            }
-            self.waiting_writes.borrow_mut().push(bytes.len());
-            self.received.borrow_mut().extend_from_slice(bytes);
-            true
-        }
-    }
-
-    fn body(len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i % 251) as u8).collect()
+    fn chunked(chunks: Vec<&'static [u8]>) -> Chunks {
+        Chunks(chunks.into())
     }
 
     #[test]
-    fn a_body_the_runtime_buffers_is_written_whole_before_the_response_is_set() {
-        let stream = FakeStream::new(1 << 20, 1 << 20);
-        let sent = body(70_000);
-        assert_eq!(write_without_reader(&stream, &sent), sent.len());
-        assert_eq!(*stream.received.borrow(), sent);
-        assert!(stream.waiting_writes.borrow().is_empty());
+    fn a_body_within_the_limit_is_read_whole_in_order() {
+        let mut body = chunked(vec![b"abc", b"", b"defg"]);
         assert_eq!(
-            write_without_reader(&stream, &[]),
-            0,
-            "an empty body writes nothing"
+            block_on(read_limited(&mut body, 7)),
+            Ok(b"abcdefg".to_vec())
         );
+        let mut empty = Full::new(bytes::Bytes::new());
+        assert_eq!(block_on(read_limited(&mut empty, 0)), Ok(Vec::new()));
     }
 
     #[test]
-    fn a_body_larger_than_the_buffer_goes_on_in_blocking_writes_in_order() {
-        // Two permits of 1 000 bytes, then nothing until a reader comes.
-        let stream = FakeStream::new(2_000, 1_000);
-        let sent = body(10_000);
-        let early = write_without_reader(&stream, &sent);
-        assert_eq!(early, 2_000);
-        assert!(write_blocking(&stream, &sent[early..]));
-        assert_eq!(*stream.received.borrow(), sent);
-        assert_eq!(*stream.waiting_writes.borrow(), vec![4096, 3904]);
-    }
-
-    #[test]
-    fn a_failed_stream_stops_both_writes() {
-        let mut stream = FakeStream::new(1_000, 1_000);
-        stream.fails_after = 1_000;
-        let sent = body(5_000);
-        assert_eq!(write_without_reader(&stream, &sent), 1_000);
-        assert!(!write_blocking(&stream, &sent[1_000..]));
-        assert_eq!(stream.received.borrow().len(), 1_000);
+    fn a_body_over_the_limit_stops_at_the_chunk_that_crosses_it() {
+        let mut body = chunked(vec![b"abc", b"defg", b"never read"]);
+        assert_eq!(
+            block_on(read_limited(&mut body, 6)),
+            Err(ReadError::TooLarge)
+        );
+        // The third chunk is still in the body: nothing past the limit was read.
+        let rest = block_on(body.frame())
+            .unwrap()
+            .unwrap()
+            .into_data()
+            .unwrap();
+        assert_eq!(&rest[..], b"never read");
     }
 
     #[test]

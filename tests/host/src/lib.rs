@@ -37,8 +37,13 @@ pub mod variables;
 #[allow(missing_docs)]
 pub mod bindings {
     wasmtime::component::bindgen!({
-        // `spin:postgres@4.1.0` is shared with the components' own binding.
-        path: ["../../shared/wit/deps/spin-postgres", "wit"],
+        // `spin:postgres@4.1.0` and `fermyon:spin/variables@2.0.0` are the files the
+        // components bind (`shared/wit`).
+        path: [
+            "../../shared/wit/deps/spin-postgres",
+            "../../shared/wit/deps/spin-variables",
+            "wit",
+        ],
         world: "voice-edge:host/spin-imports",
         imports: { default: async },
         with: {

@@ -843,7 +843,7 @@ fn the_shared_transaction_helper_rolls_back_before_a_panic_traps() {
         json!([execute("CREATE TABLE probe_trap (x int4)", json!([]))]),
     );
     let (status, body) = common::post(
-        &app.url("/probe?op=shared-transaction-panic"),
+        &app.url("/p3probe/?op=shared-transaction-panic"),
         &json!({"address": db.url(), "statement": "INSERT INTO probe_trap VALUES (1)"}),
     );
     assert_eq!((status, body.as_str()), (500, ""));

@@ -14,11 +14,8 @@
 //!   `"trap_after_steps": true` it panics instead of answering, connection still open).
 //!   The connection comes from `spin:postgres@4.0.0`'s `connection.open` (spin-sdk's
 //!   `pg4`), or, with `"builder": {"ca_root"?: "<PEM>"}`, from `@4.1.0`'s
-//!   `connection-builder` (shared's binding): `set-ca-root` when `ca_root` is given
+//!   `connection-builder` (bound from `shared/wit`): `set-ca-root` when `ca_root` is given
 //!   (its error is reported as `set-ca-root-error`), then `build`;
-//! - `shared-transaction-panic` (POST `{"address", "statement"}`): runs the statement
-//!   inside `voice_edge_shared::db::Db::transaction` and panics before the transaction
-//!   ends, to show that the shared helper rolls it back before the trap;
 //! - `log&text=…`: prints the text on stdout and stderr;
 //! - `trap`: panics before answering.
 //!
@@ -32,7 +29,31 @@ use spin_sdk::http_component;
 use spin_sdk::pg4::{
     Connection, DbValue, Interval, ParameterValue, PgError, QueryError, RangeBoundKind, RowSet,
 };
-use voice_edge_shared::runtime::postgres as spin_postgres;
+/// `spin:postgres@4.1.0`'s resources (its connection builder), with spin-sdk 5.2's
+/// `pg4` value types, which have the same shape; bound from `shared/wit`, the file the
+/// functions bind. (shared itself is on spin-sdk 7, which a WASIp2 probe on spin-sdk
+/// 5.2 cannot link beside.)
+#[allow(missing_docs, clippy::all)]
+mod spin_postgres {
+    wit_bindgen::generate!({
+        world: "postgres",
+        path: "../../../shared/wit",
+        with: {
+            "spin:postgres/postgres@4.1.0": generate,
+            "spin:postgres/postgres@4.1.0/error": spin_sdk::pg4::PgError,
+            "spin:postgres/postgres@4.1.0/query-error": spin_sdk::pg4::QueryError,
+            "spin:postgres/postgres@4.1.0/db-error": spin_sdk::pg4::DbError,
+            "spin:postgres/postgres@4.1.0/db-data-type": spin_sdk::pg4::DbDataType,
+            "spin:postgres/postgres@4.1.0/db-value": spin_sdk::pg4::DbValue,
+            "spin:postgres/postgres@4.1.0/parameter-value": spin_sdk::pg4::ParameterValue,
+            "spin:postgres/postgres@4.1.0/interval": spin_sdk::pg4::Interval,
+            "spin:postgres/postgres@4.1.0/column": spin_sdk::pg4::Column,
+            "spin:postgres/postgres@4.1.0/row-set": spin_sdk::pg4::RowSet,
+            "spin:postgres/postgres@4.1.0/range-bound-kind": spin_sdk::pg4::RangeBoundKind,
+        },
+    });
+    pub use spin::postgres::postgres::{Connection, ConnectionBuilder};
+}
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -112,32 +133,9 @@ fn handle(request: Request) -> Response {
             eprintln!("stderr: {text}");
             json_response(200, json!({"logged": text}))
         }
-        "shared-transaction-panic" => match serde_json::from_slice::<Value>(request.body()) {
-            Ok(spec) => shared_transaction_panic(&spec),
-            Err(error) => json_response(400, json!({"error": error.to_string()})),
-        },
         "trap" => panic!("the probe was asked to trap"),
         other => json_response(404, json!({"error": format!("unknown op {other:?}")})),
     }
-}
-
-fn shared_transaction_panic(spec: &Value) -> Response {
-    use voice_edge_shared::db::{Db, DbAddress, DbError};
-    let address = spec["address"].as_str().unwrap_or_default();
-    let statement = spec["statement"].as_str().unwrap_or_default();
-    let address = match DbAddress::new("address", address.to_string(), None) {
-        Ok(address) => address,
-        Err(error) => return json_response(500, json!({"error": error.to_string()})),
-    };
-    let db = match Db::connect(&address) {
-        Ok(db) => db,
-        Err(error) => return json_response(500, json!({"error": error.to_string()})),
-    };
-    let result: Result<(), DbError> = db.transaction(|tx| {
-        tx.execute(statement, &[])?;
-        panic!("the probe panics inside a shared transaction");
-    });
-    json_response(500, json!({"unexpected": format!("{result:?}")}))
 }
 
 fn outbound_http(spec: &Value) -> Value {

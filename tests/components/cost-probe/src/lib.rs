@@ -14,15 +14,18 @@
 //!
 //! The answer is `{"rows": …}`, the rows the statements returned, so the bench can tell
 //! a probe that did its work from one that did not.
+//!
+//! A WASIp3 component (spin-sdk 7) like the functions: under Spin 4.1 its instances
+//! serve many requests, so variables are read from the runtime once per instance and
+//! connections come from the instance's pool (`voice_edge_shared::db::pool`), as in
+//! the functions.
 
-use spin_sdk::http::{IncomingRequest, ResponseOutparam};
-use spin_sdk::http_component;
-use spin_sdk::pg4::ParameterValue;
+use spin_sdk::http_service;
 use voice_edge_shared::ApiError;
 use voice_edge_shared::config::{self, Variables};
-use voice_edge_shared::db::{Db, DbAddress};
-use voice_edge_shared::http::{Incoming, Reply};
-use voice_edge_shared::runtime::{SpinVariables, serve};
+use voice_edge_shared::db::{Db, DbAddress, ParameterValue};
+use voice_edge_shared::http::{Incoming, JSON_LIMIT, Reply};
+use voice_edge_shared::runtime::{SpinRequest, SpinResponse, SpinVariables, serve};
 
 /// The most of any one kind of call a request may ask for.
 const MOST: usize = 100;
@@ -76,7 +79,7 @@ fn probe(incoming: &Incoming) -> Result<Reply, ApiError> {
     Ok(Reply::json(200, &serde_json::json!({ "rows": rows })))
 }
 
-#[http_component]
-fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
-    serve("cost-probe", request, response_out, probe)
+#[http_service]
+async fn handle(request: SpinRequest) -> SpinResponse {
+    serve("cost-probe", JSON_LIMIT, request, probe).await
 }

@@ -9,7 +9,11 @@
 //! `headers=1`, also `uri` and the `spin-full-url` and `spin-path-info` headers it got.
 //! Query parameters:
 //! - `wait_ms=N`: wait N milliseconds (on the host's monotonic clock) before answering,
-//!   so that requests overlap and the runtime's concurrency limit can be observed.
+//!   so that requests overlap and the runtime's concurrency limit can be observed;
+//! - `op=shared-transaction-panic` (POST `{"address", "statement"}`): runs the
+//!   statement inside `voice_edge_shared::db::Db::transaction` and panics before the
+//!   transaction ends, to show that the shared helper rolls it back before the trap
+//!   in a WASIp3 instance (`tests/host/tests/postgres.rs`).
 //!
 //! Its own manifest is `spin.toml` beside this crate. Build:
 //! `cargo build --target wasm32-wasip2 --release -p reuse-probe`.
@@ -48,8 +52,50 @@ fn wait_ms(request: &Request) -> u64 {
         .unwrap_or(0)
 }
 
+/// Runs `statement` inside shared's transaction helper and panics before it ends.
+fn shared_transaction_panic(spec: &serde_json::Value) -> String {
+    use voice_edge_shared::db::{Db, DbAddress, DbError};
+    let address = spec["address"].as_str().unwrap_or_default().to_string();
+    let statement = spec["statement"].as_str().unwrap_or_default();
+    let address = match DbAddress::new("address", address, None) {
+        Ok(address) => address,
+        Err(error) => return format!("{{\"error\":{:?}}}", error.to_string()),
+    };
+    let db = match Db::connect(&address) {
+        Ok(db) => db,
+        Err(error) => return format!("{{\"error\":{:?}}}", error.to_string()),
+    };
+    let result: Result<(), DbError> = db.transaction(|tx| {
+        tx.execute(statement, &[])?;
+        panic!("the probe panics inside a shared transaction");
+    });
+    format!("{{\"unexpected\":{:?}}}", format!("{result:?}"))
+}
+
 #[http_service]
 async fn handle(request: Request) -> impl IntoResponse {
+    if request
+        .uri()
+        .query()
+        .unwrap_or("")
+        .contains("op=shared-transaction-panic")
+    {
+        use http_body_util::BodyExt;
+        let body = request
+            .into_body()
+            .collect()
+            .await
+            .map(|body| body.to_bytes());
+        let spec = body
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default();
+        let body = shared_transaction_panic(&spec);
+        return http::Response::builder()
+            .status(500)
+            .header("content-length", body.len().to_string())
+            .body(body);
+    }
     let instance = instance_id();
     let served = SERVED.fetch_add(1, Ordering::SeqCst) + 1;
     let in_progress = IN_PROGRESS.fetch_add(1, Ordering::SeqCst) + 1;
