@@ -677,14 +677,13 @@ impl Lease {
     }
 
     /// Runs `call` on the connection, with the restart rule of [`pool`].
-    fn run<T>(&self, call: impl Fn(&Connection) -> Result<T, PgError>) -> Result<T, DbError> {
-        let first = self.with_connection(&call)?;
-        let error = match first {
+    fn run<T>(&self, call: impl Fn(&Connection) -> Result<T, DbError>) -> Result<T, DbError> {
+        let error = match self.with_connection(&call) {
             Ok(value) => {
                 self.proven.set(true);
                 return Ok(value);
             }
-            Err(error) => DbError::from_pg(error),
+            Err(error) => error,
         };
         if !matches!(error, DbError::Unavailable(_)) {
             return Err(error);
@@ -695,16 +694,14 @@ impl Lease {
         if !retry {
             return Err(error);
         }
-        let fresh = Self::open(&self.address)?;
-        *self.connection.borrow_mut() = Some(fresh);
+        *self.connection.borrow_mut() = Some(Self::open(&self.address)?);
         self.kept.set(false);
-        match self.with_connection(&call)? {
+        match self.with_connection(&call) {
             Ok(value) => {
                 self.proven.set(true);
                 Ok(value)
             }
             Err(error) => {
-                let error = DbError::from_pg(error);
                 if matches!(error, DbError::Unavailable(_)) {
                     self.connection.borrow_mut().take();
                 }
@@ -715,13 +712,13 @@ impl Lease {
 
     fn with_connection<T>(
         &self,
-        call: &impl Fn(&Connection) -> Result<T, PgError>,
-    ) -> Result<Result<T, PgError>, DbError> {
+        call: &impl Fn(&Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
         let connection = self.connection.borrow();
         let connection = connection.as_ref().ok_or_else(|| {
             DbError::Unavailable("the connection was lost earlier in this request".into())
         })?;
-        Ok(call(connection))
+        call(connection)
     }
 }
 
@@ -776,7 +773,9 @@ impl Db {
     /// final `SELECT` has no `FROM` or `WHERE` that could drop its row. A result
     /// without rows is an error here (under Spin such a statement would never answer).
     pub fn query_one(&self, sql: &str, params: &[ParameterValue]) -> Result<RowSet, DbError> {
-        let rows = self.lease.run(|connection| connection.query(sql, params))?;
+        let rows = self
+            .lease
+            .run(|connection| connection.query(sql, params).map_err(DbError::from_pg))?;
         if rows.rows.is_empty() {
             return Err(DbError::Other(
                 "a statement written to return a row returned none".into(),
@@ -820,7 +819,8 @@ impl Db {
 
     /// Runs a statement and returns the number of rows it changed.
     pub fn execute(&self, sql: &str, params: &[ParameterValue]) -> Result<u64, DbError> {
-        self.lease.run(|connection| connection.execute(sql, params))
+        self.lease
+            .run(|connection| connection.execute(sql, params).map_err(DbError::from_pg))
     }
 
     /// Runs `work` inside `BEGIN … COMMIT` on this connection; any error rolls back, and

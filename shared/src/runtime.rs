@@ -10,19 +10,30 @@
 //! domain module are plain Rust over the types these modules hand out, so a move to
 //! another SDK or `wasi:http` version is a change to these files.
 //!
-//! **What may outlive a request.** Today every function is a WASIp2 component and Spin
-//! gives each request a fresh instance, so nothing can. Spin 4.1 reuses WASIp3
-//! instances (up to 128 requests each, 16 at once), and then the rule is: only
-//! configuration read from variables and connections may be instance state; everything
-//! that belongs to a caller (identity and claims, rate-limit counts, bodies, errors, the
-//! log line, work scheduled after the response) is a local value of the request that
-//! [`serve`] builds and drops. A connection goes back to an instance's pool only when
-//! its transaction is known to have ended; Spin's own pool does not roll back what a
-//! dropped connection left open (README, "WASIp3"). The one instance-wide value today is
-//! `crate::db`'s record of the transaction in flight, for the panic hook to roll back:
-//! a single slot, right only while an instance serves one request at a time.
+//! **What may outlive a request.** Every function is a WASIp3 component (spin-sdk 7),
+//! and Spin 4.1 reuses its instances: up to 128 requests each, up to 16 at once
+//! (`--max-instance-reuse-count`, `--max-instance-concurrent-reuse-count`; our host
+//! has the same defaults and flags). The rule, for every module of `shared/`:
+//! - instance state is configuration and connections only: the variables' values
+//!   ([`variables`], read once per instance), the idle connections of
+//!   [`crate::db::pool`], the id and counters of [`instance`] (for the log), and
+//!   `crate::db`'s record of the transaction in flight (for the panic hook);
+//! - everything that belongs to a caller (identity and claims, rate-limit counts,
+//!   bodies, errors, the log line, work scheduled after the response) is a local value
+//!   of the request that [`serve`] builds and drops; no `static`, `thread_local!` or
+//!   `OnceCell` holds any of it;
+//! - requests in one instance interleave only where [`serve`] awaits (reading the body,
+//!   writing the response): the handler, from the first statement to the last, runs
+//!   without yielding, so a transaction never spans an `await` and a connection is
+//!   never shared by two requests at once; the work after the response runs the same
+//!   way, in the request's own task.
+//!
+//! `tests/integration/tests/instance_isolation.rs` interleaves many callers in one
+//! instance, under both runtimes, and checks that each answer and each row is its own
+//! caller's.
 
 pub mod http;
+pub mod instance;
 pub mod outbound;
 pub mod postgres;
 pub mod variables;

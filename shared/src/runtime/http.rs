@@ -36,6 +36,7 @@ pub async fn serve(
     request: SpinRequest,
     handler: impl FnOnce(&Incoming) -> Result<Reply, ApiError>,
 ) -> SpinResponse {
+    let in_progress = crate::runtime::instance::enter();
     let raw = raw_request(request, body_limit).await;
     let cors = CorsPolicy::load(&SpinVariables);
     let Handled {
@@ -43,7 +44,7 @@ pub async fn serve(
         log_line,
         after_response,
     } = handle(function, raw, &cors, handler);
-    println!("{log_line}");
+    println!("{}", in_progress.annotate(log_line));
     send(function, reply, after_response)
 }
 

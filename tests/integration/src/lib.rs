@@ -124,6 +124,35 @@ pub fn post_while_sending(url: &str, headers: &[(&str, &str)], body: Vec<u8>) ->
     answer
 }
 
+/// Posts `body` over a raw connection in two halves, `pause` apart, and reads the
+/// answer: the request stays in the app, waiting for the rest of its body, for at least
+/// `pause`, so that many such requests are in progress at once.
+pub fn post_slowly(url: &str, headers: &[(&str, &str)], body: &[u8], pause: Duration) -> Response {
+    let rest = url.trim_start_matches("http://");
+    let (address, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut head = format!(
+        "POST {} HTTP/1.1\r\nhost: {address}\r\ncontent-length: {}\r\nconnection: close\r\n",
+        if path.is_empty() { "/" } else { path },
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let (first, second) = body.split_at(body.len() / 2);
+    let mut stream = std::net::TcpStream::connect(address).expect("connecting to the app");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("a read timeout");
+    stream.set_nodelay(true).expect("no delay");
+    io::Write::write_all(&mut stream, head.as_bytes()).expect("sending the head");
+    io::Write::write_all(&mut stream, first).expect("sending the first half");
+    std::thread::sleep(pause);
+    io::Write::write_all(&mut stream, second).expect("sending the second half");
+    let mut reader = io::BufReader::new(stream);
+    read_response(&mut reader).expect("the app answers")
+}
+
 /// Reads one response off a raw HTTP/1.1 connection, for tests that write requests by
 /// hand: the status line, the headers (names lower-cased), and as many body bytes as
 /// `content-length` says, which must be UTF-8 (the app answers JSON or text). The app

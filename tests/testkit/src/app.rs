@@ -84,10 +84,28 @@ impl TestApp {
         }
     }
 
+    /// Serves the repository's `spin.toml` with these variables and these `spin up`
+    /// flags (see [`TestApp::start_manifest_with_flags`]).
+    pub fn start_with_flags(vars: &[(&str, &str)], flags: &[(&str, &str)]) -> TestApp {
+        Self::start_manifest_with_flags(&repo_root().join("spin.toml"), vars, flags)
+    }
+
     /// Like [`TestApp::start_manifest`], but returns the start-up error (as Spin words
     /// it) instead of panicking.
+    ///
+    /// With `VOICE_EDGE_MAX_INSTANCE_REUSE=N` in the environment, the app is served with
+    /// `--max-instance-reuse-count N` (`1`: a fresh instance per request, as on a
+    /// platform without instance reuse); `make test-reuse-1` runs the conformance and
+    /// integration tests so. Apps started with explicit flags keep their own.
     pub fn try_start_manifest(path: &Path, vars: &[(&str, &str)]) -> Result<TestApp, String> {
-        Self::try_start_manifest_with_flags(path, vars, &[])
+        match std::env::var("VOICE_EDGE_MAX_INSTANCE_REUSE") {
+            Ok(count) if !count.is_empty() => Self::try_start_manifest_with_flags(
+                path,
+                vars,
+                &[("max-instance-reuse-count", count.as_str())],
+            ),
+            _ => Self::try_start_manifest_with_flags(path, vars, &[]),
+        }
     }
 
     /// Serves the manifest at `path` with these variables and these `spin up` flags
