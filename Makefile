@@ -83,7 +83,7 @@ migrate:
 	@scripts/migrate.sh "$(DB_URL)"
 
 .PHONY: test lint unit fuzz-smoke test-native test-host test-integration test-e2e test-spin spin-pass
-test: setup build lint check-deploy unit fuzz-smoke test-native test-e2e
+test: setup build lint check-deploy unit fuzz-smoke test-native test-reuse-1 test-e2e
 	@if [ -n "$(SPIN_BIN)" ]; then \
 	  $(MAKE) --no-print-directory spin-pass; \
 	  echo "==> all tests passed, under our host and under $$($(SPIN_BIN) --version)"; \
@@ -106,6 +106,9 @@ spin-pass:
 	@echo "==> conformance, integration and bench tests under Spin"
 	VOICE_EDGE_RUNTIME=spin $(CARGO) test --profile host $(NATIVE_PKGS)
 	@scripts/cleanup-test-pg.sh
+	@echo "==> conformance and integration tests under Spin with --max-instance-reuse-count 1"
+	VOICE_EDGE_RUNTIME=spin VOICE_EDGE_MAX_INSTANCE_REUSE=1 $(CARGO) test --profile host $(NATIVE_PKGS) --test conformance --test postgres $(INTEGRATION_TESTS)
+	@scripts/cleanup-test-pg.sh
 	@echo "==> end-to-end tests under Spin"
 	@if [ -f tests/e2e/package.json ]; then VOICE_EDGE_RUNTIME=spin scripts/e2e.sh; fi
 
@@ -126,6 +129,14 @@ unit:
 test-native:
 	@echo "==> conformance, stand-in, integration and bench tests under our host"
 	$(CARGO) test --profile host $(NATIVE_PKGS)
+	@scripts/cleanup-test-pg.sh
+
+# The conformance and integration tests again with `--max-instance-reuse-count 1`: a
+# fresh instance per request, as on a platform without instance reuse (the Spin pass
+# does the same under Spin).
+test-reuse-1:
+	@echo "==> conformance and integration tests under our host with --max-instance-reuse-count 1"
+	VOICE_EDGE_MAX_INSTANCE_REUSE=1 $(CARGO) test --profile host $(NATIVE_PKGS) --test conformance --test postgres $(INTEGRATION_TESTS)
 	@scripts/cleanup-test-pg.sh
 
 # The fuzz targets (fuzz/, a workspace of its own, built by cargo-afl): a few seconds

@@ -1,18 +1,32 @@
 #!/usr/bin/env bash
-# The oldest Spin the app runs on, and a check of a Spin binary against it.
+# The oldest Spin the app runs on, the oldest Spin CLI that builds and deploys it, and a
+# check of a Spin binary against the first.
 #
-#   scripts/spin-version.sh min          prints the minimum (4.0.0)
+#   scripts/spin-version.sh min          prints the minimum Spin that runs the app (4.1.0)
+#   scripts/spin-version.sh cli-min      prints the minimum Spin CLI for `spin build` and
+#                                        `spin deploy` (4.0.0; the CI workflow's pin)
 #   scripts/spin-version.sh check BIN    silent and 0 when `BIN --version` is at least the
 #                                        minimum; else says why on stderr and exits 3
 #
-# Why 4.0.0: every component opens its database connections through
-# `spin:postgres/postgres@4.1.0` (the connection builder that takes `db_ca_cert`), which
-# Spin 4.0.0 was the first release to serve (v3.6.3, the last 3.x, has only @3.0.0 and
-# @4.0.0 of that interface), so an older Spin cannot instantiate the components. Spin
-# 4.0 is also the first to reuse WASIp3 instances.
+# Why 4.1.0: every function is a WASIp3 component (spin-sdk 7) exporting
+# `wasi:http/handler@0.3.0`, the final WASI 0.3.0. Spin serves that export since commit
+# 6900ea41 on its main (2026-07-07, "Update to Wasmtime 46 and WASI 0.3.0"), which the
+# next release, 4.1, will be the first to contain; the released 4.0.x (v4.0.0 .. v4.0.2)
+# know only the release candidate `wasi:http/handler@0.3.0-rc-2026-03-15`, find no handler
+# export they know, and cannot instantiate the components. A build of main reports
+# 4.1.0-pre0 and passes (the tests run `spin 4.1.0-pre0 (94a8fc8a 2026-08-21)`); so does
+# one from before 2026-07-07 (main says 4.1.0-pre0 since 2026-04-20), which cannot run
+# the app: the date `spin --version` prints tells them apart, this check does not. The
+# components also import `spin:postgres/postgres@4.1.0` (first served by 4.0.0) and
+# `fermyon:spin/variables@2.0.0`, which 4.1 serves as well.
+#
+# Why 4.0.0 for the CLI: the CI workflow's Spin only runs `spin build` and the deploy
+# plugin (the app runs on the platform's Spin), and must be a release; 4.0.0 is the
+# first CLI whose `spin build` and manifest handling the project uses.
 set -euo pipefail
 
-MIN_SPIN_VERSION=4.0.0
+MIN_SPIN_VERSION=4.1.0
+MIN_SPIN_CLI_VERSION=4.0.0
 
 # "spin 4.1.0-pre0 (94a8fc8a 2026-08-21)" -> "4.1.0"; empty when there is no x.y.z.
 version_of() {
@@ -28,6 +42,9 @@ case "${1:-}" in
     min)
         echo "$MIN_SPIN_VERSION"
         ;;
+    cli-min)
+        echo "$MIN_SPIN_CLI_VERSION"
+        ;;
     check)
         bin="${2:?usage: scripts/spin-version.sh check SPIN_BIN}"
         version="$(version_of "$bin")"
@@ -36,12 +53,12 @@ case "${1:-}" in
             exit 3
         fi
         if ! at_least "$version" "$MIN_SPIN_VERSION"; then
-            echo "$bin is Spin $version; voice-edge needs Spin $MIN_SPIN_VERSION or newer (its components import spin:postgres@4.1.0, first served by Spin 4.0.0). Install a newer Spin (../shared/tools/install-spin.sh installs the one the tests use), point SPIN_BIN at one, or use our host: RUNTIME=host make up" >&2
+            echo "$bin is Spin $version; voice-edge needs Spin $MIN_SPIN_VERSION or newer (its components are WASIp3 components exporting wasi:http/handler@0.3.0, first served by Spin 4.1: Spin's main since 2026-07-07; 4.0.x knows only the 0.3.0 release candidate). Install a newer Spin (../shared/tools/install-spin.sh installs the one the tests use), point SPIN_BIN at one, or use our host: RUNTIME=host make up" >&2
             exit 3
         fi
         ;;
     *)
-        echo "usage: scripts/spin-version.sh min | check SPIN_BIN" >&2
+        echo "usage: scripts/spin-version.sh min | cli-min | check SPIN_BIN" >&2
         exit 2
         ;;
 esac

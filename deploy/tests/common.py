@@ -9,12 +9,22 @@ DEPLOY_SCRIPT = ROOT / "scripts" / "deploy.sh"
 SPIN_VERSION_SCRIPT = ROOT / "scripts" / "spin-version.sh"
 
 
-def min_spin_version():
-    """The oldest Spin the app runs on, as scripts/spin-version.sh states it: (x, y, z)."""
+def _spin_version_script(subcommand):
     import subprocess
-    text = subprocess.run([SPIN_VERSION_SCRIPT, "min"], check=True, capture_output=True,
+    text = subprocess.run([SPIN_VERSION_SCRIPT, subcommand], check=True, capture_output=True,
                           text=True).stdout.strip()
     return tuple(int(part) for part in text.split("."))
+
+
+def min_spin_version():
+    """The oldest Spin the app runs on, as scripts/spin-version.sh states it: (x, y, z)."""
+    return _spin_version_script("min")
+
+
+def min_spin_cli_version():
+    """The oldest Spin CLI that builds and deploys the app (the workflow's pin), as
+    scripts/spin-version.sh states it: (x, y, z)."""
+    return _spin_version_script("cli-min")
 
 
 def spin_variables():

@@ -5,7 +5,7 @@ import unittest
 
 import yaml
 
-from common import min_spin_version, WORKFLOW, spin_variables
+from common import min_spin_cli_version, min_spin_version, WORKFLOW, spin_variables
 
 TOKEN_SECRETS = {"SPIN_AKA_ACCESS_TOKEN": "${{ secrets.SPIN_AKA_ACCESS_TOKEN }}",
                  "FERMYON_CLOUD_TOKEN": "${{ secrets.FERMYON_CLOUD_TOKEN }}"}
@@ -137,10 +137,32 @@ class DeployWorkflow(unittest.TestCase):
         self.assertRegex(setup["with"]["version"], r"^v\d+\.\d+\.\d+$")
         self.assertNotIn("plugins", setup["with"], "plugins are installed at fixed versions")
 
-    def test_the_pinned_spin_is_at_least_the_apps_minimum(self):
+    def test_the_pinned_spin_is_a_release_at_least_the_clis_minimum(self):
+        # The pinned Spin only builds and deploys; the app runs on the platform's Spin, whose
+        # minimum (scripts/spin-version.sh min) no release may meet yet.
         (setup,) = [step for step in self.job["steps"] if "spin/setup@" in step.get("uses", "")]
-        pinned = tuple(int(part) for part in setup["with"]["version"].lstrip("v").split("."))
-        self.assertGreaterEqual(pinned, min_spin_version())
+        version = setup["with"]["version"]
+        self.assertRegex(version, r"^v\d+\.\d+\.\d+$", "a release, not canary or latest")
+        pinned = tuple(int(part) for part in version.lstrip("v").split("."))
+        self.assertGreaterEqual(pinned, min_spin_cli_version())
+
+    def test_the_comment_at_the_pin_names_the_apps_runtime_minimum(self):
+        # So that raising the app's minimum cannot leave the workflow saying an older one.
+        with open(WORKFLOW) as handle:
+            lines = handle.read().splitlines()
+        (pin,) = [i for i, line in enumerate(lines) if line.strip().startswith("version: v")]
+        comment = []
+        for line in reversed(lines[:pin]):
+            if not line.strip().startswith("#"):
+                break
+            comment.insert(0, line.strip().lstrip("#").strip())
+        comment = " ".join(comment)
+        runtime_min = ".".join(map(str, min_spin_version()))
+        self.assertIn(f"Spin {runtime_min} or newer", comment)
+        self.assertIn("scripts/spin-version.sh min", comment)
+        self.assertIn("scripts/spin-version.sh cli-min", comment)
+        cli_min = ".".join(map(str, min_spin_cli_version()))
+        self.assertIn(f"Spin {cli_min}", comment)
 
     def test_each_plugin_is_pinned(self):
         step = step_running(self.job, "spin plugins install")

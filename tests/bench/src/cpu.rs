@@ -88,6 +88,23 @@ fn cpu_of(pid: u32) -> Duration {
 /// CPU time (user + system) used so far by the process `pid` and every process below
 /// it (`spin up` runs its HTTP trigger in a child process).
 pub fn cpu_of_tree(pid: u32) -> Duration {
+    tree_of(pid).into_iter().map(cpu_of).sum()
+}
+
+/// Resident memory (`VmRSS`) of the process `pid` and every process below it, in KiB.
+pub fn rss_of_tree(pid: u32) -> u64 {
+    tree_of(pid)
+        .into_iter()
+        .filter_map(|pid| {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+            let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
+/// `pid` and every process below it.
+fn tree_of(pid: u32) -> Vec<u32> {
     let parents: Vec<(u32, u32)> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -107,5 +124,5 @@ pub fn cpu_of_tree(pid: u32) -> Duration {
         );
         index += 1;
     }
-    tree.into_iter().map(cpu_of).sum()
+    tree
 }

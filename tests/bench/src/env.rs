@@ -78,6 +78,16 @@ impl Database {
 impl Env {
     /// Starts a cluster, a database and the app under `runtime` (and the stand-in).
     pub fn start(runtime: &ChildRuntime, needs_openai: bool) -> Result<Env> {
+        Self::start_with_flags(runtime, needs_openai, &[])
+    }
+
+    /// [`Env::start`], with these `spin up` flags (both runtimes take them), e.g.
+    /// `("max-instance-reuse-count", "1")`.
+    pub fn start_with_flags(
+        runtime: &ChildRuntime,
+        needs_openai: bool,
+        flags: &[(&str, &str)],
+    ) -> Result<Env> {
         let Database { db, cluster } = Database::start();
         let webhook_secret = format!("whsec_{}", STANDARD.encode(random_bytes()));
         let jwt_secret = STANDARD.encode(random_bytes());
@@ -88,7 +98,13 @@ impl Env {
             runtime,
             &repo_root().join("spin.toml"),
             &pairs,
-            &ChildOptions::default(),
+            &ChildOptions {
+                flags: flags
+                    .iter()
+                    .map(|(name, value)| (name.to_string(), value.to_string()))
+                    .collect(),
+                ..ChildOptions::default()
+            },
         )
         .map_err(|error| {
             anyhow::anyhow!("the app did not start under {}: {error}", runtime.name())
@@ -142,4 +158,26 @@ pub fn random_bytes() -> Vec<u8> {
     let mut bytes = uuid::Uuid::new_v4().as_bytes().to_vec();
     bytes.extend_from_slice(uuid::Uuid::new_v4().as_bytes());
     bytes
+}
+
+/// One way of running the app: a label, the runtime and its `spin up` flags.
+pub type Variant = (String, ChildRuntime, Vec<(&'static str, &'static str)>);
+
+/// The ways each runtime is measured: with its defaults (Spin 4.1's instance reuse,
+/// which our host copies), and for Spin also with `--max-instance-reuse-count 1`
+/// (`spin-reuse1`: a fresh instance per request, as on a platform without reuse). Each
+/// is a label, the runtime and its `spin up` flags.
+pub fn reuse_variants(runtimes: &[ChildRuntime]) -> Vec<Variant> {
+    let mut variants = Vec::new();
+    for runtime in runtimes {
+        variants.push((runtime.name().to_string(), runtime.clone(), Vec::new()));
+        if matches!(runtime, ChildRuntime::Spin(_)) {
+            variants.push((
+                "spin-reuse1".to_string(),
+                runtime.clone(),
+                vec![("max-instance-reuse-count", "1")],
+            ));
+        }
+    }
+    variants
 }

@@ -1171,6 +1171,8 @@ fn a_kept_connection_killed_by_a_postgres_restart_is_replaced_without_failing_a_
         world.instance_of(1),
         "the same instance served both, with the connection it kept"
     );
+    // (The app is started with flags of its own, so a run with
+    // VOICE_EDGE_MAX_INSTANCE_REUSE=1 does not change it: see `TestApp`.)
     let row = world.event_row("msg_after_restart");
     assert_eq!(
         (&row["status"], &row["attempts"]),

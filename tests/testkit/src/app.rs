@@ -69,6 +69,18 @@ fn require_built_components(manifest: &Path) {
     }
 }
 
+/// `VOICE_EDGE_MAX_INSTANCE_REUSE`, when set: the `--max-instance-reuse-count` every
+/// app of this run is served with (unless it is started with flags of its own).
+pub fn max_instance_reuse() -> Option<u32> {
+    let value = std::env::var("VOICE_EDGE_MAX_INSTANCE_REUSE").ok()?;
+    match value.trim() {
+        "" => None,
+        text => Some(text.parse().unwrap_or_else(|_| {
+            panic!("VOICE_EDGE_MAX_INSTANCE_REUSE={text:?} is not a number of requests")
+        })),
+    }
+}
+
 impl TestApp {
     /// Serves the repository's `spin.toml` with these variables.
     pub fn start(vars: &[(&str, &str)]) -> TestApp {
@@ -98,13 +110,13 @@ impl TestApp {
     /// platform without instance reuse); `make test-reuse-1` runs the conformance and
     /// integration tests so. Apps started with explicit flags keep their own.
     pub fn try_start_manifest(path: &Path, vars: &[(&str, &str)]) -> Result<TestApp, String> {
-        match std::env::var("VOICE_EDGE_MAX_INSTANCE_REUSE") {
-            Ok(count) if !count.is_empty() => Self::try_start_manifest_with_flags(
+        match max_instance_reuse() {
+            Some(count) => Self::try_start_manifest_with_flags(
                 path,
                 vars,
-                &[("max-instance-reuse-count", count.as_str())],
+                &[("max-instance-reuse-count", count.to_string().as_str())],
             ),
-            _ => Self::try_start_manifest_with_flags(path, vars, &[]),
+            None => Self::try_start_manifest_with_flags(path, vars, &[]),
         }
     }
 

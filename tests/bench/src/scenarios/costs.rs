@@ -92,20 +92,22 @@ fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
     let connections = limits.connections.first().copied().unwrap_or(8);
     let seconds = Duration::from_secs_f64((limits.seconds / 2.0).max(1.0));
 
+    let variants = crate::env::reuse_variants(runtimes);
     let mut report = Report {
-        table: Table::new(runtimes.iter().map(|r| r.name().to_string()).collect()),
+        table: Table::new(variants.iter().map(|(label, _, _)| label.clone()).collect()),
         notes: Vec::new(),
         checks: Vec::new(),
     };
-    for (column, runtime) in runtimes.iter().enumerate() {
-        let app = ChildApp::start(runtime, &manifest, &pairs, &ChildOptions::default()).map_err(
-            |error| {
-                anyhow!(
-                    "the cost probe did not start under {}: {error}",
-                    runtime.name()
-                )
-            },
-        )?;
+    for (column, (label, runtime, flags)) in variants.iter().enumerate() {
+        let options = ChildOptions {
+            flags: flags
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            ..ChildOptions::default()
+        };
+        let app = ChildApp::start(runtime, &manifest, &pairs, &options)
+            .map_err(|error| anyhow!("the cost probe did not start under {label}: {error}"))?;
         let addr = app.addr();
         let mut measured = Vec::new();
         for case in CASES {
@@ -147,9 +149,7 @@ fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
                 report.checks.push(Check::equal(
                     &format!(
                         "{}: `{}` ({load_name}) answers 200 with its {} rows",
-                        runtime.name(),
-                        case.label,
-                        case.rows
+                        label, case.label, case.rows
                     ),
                     answered_with(run, case.rows) as i64,
                     run.answers.len() as i64,
@@ -165,6 +165,9 @@ fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
     ));
     report.notes.push(
         "a call's price = the difference between two cases; opening includes its one variable read (db_url); a statement is `SELECT $1::int4 + 1` on the opened connection".into(),
+    );
+    report.notes.push(
+        "the probe is a WASIp3 component like the functions: with reuse (host, spin) a variable is read from the runtime once per instance and `open` takes the connection the instance kept, so their prices are what a reused instance pays; spin-reuse1 pays for a fresh instance, a fresh read and a fresh checkout from Spin's pool every request".into(),
     );
     Ok(report)
 }

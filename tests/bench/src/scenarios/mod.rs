@@ -3,6 +3,7 @@
 pub mod coldstart;
 pub mod costs;
 pub mod instantiate;
+pub mod memory;
 pub mod retention;
 pub mod size;
 pub mod token;
@@ -17,6 +18,7 @@ pub const ALL: &[Scenario] = &[
     instantiate::SCENARIO,
     costs::SCENARIO,
     coldstart::SCENARIO,
+    memory::SCENARIO,
     size::SCENARIO,
     retention::SCENARIO,
 ];

@@ -119,9 +119,10 @@ fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
     let seconds = limits.seconds.round().max(1.0) as u64;
     let peer_folder = peer::folder();
     let mut columns = Vec::new();
+    let variants = crate::env::reuse_variants(runtimes);
     for connections in &limits.connections {
-        for runtime in runtimes {
-            columns.push(format!("{}/{connections}", runtime.name()));
+        for (label, _, _) in &variants {
+            columns.push(format!("{label}/{connections}"));
         }
         if peer_folder.is_some() {
             columns.push(format!("deno/{connections}"));
@@ -135,8 +136,8 @@ fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
     let mut column = 0;
     for &connections in &limits.connections {
         let mut measured = Vec::new();
-        for runtime in runtimes {
-            let env = Env::start(runtime, false)?;
+        for (label, runtime, flags) in &variants {
+            let env = Env::start_with_flags(runtime, false, flags)?;
             let result = measure(
                 &Target::App(&env),
                 &wrk,
@@ -144,7 +145,7 @@ fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
                 seconds,
                 &mut report.checks,
             )
-            .with_context(|| format!("{} at {connections} connections", runtime.name()))?;
+            .with_context(|| format!("{label} at {connections} connections"))?;
             measured.push((column, result));
             column += 1;
         }
