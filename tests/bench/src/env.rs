@@ -164,7 +164,10 @@ pub fn random_bytes() -> Vec<u8> {
 pub type Variant = (String, ChildRuntime, Vec<(&'static str, &'static str)>);
 
 /// The ways each runtime is measured: with its defaults (Spin 4.1's instance reuse,
-/// which our host copies), and for Spin also with `--max-instance-reuse-count 1`
+/// which our host copies), and for Spin also with `--max-instance-concurrent-reuse-count
+/// 1` (`spin-c1`: instances reused one request at a time; the functions' host calls are
+/// synchronous and hold their instance, so requests sent into a busy instance wait:
+/// README, "How the functions run") and with `--max-instance-reuse-count 1`
 /// (`spin-reuse1`: a fresh instance per request, as on a platform without reuse). Each
 /// is a label, the runtime and its `spin up` flags.
 pub fn reuse_variants(runtimes: &[ChildRuntime]) -> Vec<Variant> {
@@ -172,6 +175,11 @@ pub fn reuse_variants(runtimes: &[ChildRuntime]) -> Vec<Variant> {
     for runtime in runtimes {
         variants.push((runtime.name().to_string(), runtime.clone(), Vec::new()));
         if matches!(runtime, ChildRuntime::Spin(_)) {
+            variants.push((
+                "spin-c1".to_string(),
+                runtime.clone(),
+                vec![("max-instance-concurrent-reuse-count", "1")],
+            ));
             variants.push((
                 "spin-reuse1".to_string(),
                 runtime.clone(),

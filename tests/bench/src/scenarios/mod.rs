@@ -7,6 +7,7 @@ pub mod memory;
 pub mod retention;
 pub mod size;
 pub mod token;
+pub mod upstream;
 pub mod webhook;
 
 use crate::scenario::Scenario;
@@ -15,6 +16,7 @@ use crate::scenario::Scenario;
 pub const ALL: &[Scenario] = &[
     webhook::SCENARIO,
     token::SCENARIO,
+    upstream::SCENARIO,
     instantiate::SCENARIO,
     costs::SCENARIO,
     coldstart::SCENARIO,
