@@ -53,6 +53,20 @@ class SpinVersionCheck(unittest.TestCase):
             self.assertIn("wasi:http/handler@0.3.0", result.stderr)
             self.assertIn("RUNTIME=host make up", result.stderr)
 
+    def test_a_pre_release_of_the_minimum_from_before_wasi_0_3_0_is_refused(self):
+        # Spin's main says 4.1.0-pre0 since 2026-04-20; it serves wasi:http/handler@0.3.0
+        # only since 2026-07-07.
+        for line in ("spin 4.1.0-pre0 (ffbf15b7 2026-04-20)", "spin 4.1.0-pre0 (0000000 2026-07-06)"):
+            result = self.check(line)
+            self.assertEqual(result.returncode, 3, line)
+            self.assertIn("pre-release built on 2026-0", result.stderr)
+            self.assertIn("from 2026-07-07 on", result.stderr)
+            self.assertIn("RUNTIME=host make up", result.stderr)
+        for line in ("spin 4.1.0-pre0 (6900ea41 2026-07-07)", "spin 4.1.0-pre1 (94a8fc8a 2026-08-21)"):
+            result = self.check(line)
+            self.assertEqual(result.returncode, 0, line)
+            self.assertEqual(result.stderr, "", line)
+
     def test_a_binary_without_a_version_is_refused(self):
         result = self.check("not a spin at all")
         self.assertEqual(result.returncode, 3)
