@@ -107,7 +107,7 @@ spin-pass:
 	VOICE_EDGE_RUNTIME=spin $(CARGO) test --profile host $(NATIVE_PKGS)
 	@scripts/cleanup-test-pg.sh
 	@echo "==> conformance and integration tests under Spin with --max-instance-reuse-count 1"
-	VOICE_EDGE_RUNTIME=spin VOICE_EDGE_MAX_INSTANCE_REUSE=1 $(CARGO) test --profile host $(NATIVE_PKGS) --test conformance --test postgres $(INTEGRATION_TESTS)
+	VOICE_EDGE_RUNTIME=spin VOICE_EDGE_MAX_INSTANCE_REUSE=1 $(CARGO) test --profile host $(NATIVE_PKGS) --test conformance --test postgres $(REUSE1_TESTS)
 	@scripts/cleanup-test-pg.sh
 	@echo "==> end-to-end tests under Spin"
 	@if [ -f tests/e2e/package.json ]; then VOICE_EDGE_RUNTIME=spin scripts/e2e.sh; fi
@@ -133,10 +133,11 @@ test-native:
 
 # The conformance and integration tests again with `--max-instance-reuse-count 1`: a
 # fresh instance per request, as on a platform without instance reuse (the Spin pass
-# does the same under Spin).
+# does the same under Spin). `migrations` starts no app: it runs once, in the main pass.
+REUSE1_TESTS := $(addprefix --test ,$(filter-out migrations,$(basename $(notdir $(wildcard tests/integration/tests/*.rs)))))
 test-reuse-1:
 	@echo "==> conformance and integration tests under our host with --max-instance-reuse-count 1"
-	VOICE_EDGE_MAX_INSTANCE_REUSE=1 $(CARGO) test --profile host $(NATIVE_PKGS) --test conformance --test postgres $(INTEGRATION_TESTS)
+	VOICE_EDGE_MAX_INSTANCE_REUSE=1 $(CARGO) test --profile host $(NATIVE_PKGS) --test conformance --test postgres $(REUSE1_TESTS)
 	@scripts/cleanup-test-pg.sh
 
 # The fuzz targets (fuzz/, a workspace of its own, built by cargo-afl): a few seconds
