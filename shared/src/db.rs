@@ -690,7 +690,7 @@ impl Lease {
         }
         let retry = self.kept.get() && !self.proven.get() && !self.in_transaction.get();
         // A connection that lost its server is never given back.
-        self.connection.borrow_mut().take();
+        self.discard();
         if !retry {
             return Err(error);
         }
@@ -703,10 +703,21 @@ impl Lease {
             }
             Err(error) => {
                 if matches!(error, DbError::Unavailable(_)) {
-                    self.connection.borrow_mut().take();
+                    self.discard();
                 }
                 Err(error)
             }
+        }
+    }
+
+    /// Drops the connection rather than giving it back. `Unavailable` also covers
+    /// errors of a live connection (a statement timeout, a deadlock), so a transaction
+    /// still open on it is rolled back first: Spin's pool would hand it on otherwise.
+    fn discard(&self) {
+        if let Some(connection) = self.connection.borrow_mut().take()
+            && self.in_transaction.get()
+        {
+            let _ = connection.execute("ROLLBACK", &[]);
         }
     }
 
