@@ -98,13 +98,7 @@ impl Env {
             runtime,
             &repo_root().join("spin.toml"),
             &pairs,
-            &ChildOptions {
-                flags: flags
-                    .iter()
-                    .map(|(name, value)| (name.to_string(), value.to_string()))
-                    .collect(),
-                ..ChildOptions::default()
-            },
+            &ChildOptions::with_flags(flags),
         )
         .map_err(|error| {
             anyhow::anyhow!("the app did not start under {}: {error}", runtime.name())

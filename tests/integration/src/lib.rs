@@ -88,23 +88,29 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> R
     Response::from_text(status, headers, text)
 }
 
+/// The address of `url` (`http://host:port/…`) and the head of a `POST` to it with
+/// `headers`, a `content-length` of `length` and `connection: close`.
+fn post_head<'a>(url: &'a str, headers: &[(&str, &str)], length: usize) -> (&'a str, String) {
+    let rest = url.trim_start_matches("http://");
+    let (address, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let mut head = format!(
+        "POST {} HTTP/1.1\r\nhost: {address}\r\ncontent-length: {length}\r\nconnection: close\r\n",
+        if path.is_empty() { "/" } else { path },
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    (address, head)
+}
+
 /// Posts `body` with its `content-length` over a raw connection, writing it from another
 /// thread while this one reads the answer. For bodies the app refuses before reading
 /// them whole (`413`): the app answers and closes while the client is still sending, so a
 /// client that must finish writing before it reads (ureq) can fail with a broken pipe on
 /// a loaded machine instead of seeing the answer.
 pub fn post_while_sending(url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Response {
-    let rest = url.trim_start_matches("http://");
-    let (address, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut head = format!(
-        "POST {} HTTP/1.1\r\nhost: {address}\r\ncontent-length: {}\r\nconnection: close\r\n",
-        if path.is_empty() { "/" } else { path },
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
+    let (address, head) = post_head(url, headers, body.len());
     let mut stream = std::net::TcpStream::connect(address).expect("connecting to the app");
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -128,17 +134,7 @@ pub fn post_while_sending(url: &str, headers: &[(&str, &str)], body: Vec<u8>) ->
 /// answer: the request stays in the app, waiting for the rest of its body, for at least
 /// `pause`, so that many such requests are in progress at once.
 pub fn post_slowly(url: &str, headers: &[(&str, &str)], body: &[u8], pause: Duration) -> Response {
-    let rest = url.trim_start_matches("http://");
-    let (address, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    let mut head = format!(
-        "POST {} HTTP/1.1\r\nhost: {address}\r\ncontent-length: {}\r\nconnection: close\r\n",
-        if path.is_empty() { "/" } else { path },
-        body.len()
-    );
-    for (name, value) in headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
+    let (address, head) = post_head(url, headers, body.len());
     let (first, second) = body.split_at(body.len() / 2);
     let mut stream = std::net::TcpStream::connect(address).expect("connecting to the app");
     stream

@@ -149,13 +149,7 @@ impl TestApp {
             }
             Runtime::Spin { bin } => {
                 let runtime = ChildRuntime::Spin(bin.clone());
-                let options = ChildOptions {
-                    flags: flags
-                        .iter()
-                        .map(|(name, value)| (name.to_string(), value.to_string()))
-                        .collect(),
-                    ..ChildOptions::default()
-                };
+                let options = ChildOptions::with_flags(flags);
                 let spin = ChildApp::start(&runtime, path, vars, &options)?;
                 Ok(TestApp {
                     addr: spin.addr(),

@@ -57,6 +57,19 @@ pub struct ChildOptions {
 }
 
 /// A running app in a process of its own.
+impl ChildOptions {
+    /// The defaults, with these `spin up` flags (names without `--`).
+    pub fn with_flags(flags: &[(&str, &str)]) -> ChildOptions {
+        ChildOptions {
+            flags: flags
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
+            ..ChildOptions::default()
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct ChildApp {
     child: Child,

@@ -99,13 +99,7 @@ fn run(runtimes: &[ChildRuntime], limits: &Limits) -> Result<Report> {
         checks: Vec::new(),
     };
     for (column, (label, runtime, flags)) in variants.iter().enumerate() {
-        let options = ChildOptions {
-            flags: flags
-                .iter()
-                .map(|(name, value)| (name.to_string(), value.to_string()))
-                .collect(),
-            ..ChildOptions::default()
-        };
+        let options = ChildOptions::with_flags(flags);
         let app = ChildApp::start(runtime, &manifest, &pairs, &options)
             .map_err(|error| anyhow!("the cost probe did not start under {label}: {error}"))?;
         let addr = app.addr();
