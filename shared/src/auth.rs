@@ -929,18 +929,18 @@ mod tests {
     /// Runs `authenticate` through the request pipeline: (status, body, log line).
     fn through_pipeline(authorization: Option<&str>) -> (u16, Value, String) {
         let config = config();
-        let handled = handle(
+        let handled = crate::block_on(handle(
             "test",
             request_with(authorization),
             &Ok(CorsPolicy::AnyOrigin),
-            |incoming| {
+            async |incoming| {
                 let claims = authenticate(incoming, &config, now())?;
                 Ok(crate::http::Reply::json(
                     200,
                     &json!({"role": claims.role().as_str()}),
                 ))
             },
-        );
+        ));
         let body = serde_json::from_slice(&handled.reply.body).unwrap();
         (handled.reply.status, body, handled.log_line)
     }

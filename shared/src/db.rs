@@ -1,7 +1,6 @@
-//! Postgres through Spin's `spin:postgres/postgres@4.1.0` interface (spin-sdk's `pg4`
-//! types, with the interface bound in [`crate::runtime::postgres`] for its connection
-//! builder),
-//! and the rules real Spin imposes on SQL (`../shared/SPIN.md`), one helper per rule,
+//! Postgres through Spin's `spin:postgres/postgres@4.2.0` interface, with its async
+//! calls ([`crate::runtime::postgres`]: a request waiting for Postgres lets the
+//! instance serve other requests), and the rules real Spin imposes on SQL (`../shared/SPIN.md`), one helper per rule,
 //! so that the repositories follow them without thinking:
 //!
 //! 1. **Time columns never come back as `timestamptz`.** Spin decodes `timestamp` and
@@ -14,9 +13,11 @@
 //! 2. **Time parameters go in as text**: `$n::text::timestamptz` with [`utc_param`]
 //!    (RFC 3339, UTC). Spin accepts only whole epoch seconds for a bare `$n` of type
 //!    `timestamptz`.
-//! 3. **No `query` returns zero rows.** Spin's `query` never returns when a statement
-//!    yields no row (spinframework/spin#3671): the request hangs and keeps a pooled
-//!    connection. [`Db::query_one`] is for statements written to always yield a row (an
+//! 3. **No `query` returns zero rows.** Spin's synchronous `query` never returns when a
+//!    statement yields no row (spinframework/spin#3671): the request hangs and keeps a
+//!    pooled connection. `query-async` answers such a statement, but without its
+//!    columns; the rule stays, so that every result names its columns and a statement
+//!    that should have found a row says so. [`Db::query_one`] is for statements written to always yield a row (an
 //!    aggregate, or `FROM (SELECT 1) AS one LEFT JOIN …`); [`Db::query_rows`] wraps any
 //!    other statement so that it does; statements without a result go through
 //!    [`Db::execute`].
@@ -51,9 +52,9 @@
 //! the types differ.
 
 use std::cell::{Cell, RefCell};
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 
-use crate::runtime::postgres::{Connection, ConnectionBuilder};
+use crate::runtime::postgres::Connection;
 pub use crate::runtime::postgres::{DbValue, ParameterValue, Row, RowSet};
 use crate::runtime::postgres::{Decode, PgError, QueryError, SdkError};
 
@@ -589,21 +590,21 @@ impl std::fmt::Debug for Db {
 /// The connections an instance keeps between requests, and the rules that make
 /// keeping them safe.
 ///
-/// Under Spin 4.1 a WASIp3 instance serves up to 128 requests, so a connection opened
-/// for one request can serve the next ones: no new checkout from Spin's pool (and its
-/// clean-up round trip) per request. The pool is instance state, like configuration;
-/// nothing of a request lives in it:
+/// Under Spin 4.1 a WASIp3 instance serves up to 128 requests, up to 16 at once, so a
+/// connection opened for one request can serve the next ones: no new checkout from
+/// Spin's pool (and its clean-up round trip) per request. The pool is instance state,
+/// like configuration; nothing of a request lives in it:
+/// - a connection belongs to one request from [`Db::connect`] until its last handle
+///   is dropped: requests that share an instance interleave at every statement (each
+///   one is an async call), never on one connection;
 /// - a connection goes back only when no transaction is open on it: every
-///   [`Db::transaction`] ends in `COMMIT` or `ROLLBACK` before it returns, and a
-///   connection whose `ROLLBACK` failed, or that lost its server, is dropped instead
-///   (Spin's own pool does not roll back what a dropped connection left open, so the
-///   component must; README, "WASIp3");
-/// - a transaction never spans an `await`: the handlers are synchronous from the
-///   first statement to the last ([`crate::runtime::serve`]), so requests that share
-///   an instance never interleave on a connection, and a request cancelled by its
-///   client can only be dropped between statements, never inside a transaction;
-/// - a panic traps the instance, after the panic hook has rolled back the open
-///   transaction; the instance is not used again;
+///   [`Db::transaction`] ends in `COMMIT` or `ROLLBACK` before it returns; a
+///   transaction whose request is dropped half-way (cancelled) is rolled back there
+///   and then, with the synchronous call; and a connection whose `ROLLBACK` failed,
+///   or that lost its server, is dropped instead (Spin's own pool does not roll back
+///   what a dropped connection left open, so the component must; README, "WASIp3");
+/// - a panic traps the instance, after the panic hook has rolled back every open
+///   transaction of every request in it; the instance is not used again;
 /// - a kept connection whose server went away (a Postgres restart) fails its first
 ///   statement: that statement is tried once more on a fresh connection, when nothing
 ///   ran on the kept one in this request and no transaction was open, so the first
@@ -649,9 +650,12 @@ pub mod pool {
 }
 
 /// A connection lent to one request.
+///
+/// The connection sits behind an `Rc` so that a statement holds its own handle while
+/// it awaits, and no `RefCell` borrow ever spans an `await`.
 struct Lease {
     address: DbAddress,
-    connection: RefCell<Option<Connection>>,
+    connection: RefCell<Option<Rc<Connection>>>,
     /// Taken from the pool (it served an earlier request), not opened for this one.
     kept: Cell<bool>,
     /// A statement has succeeded on it in this request.
@@ -661,24 +665,34 @@ struct Lease {
 }
 
 impl Lease {
-    fn open(address: &DbAddress) -> Result<Connection, DbError> {
+    async fn open(address: &DbAddress) -> Result<Connection, DbError> {
         match &address.ca_root {
-            None => Connection::open(&address.url).map_err(DbError::from_pg),
-            Some(ca_root) => {
-                let builder = ConnectionBuilder::new(&address.url);
-                builder.set_ca_root(ca_root).map_err(|error| match error {
+            None => Connection::open(&address.url)
+                .await
+                .map_err(DbError::from_pg),
+            Some(ca_root) => Connection::open_with_ca(&address.url, ca_root)
+                .await
+                .map_err(|error| match error {
                     // The text names what the runtime disliked, never the PEM itself.
                     PgError::Other(text) => DbError::InvalidCaRoot(text),
                     other => DbError::from_pg(other),
-                })?;
-                builder.build().map_err(DbError::from_pg)
-            }
+                }),
         }
     }
 
+    /// The connection, for one statement.
+    fn current(&self) -> Result<Rc<Connection>, DbError> {
+        self.connection.borrow().clone().ok_or_else(|| {
+            DbError::Unavailable("the connection was lost earlier in this request".into())
+        })
+    }
+
     /// Runs `call` on the connection, with the restart rule of [`pool`].
-    fn run<T>(&self, call: impl Fn(&Connection) -> Result<T, DbError>) -> Result<T, DbError> {
-        let error = match self.with_connection(&call) {
+    async fn run<T>(
+        &self,
+        call: impl AsyncFn(&Connection) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let error = match call(&*self.current()?).await {
             Ok(value) => {
                 self.proven.set(true);
                 return Ok(value);
@@ -690,20 +704,21 @@ impl Lease {
         }
         let retry = self.kept.get() && !self.proven.get() && !self.in_transaction.get();
         // A connection that lost its server is never given back.
-        self.discard();
+        self.discard().await;
         if !retry {
             return Err(error);
         }
-        *self.connection.borrow_mut() = Some(Self::open(&self.address)?);
+        let fresh = Rc::new(Self::open(&self.address).await?);
+        *self.connection.borrow_mut() = Some(fresh.clone());
         self.kept.set(false);
-        match self.with_connection(&call) {
+        match call(&fresh).await {
             Ok(value) => {
                 self.proven.set(true);
                 Ok(value)
             }
             Err(error) => {
                 if matches!(error, DbError::Unavailable(_)) {
-                    self.discard();
+                    self.discard().await;
                 }
                 Err(error)
             }
@@ -713,23 +728,26 @@ impl Lease {
     /// Drops the connection rather than giving it back. `Unavailable` also covers
     /// errors of a live connection (a statement timeout, a deadlock), so a transaction
     /// still open on it is rolled back first: Spin's pool would hand it on otherwise.
-    fn discard(&self) {
-        if let Some(connection) = self.connection.borrow_mut().take()
+    async fn discard(&self) {
+        let taken = self.connection.borrow_mut().take();
+        if let Some(connection) = taken
             && self.in_transaction.get()
         {
-            let _ = connection.execute("ROLLBACK", &[]);
+            let _ = connection.execute("ROLLBACK", &[]).await;
         }
     }
 
-    fn with_connection<T>(
-        &self,
-        call: &impl Fn(&Connection) -> Result<T, DbError>,
-    ) -> Result<T, DbError> {
-        let connection = self.connection.borrow();
-        let connection = connection.as_ref().ok_or_else(|| {
-            DbError::Unavailable("the connection was lost earlier in this request".into())
-        })?;
-        call(connection)
+    /// Ends the open transaction now, with the synchronous call, and drops the
+    /// connection: for a request dropped inside [`Db::transaction`].
+    fn abandon_transaction(&self) {
+        let taken = self
+            .connection
+            .try_borrow_mut()
+            .ok()
+            .and_then(|mut connection| connection.take());
+        if let Some(connection) = taken {
+            let _ = connection.roll_back_now();
+        }
     }
 }
 
@@ -741,27 +759,31 @@ impl Drop for Lease {
         if self.in_transaction.get() {
             // Unreachable through `Db::transaction`; should it happen, the transaction
             // ends here rather than in Spin's pool, and the connection is not kept.
-            let _ = connection.execute("ROLLBACK", &[]);
+            let _ = connection.roll_back_now();
             return;
         }
-        pool::put(self.address.clone(), connection);
+        // Every statement's handle is gone by now; should one not be, the connection
+        // is dropped rather than kept.
+        if let Ok(connection) = Rc::try_unwrap(connection) {
+            pool::put(self.address.clone(), connection);
+        }
     }
 }
 
 impl Db {
     /// A connection to `address`: one the instance kept from an earlier request, or a
     /// new one, through Spin's connection builder with the address's root CA when it
-    /// has one, else with `connection.open`.
-    pub fn connect(address: &DbAddress) -> Result<Self, DbError> {
+    /// has one, else with `connection.open-async`.
+    pub async fn connect(address: &DbAddress) -> Result<Self, DbError> {
         install_panic_rollback();
         let (connection, kept) = match pool::take(address) {
             Some(connection) => (connection, true),
-            None => (Lease::open(address)?, false),
+            None => (Lease::open(address).await?, false),
         };
         Ok(Self {
             lease: Rc::new(Lease {
                 address: address.clone(),
-                connection: RefCell::new(Some(connection)),
+                connection: RefCell::new(Some(Rc::new(connection))),
                 kept: Cell::new(kept),
                 proven: Cell::new(false),
                 in_transaction: Cell::new(false),
@@ -782,11 +804,18 @@ impl Db {
     /// Runs a statement written to return at least one row whatever the data (rule 3):
     /// an aggregate, `SELECT … FROM (SELECT 1) AS one LEFT JOIN …`, or a `WITH` whose
     /// final `SELECT` has no `FROM` or `WHERE` that could drop its row. A result
-    /// without rows is an error here (under Spin such a statement would never answer).
-    pub fn query_one(&self, sql: &str, params: &[ParameterValue]) -> Result<RowSet, DbError> {
+    /// without rows is an error here (under Spin's synchronous `query` such a
+    /// statement would never answer).
+    pub async fn query_one(&self, sql: &str, params: &[ParameterValue]) -> Result<RowSet, DbError> {
         let rows = self
             .lease
-            .run(|connection| connection.query(sql, params).map_err(DbError::from_pg))?;
+            .run(async |connection| {
+                connection
+                    .query(sql, params)
+                    .await
+                    .map_err(DbError::from_pg)
+            })
+            .await?;
         if rows.rows.is_empty() {
             return Err(DbError::Other(
                 "a statement written to return a row returned none".into(),
@@ -804,14 +833,18 @@ impl Db {
     /// again here. The statement must not itself hold a data-modifying `WITH` (Postgres
     /// allows those only at the top level): write such statements for
     /// [`Db::query_one`].
-    pub fn query_rows(&self, sql: &str, params: &[ParameterValue]) -> Result<RowSet, DbError> {
+    pub async fn query_rows(
+        &self,
+        sql: &str,
+        params: &[ParameterValue],
+    ) -> Result<RowSet, DbError> {
         let wrapped = format!(
             "WITH found AS ({sql}), \
                   numbered AS (SELECT found.*, row_number() OVER () AS {ROW_NUMBER_COLUMN} FROM found) \
              SELECT numbered.* FROM (SELECT 1) AS one LEFT JOIN numbered ON true \
              ORDER BY numbered.{ROW_NUMBER_COLUMN}"
         );
-        let mut rows = self.query_one(&wrapped, params)?;
+        let mut rows = self.query_one(&wrapped, params).await?;
         let number = rows
             .columns
             .iter()
@@ -829,36 +862,46 @@ impl Db {
     }
 
     /// Runs a statement and returns the number of rows it changed.
-    pub fn execute(&self, sql: &str, params: &[ParameterValue]) -> Result<u64, DbError> {
+    pub async fn execute(&self, sql: &str, params: &[ParameterValue]) -> Result<u64, DbError> {
         self.lease
-            .run(|connection| connection.execute(sql, params).map_err(DbError::from_pg))
+            .run(async |connection| {
+                connection
+                    .execute(sql, params)
+                    .await
+                    .map_err(DbError::from_pg)
+            })
+            .await
     }
 
     /// Runs `work` inside `BEGIN … COMMIT` on this connection; any error rolls back, and
-    /// so does a panic inside `work` (before it traps), so that the transaction never
-    /// outlives the request on Spin's pooled connection (rule 5). `work` should be
-    /// short and free of anything that could trap otherwise (no unchecked indexing,
-    /// no `unwrap`).
-    pub fn transaction<T, E>(&self, work: impl FnOnce(&Db) -> Result<T, E>) -> Result<T, E>
+    /// so does a panic inside `work` (before it traps) and a request dropped while
+    /// `work` awaits, so that the transaction never outlives the request on Spin's
+    /// pooled connection (rule 5). `work` should be short and free of anything that
+    /// could trap otherwise (no unchecked indexing, no `unwrap`).
+    pub async fn transaction<T, E>(
+        &self,
+        work: impl AsyncFnOnce(&Db) -> Result<T, E>,
+    ) -> Result<T, E>
     where
         E: From<DbError>,
     {
-        self.execute("BEGIN", &[])?;
-        let open = OpenTransaction::begin(&self.lease);
-        let result = work(self);
+        self.execute("BEGIN", &[]).await?;
+        let mut open = OpenTransaction::begin(&self.lease);
+        let result = work(self).await;
         let ended = match result {
-            Ok(value) => match self.execute("COMMIT", &[]) {
+            Ok(value) => match self.execute("COMMIT", &[]).await {
                 Ok(_) => Ok(value),
                 Err(error) => {
-                    self.roll_back();
+                    self.roll_back().await;
                     Err(error.into())
                 }
             },
             Err(error) => {
-                self.roll_back();
+                self.roll_back().await;
                 Err(error)
             }
         };
+        open.ended = true;
         drop(open);
         ended
     }
@@ -866,44 +909,58 @@ impl Db {
     /// `ROLLBACK`; a connection whose `ROLLBACK` failed is dropped rather than kept, as
     /// its transaction state is unknown. A failed `ROLLBACK` leaves nothing committed
     /// either: the server discards the open transaction when the connection goes away.
-    fn roll_back(&self) {
-        if self.execute("ROLLBACK", &[]).is_err() {
+    async fn roll_back(&self) {
+        if self.execute("ROLLBACK", &[]).await.is_err() {
             self.lease.connection.borrow_mut().take();
         }
     }
 }
 
 thread_local! {
-    /// The connection whose transaction is open, for the panic hook to roll back.
-    ///
-    /// Per instance, one slot is enough: a transaction runs from `BEGIN` to its end
-    /// without yielding (see [`pool`]), so at most one is open in an instance at a time.
-    static OPEN_TRANSACTION: RefCell<Option<Rc<Lease>>> = const { RefCell::new(None) };
+    /// The connections whose transactions are open, for the panic hook to roll back:
+    /// one per request inside [`Db::transaction`], since requests that share an
+    /// instance interleave at every statement.
+    static OPEN_TRANSACTIONS: RefCell<Vec<Weak<Lease>>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Marks a connection as inside [`Db::transaction`] for as long as it lives.
-struct OpenTransaction;
+/// Marks a connection as inside [`Db::transaction`] for as long as it lives; dropped
+/// before the transaction `ended` (its request was dropped at an `await`), it rolls
+/// the transaction back at once and drops the connection.
+struct OpenTransaction {
+    lease: Rc<Lease>,
+    ended: bool,
+}
 
 impl OpenTransaction {
     fn begin(lease: &Rc<Lease>) -> Self {
         lease.in_transaction.set(true);
-        OPEN_TRANSACTION.with(|open| *open.borrow_mut() = Some(lease.clone()));
-        OpenTransaction
+        OPEN_TRANSACTIONS.with(|open| open.borrow_mut().push(Rc::downgrade(lease)));
+        OpenTransaction {
+            lease: lease.clone(),
+            ended: false,
+        }
     }
 }
 
 impl Drop for OpenTransaction {
     fn drop(&mut self) {
-        if let Some(lease) = OPEN_TRANSACTION.with(|open| open.borrow_mut().take()) {
-            lease.in_transaction.set(false);
+        let _ = OPEN_TRANSACTIONS.try_with(|open| {
+            if let Ok(mut open) = open.try_borrow_mut() {
+                let lease = Rc::as_ptr(&self.lease);
+                open.retain(|other| other.as_ptr() != lease && other.strong_count() > 0);
+            }
+        });
+        if !self.ended {
+            self.lease.abandon_transaction();
         }
+        self.lease.in_transaction.set(false);
     }
 }
 
-/// Installs (once per instance) a panic hook that rolls back the transaction a panic
+/// Installs (once per instance) a panic hook that rolls back every transaction a panic
 /// interrupts, then runs the previous hook. On `wasm32-wasip2` a panic aborts the
 /// instance at once, so no destructor runs and, without this, Spin would hand the
-/// open transaction to the next request on the pooled connection.
+/// open transactions to later requests on its pooled connections.
 pub fn install_panic_rollback() {
     thread_local! {
         static INSTALLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
@@ -913,15 +970,19 @@ pub fn install_panic_rollback() {
     }
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let open = OPEN_TRANSACTION
-            .try_with(|open| open.try_borrow_mut().ok().and_then(|mut open| open.take()))
-            .ok()
-            .flatten();
-        if let Some(lease) = open
-            && let Ok(connection) = lease.connection.try_borrow()
-            && let Some(connection) = connection.as_ref()
-        {
-            let _ = connection.execute("ROLLBACK", &[]);
+        let open: Vec<Rc<Lease>> = OPEN_TRANSACTIONS
+            .try_with(|open| {
+                open.try_borrow_mut()
+                    .map(|mut open| open.drain(..).filter_map(|lease| lease.upgrade()).collect())
+                    .unwrap_or_default()
+            })
+            .unwrap_or_default();
+        for lease in open {
+            if let Ok(connection) = lease.connection.try_borrow()
+                && let Some(connection) = connection.as_ref()
+            {
+                let _ = connection.roll_back_now();
+            }
         }
         previous(info);
     }));

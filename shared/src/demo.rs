@@ -187,7 +187,7 @@ impl<'a> Route<'a> {
 }
 
 /// Handles a request to the demo relay; `now_unix` is the clock JWTs are checked against.
-pub fn handle(
+pub async fn handle(
     incoming: &Incoming,
     vars: &impl Variables,
     now_unix: i64,
@@ -199,20 +199,24 @@ pub fn handle(
     let claims = auth::authenticate(incoming, &config.auth, now_unix)?;
 
     match route {
-        Route::ListActivities => list_activities(incoming, &config),
-        Route::GetActivity(id) => get_activity(&config, id),
-        Route::CreateSession => create_session(incoming, &config, &claims),
+        Route::ListActivities => list_activities(incoming, &config).await,
+        Route::GetActivity(id) => get_activity(&config, id).await,
+        Route::CreateSession => create_session(incoming, &config, &claims).await,
         Route::Session(id, action) => {
             let student_id = require_student(&claims)?;
             let session_id = requests::parse_path_id(id, "session_id")?;
             let rate = config.limits.caller(incoming, &claims);
             match action {
-                SessionAction::Sdp => relay_sdp(incoming, &config, student_id, rate, session_id),
-                SessionAction::Token => mint_token(incoming, &config, student_id, rate, session_id),
-                SessionAction::Interactions => {
-                    post_interactions(incoming, &config, student_id, rate, session_id)
+                SessionAction::Sdp => {
+                    relay_sdp(incoming, &config, student_id, rate, session_id).await
                 }
-                SessionAction::End => end_session(incoming, &config, student_id, session_id),
+                SessionAction::Token => {
+                    mint_token(incoming, &config, student_id, rate, session_id).await
+                }
+                SessionAction::Interactions => {
+                    post_interactions(incoming, &config, student_id, rate, session_id).await
+                }
+                SessionAction::End => end_session(incoming, &config, student_id, session_id).await,
             }
         }
     }
@@ -231,12 +235,19 @@ fn caller_limits(config: &DemoConfig, action: &str, rate: RateCaller) -> Vec<Lim
 
 /// Counts one request of the caller for `action`, against each of its limits or none;
 /// `429` over any.
-fn count(db: &Db, incoming: &Incoming, limits: &[Limit]) -> Result<(), ApiError> {
-    ratelimit::within_limits(db, incoming, Counter::DemoFunction, limits, |_| Ok(()))
+async fn count(db: &Db, incoming: &Incoming, limits: &[Limit]) -> Result<(), ApiError> {
+    ratelimit::within_limits(
+        db,
+        incoming,
+        Counter::DemoFunction,
+        limits,
+        async |_| Ok(()),
+    )
+    .await
 }
 
-fn connect(config: &DemoConfig) -> Result<Db, ApiError> {
-    Ok(Db::connect(&config.demo_db_url)?)
+async fn connect(config: &DemoConfig) -> Result<Db, ApiError> {
+    Ok(Db::connect(&config.demo_db_url).await?)
 }
 
 /// The caller as a student: role `authenticated` (anonymous sign-ins have it too) with
@@ -248,37 +259,42 @@ fn require_student(claims: &Claims) -> Result<Uuid, ApiError> {
     })
 }
 
-fn list_activities(incoming: &Incoming, config: &DemoConfig) -> Result<Reply, ApiError> {
+async fn list_activities(incoming: &Incoming, config: &DemoConfig) -> Result<Reply, ApiError> {
     let demo_type = requests::parse_type_filter(incoming.query_param("type").as_deref())?;
-    let db = connect(config)?;
-    let activities = activities::list_published(&db, demo_type)?;
+    let db = connect(config).await?;
+    let activities = activities::list_published(&db, demo_type).await?;
     Ok(Reply::json(200, &json!({ "activities": activities })))
 }
 
-fn get_activity(config: &DemoConfig, id: &str) -> Result<Reply, ApiError> {
+async fn get_activity(config: &DemoConfig, id: &str) -> Result<Reply, ApiError> {
     let id = requests::parse_path_id(id, "activity_id")?;
-    let db = connect(config)?;
-    let activity = activities::find_published(&db, id)?
+    let db = connect(config).await?;
+    let activity = activities::find_published(&db, id)
+        .await?
         .ok_or_else(|| ApiError::not_found("Demo activity not found"))?;
     Ok(Reply::json(200, &activity))
 }
 
-fn create_session(
+async fn create_session(
     incoming: &Incoming,
     config: &DemoConfig,
     claims: &Claims,
 ) -> Result<Reply, ApiError> {
     let student_id = require_student(claims)?;
     let request: CreateSessionRequest = incoming.json()?;
-    let db = connect(config)?;
-    let activity = activities::find_published(&db, request.demo_activity_id)?
+    let db = connect(config).await?;
+    let activity = activities::find_published(&db, request.demo_activity_id)
+        .await?
         .ok_or_else(|| ApiError::not_found("Demo activity not found"))?;
     let session_config = build_session_config(&activity, config.settings()).to_value();
     let limits = caller_limits(config, "sessions", config.limits.caller(incoming, claims));
-    let session = ratelimit::within_limits(&db, incoming, Counter::DemoFunction, &limits, |tx| {
-        sessions::insert(tx, activity.id, student_id, &session_config)
-            .map_err(|error| insert_failure(error, &activity.id))
-    })?;
+    let session =
+        ratelimit::within_limits(&db, incoming, Counter::DemoFunction, &limits, async |tx| {
+            sessions::insert(tx, activity.id, student_id, &session_config)
+                .await
+                .map_err(|error| insert_failure(error, &activity.id))
+        })
+        .await?;
     Ok(Reply::json(
         201,
         &json!({
@@ -307,12 +323,13 @@ fn insert_failure(error: DbError, activity_id: &Uuid) -> ApiError {
 }
 
 /// The caller's active session, or `404` / `403` (someone else's) / `409` (ended).
-fn owned_active_session(
+async fn owned_active_session(
     db: &Db,
     student_id: Uuid,
     session_id: Uuid,
 ) -> Result<DemoSession, ApiError> {
-    let session = sessions::find(db, session_id)?
+    let session = sessions::find(db, session_id)
+        .await?
         .ok_or_else(|| ApiError::not_found("Demo session not found"))?;
     if session.student_id != student_id {
         return Err(ApiError::forbidden(
@@ -327,8 +344,8 @@ fn owned_active_session(
 
 /// Why a change conditional on "the caller's active session" changed nothing: `404`,
 /// `403` or `409`, told apart only on this unhappy path.
-fn refusal(db: &Db, student_id: Uuid, session_id: Uuid) -> ApiError {
-    match owned_active_session(db, student_id, session_id) {
+async fn refusal(db: &Db, student_id: Uuid, session_id: Uuid) -> ApiError {
+    match owned_active_session(db, student_id, session_id).await {
         Err(error) => error,
         // Active and the caller's now, so it was not a moment ago: an end in between.
         Ok(_) => session_ended(),
@@ -342,7 +359,7 @@ fn session_ended() -> ApiError {
     }
 }
 
-fn relay_sdp(
+async fn relay_sdp(
     incoming: &Incoming,
     config: &DemoConfig,
     student_id: Uuid,
@@ -355,12 +372,12 @@ fn relay_sdp(
         });
     }
     let offer = requests::check_sdp_offer(incoming.body(SDP_LIMIT)?)?;
-    let db = connect(config)?;
-    let session = owned_active_session(&db, student_id, session_id)?;
+    let db = connect(config).await?;
+    let session = owned_active_session(&db, student_id, session_id).await?;
     openai::require_api_key(&config.openai)?;
-    count(&db, incoming, &caller_limits(config, "sdp", rate))?;
+    count(&db, incoming, &caller_limits(config, "sdp", rate)).await?;
 
-    let answer = openai::relay_offer(&config.openai, offer, &session.session_config)?;
+    let answer = openai::relay_offer(&config.openai, offer, &session.session_config).await?;
     if answer.call_id.is_none() {
         incoming.log(
             Level::Warn,
@@ -368,7 +385,7 @@ fn relay_sdp(
             "OpenAI created a call without a usable Location header",
         );
     }
-    if !sessions::set_call_id(&db, session_id, student_id, answer.call_id.as_deref())? {
+    if !sessions::set_call_id(&db, session_id, student_id, answer.call_id.as_deref()).await? {
         return Err(session_ended());
     }
     let mut reply = Reply::with_type(201, "application/sdp", answer.sdp);
@@ -378,23 +395,24 @@ fn relay_sdp(
     Ok(reply.header("cache-control", "no-store"))
 }
 
-fn mint_token(
+async fn mint_token(
     incoming: &Incoming,
     config: &DemoConfig,
     student_id: Uuid,
     rate: RateCaller,
     session_id: Uuid,
 ) -> Result<Reply, ApiError> {
-    let db = connect(config)?;
-    let session = owned_active_session(&db, student_id, session_id)?;
+    let db = connect(config).await?;
+    let session = owned_active_session(&db, student_id, session_id).await?;
     openai::require_api_key(&config.openai)?;
-    count(&db, incoming, &caller_limits(config, "mint", rate))?;
+    count(&db, incoming, &caller_limits(config, "mint", rate)).await?;
 
     let secret = openai::mint_client_secret(
         &config.openai,
         &session.session_config,
         config.token_ttl_seconds,
-    )?;
+    )
+    .await?;
     let model = session
         .session_config
         .get("model")
@@ -421,7 +439,7 @@ fn mint_token(
     Ok(reply.header("cache-control", "no-store"))
 }
 
-fn post_interactions(
+async fn post_interactions(
     incoming: &Incoming,
     config: &DemoConfig,
     student_id: Uuid,
@@ -429,18 +447,20 @@ fn post_interactions(
     session_id: Uuid,
 ) -> Result<Reply, ApiError> {
     let items = requests::parse_interaction_batch(incoming.body(JSON_LIMIT)?)?;
-    let db = connect(config)?;
+    let db = connect(config).await?;
     let limits = caller_limits(config, "interactions", rate);
-    let inserted = ratelimit::within_limits(&db, incoming, Counter::DemoFunction, &limits, |tx| {
-        match interactions::insert_batch(tx, session_id, student_id, &items)? {
-            0 => Err(refusal(tx, student_id, session_id)),
-            inserted => Ok(inserted),
-        }
-    })?;
+    let inserted =
+        ratelimit::within_limits(&db, incoming, Counter::DemoFunction, &limits, async |tx| {
+            match interactions::insert_batch(tx, session_id, student_id, &items).await? {
+                0 => Err(refusal(tx, student_id, session_id).await),
+                inserted => Ok(inserted),
+            }
+        })
+        .await?;
     Ok(Reply::json(201, &json!({ "inserted": inserted })))
 }
 
-fn end_session(
+async fn end_session(
     incoming: &Incoming,
     config: &DemoConfig,
     student_id: Uuid,
@@ -448,9 +468,11 @@ fn end_session(
 ) -> Result<Reply, ApiError> {
     let request: EndSessionRequest = incoming.json_or_empty()?;
     let telemetry = Value::Object(request.telemetry.unwrap_or_default());
-    let db = connect(config)?;
-    let session = sessions::end(&db, session_id, student_id, &telemetry)?
-        .ok_or_else(|| refusal(&db, student_id, session_id))?;
+    let db = connect(config).await?;
+    let session = match sessions::end(&db, session_id, student_id, &telemetry).await? {
+        Some(session) => session,
+        None => return Err(refusal(&db, student_id, session_id).await),
+    };
     let ended_at = session.ended_at.unwrap_or(session.started_at);
     Ok(Reply::json(
         200,

@@ -64,7 +64,7 @@ pub fn eraser_role(claims: &Claims) -> Option<&'static str> {
 
 /// Erases `request.user_id`'s data as `actor_role` (and `actor_id`, when the token
 /// names a user); answers the body of the `200`.
-pub fn erase(
+pub async fn erase(
     db: &Db,
     request: &EraseRequest,
     actor_id: Option<Uuid>,
@@ -78,7 +78,7 @@ pub fn erase(
         actor_id.into(),
         db::text(actor_role),
     ];
-    let rows = db.query_one(sql, &params)?;
+    let rows = db.query_one(sql, &params).await?;
     let row = rows
         .rows()
         .next()

@@ -48,11 +48,13 @@ const COLUMNS: &str = "flag_name, enabled, rollout_percentage::int4 AS rollout_p
                        (updated_at AT TIME ZONE 'UTC') AS updated_at, updated_by";
 
 /// The flag named `name`, or `None` when there is no such row.
-pub fn find(db: &Db, name: &str) -> Result<Option<FeatureFlag>, ApiError> {
-    let rows = db.query_rows(
-        &format!("SELECT {COLUMNS} FROM voice_feature_flags WHERE flag_name = $1"),
-        &[db::text(name)],
-    )?;
+pub async fn find(db: &Db, name: &str) -> Result<Option<FeatureFlag>, ApiError> {
+    let rows = db
+        .query_rows(
+            &format!("SELECT {COLUMNS} FROM voice_feature_flags WHERE flag_name = $1"),
+            &[db::text(name)],
+        )
+        .await?;
     Ok(rows
         .rows()
         .next()
@@ -62,8 +64,8 @@ pub fn find(db: &Db, name: &str) -> Result<Option<FeatureFlag>, ApiError> {
 
 /// The flag named `name`. The migrations create every flag the code names, so a missing
 /// row is a deployment fault (`500`), not a caller's mistake.
-pub fn get(db: &Db, name: &str) -> Result<FeatureFlag, ApiError> {
-    find(db, name)?.ok_or_else(|| {
+pub async fn get(db: &Db, name: &str) -> Result<FeatureFlag, ApiError> {
+    find(db, name).await?.ok_or_else(|| {
         ApiError::internal(format!(
             "feature flag `{name}` has no row; apply the migrations"
         ))
@@ -73,7 +75,7 @@ pub fn get(db: &Db, name: &str) -> Result<FeatureFlag, ApiError> {
 /// Sets a flag's state and returns the new row; `404` when the flag does not exist,
 /// `400` for a percentage outside 0–100. Call it inside the transaction that writes
 /// the matching audit row.
-pub fn set(
+pub async fn set(
     db: &Db,
     name: &str,
     enabled: bool,
@@ -86,20 +88,22 @@ pub fn set(
             "`percentage` must be between 0 and 100",
         ));
     }
-    let rows = db.query_rows(
-        &format!(
-            "UPDATE voice_feature_flags \
+    let rows = db
+        .query_rows(
+            &format!(
+                "UPDATE voice_feature_flags \
              SET enabled = $2, rollout_percentage = $3::int4, updated_at = now(), updated_by = $4 \
              WHERE flag_name = $1 \
              RETURNING {COLUMNS}"
-        ),
-        &[
-            db::text(name),
-            enabled.into(),
-            percentage.into(),
-            updated_by.into(),
-        ],
-    )?;
+            ),
+            &[
+                db::text(name),
+                enabled.into(),
+                percentage.into(),
+                updated_by.into(),
+            ],
+        )
+        .await?;
     let row = rows
         .rows()
         .next()

@@ -107,7 +107,7 @@ impl HealthReport {
 }
 
 /// Handles `GET /functions/v1/health`.
-pub fn handle(incoming: &Incoming, vars: &impl Variables) -> Result<Reply, ApiError> {
+pub async fn handle(incoming: &Incoming, vars: &impl Variables) -> Result<Reply, ApiError> {
     if !incoming.segments().is_empty() {
         return Err(ApiError::not_found("No such route"));
     }
@@ -118,9 +118,11 @@ pub fn handle(incoming: &Incoming, vars: &impl Variables) -> Result<Reply, ApiEr
         Some("1" | "true" | "yes")
     );
 
-    let db = match Db::connect(&config.db_url)
-        .and_then(|db| db.query_one("SELECT 1 AS ok", &[]).map(|_| db))
-    {
+    let probed = match Db::connect(&config.db_url).await {
+        Ok(db) => db.query_one("SELECT 1 AS ok", &[]).await.map(|_| db),
+        Err(error) => Err(error),
+    };
+    let db = match probed {
         Ok(db) => Some(db),
         Err(error) => {
             incoming.log(Level::Warn, "database_probe_failed", &error.to_string());
@@ -132,7 +134,7 @@ pub fn handle(incoming: &Incoming, vars: &impl Variables) -> Result<Reply, ApiEr
         (false, _) => None,
         // Without the database the probe cannot be shared, so it is not made.
         (true, None) => None,
-        (true, Some(db)) => shared_realtime_probe(incoming, db, &config)?,
+        (true, Some(db)) => shared_realtime_probe(incoming, db, &config).await?,
     };
     let report = HealthReport::from_probes(
         db.is_some(),
@@ -153,24 +155,26 @@ pub fn handle(incoming: &Incoming, vars: &impl Variables) -> Result<Reply, ApiEr
 /// The Realtime probe's answer: a fresh one when this request wins the claim on the
 /// probe (no probe started in the last 30 s), else the last one kept (`None` while
 /// the first probe is still under way).
-fn shared_realtime_probe(
+async fn shared_realtime_probe(
     incoming: &Incoming,
     db: &Db,
     config: &HealthConfig,
 ) -> Result<Option<bool>, ApiError> {
-    let claim = db.query_one(
-        "WITH previous AS (SELECT ok FROM health_probes WHERE probe = $1),
+    let claim = db
+        .query_one(
+            "WITH previous AS (SELECT ok FROM health_probes WHERE probe = $1),
               claimed AS (
                   INSERT INTO health_probes AS h (probe, started_at) VALUES ($1, now())
                   ON CONFLICT (probe) DO UPDATE SET started_at = now()
                    WHERE h.started_at <= now() - make_interval(secs => $2::float8)
                   RETURNING 1)
          SELECT EXISTS (SELECT 1 FROM claimed) AS claimed, (SELECT ok FROM previous) AS ok",
-        &[
-            db::text(REALTIME_PROBE),
-            ParameterValue::Floating64(DEEP_PROBE_INTERVAL_SECONDS),
-        ],
-    )?;
+            &[
+                db::text(REALTIME_PROBE),
+                ParameterValue::Floating64(DEEP_PROBE_INTERVAL_SECONDS),
+            ],
+        )
+        .await?;
     let row = claim
         .rows()
         .next()
@@ -180,16 +184,17 @@ fn shared_realtime_probe(
     if !claimed {
         return Ok(last);
     }
-    let ok = probe_realtime_model(incoming, config);
+    let ok = probe_realtime_model(incoming, config).await;
     db.execute(
         "UPDATE health_probes SET ok = $2, answered_at = now() WHERE probe = $1",
         &[db::text(REALTIME_PROBE), ParameterValue::Boolean(ok)],
-    )?;
+    )
+    .await?;
     Ok(Some(ok))
 }
 
 /// Asks OpenAI for the configured model (`GET /v1/models/{model}`).
-fn probe_realtime_model(incoming: &Incoming, config: &HealthConfig) -> bool {
+async fn probe_realtime_model(incoming: &Incoming, config: &HealthConfig) -> bool {
     let Some(key) = &config.openai.api_key else {
         return false;
     };
@@ -203,7 +208,7 @@ fn probe_realtime_model(incoming: &Incoming, config: &HealthConfig) -> bool {
         body: Vec::new(),
         timeout: PROBE_TIMEOUT,
     };
-    match outbound::send(&request) {
+    match outbound::send(&request).await {
         Ok(response) => response.status == 200,
         Err(error) => {
             incoming.log(Level::Warn, "openai_probe_failed", &error.to_string());

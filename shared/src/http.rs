@@ -265,8 +265,8 @@ impl Incoming {
     /// runtime. Spin and our host send a response as soon as the guest sets it and let
     /// the guest run on until its handler returns, so this work costs the caller no
     /// latency. It cannot change the answer, so it logs its own failures.
-    pub fn after_response(&self, work: impl FnOnce() + 'static) {
-        self.after_response.borrow_mut().0.push(Box::new(work));
+    pub fn after_response(&self, work: impl Future<Output = ()> + 'static) {
+        self.after_response.borrow_mut().0.push(Box::pin(work));
     }
 
     /// The function's name, for log lines written outside the request's pipeline.
@@ -547,7 +547,7 @@ pub struct Handled {
 /// Work scheduled for after the response ([`Incoming::after_response`]), in the order
 /// it was scheduled.
 #[derive(Default)]
-pub struct AfterResponse(Vec<Box<dyn FnOnce()>>);
+pub struct AfterResponse(Vec<std::pin::Pin<Box<dyn Future<Output = ()>>>>);
 
 impl std::fmt::Debug for AfterResponse {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -563,9 +563,9 @@ impl AfterResponse {
     }
 
     /// Runs every piece of work, in order.
-    pub fn run(self) {
+    pub async fn run(self) {
         for work in self.0 {
-            work();
+            work.await;
         }
     }
 }
@@ -573,11 +573,11 @@ impl AfterResponse {
 /// The pipeline as pure code: CORS, request id, error mapping, the log line. `cors` is
 /// the policy, or the error of reading it (a `500` for every request, preflights
 /// included: a configuration that cannot be read never opens CORS).
-pub fn handle(
+pub async fn handle(
     function: &'static str,
     raw: RawRequest,
     cors: &Result<CorsPolicy, ConfigError>,
-    handler: impl FnOnce(&Incoming) -> Result<Reply, ApiError>,
+    handler: impl AsyncFnOnce(&Incoming) -> Result<Reply, ApiError>,
 ) -> Handled {
     let started = Instant::now();
     let request_id = request_id_for(&raw);
@@ -602,7 +602,7 @@ pub fn handle(
             Some(headers) if incoming.method() == "OPTIONS" => {
                 (Reply::with_type(200, "text/plain", "ok"), headers)
             }
-            Some(headers) => match handler(&incoming) {
+            Some(headers) => match handler(&incoming).await {
                 Ok(reply) => (reply, headers),
                 Err(error) => {
                     let reply = Reply::from_error(&error);
@@ -686,36 +686,36 @@ mod tests {
     fn work_scheduled_after_the_response_waits_for_it_and_runs_in_order() {
         use std::rc::Rc;
         let ran: Rc<RefCell<Vec<&str>>> = Rc::default();
-        let handled = handle(
+        let handled = crate::block_on(handle(
             "test",
             request("POST", "", &[]),
             &Ok(CorsPolicy::AnyOrigin),
-            |incoming| {
+            async |incoming| {
                 for name in ["first", "second"] {
                     let ran = ran.clone();
-                    incoming.after_response(move || ran.borrow_mut().push(name));
+                    incoming.after_response(async move { ran.borrow_mut().push(name) });
                 }
                 Err(ApiError::bad_request("refused, and the work still runs"))
             },
-        );
+        ));
         assert_eq!(handled.reply.status, 400);
         assert_eq!(handled.after_response.len(), 2);
         assert!(
             ran.borrow().is_empty(),
             "nothing runs before the response is sent"
         );
-        handled.after_response.run();
+        crate::block_on(handled.after_response.run());
         assert_eq!(*ran.borrow(), ["first", "second"]);
     }
 
     #[test]
     fn preflight_answers_ok_with_cors_headers_without_calling_the_handler() {
-        let handled = handle(
+        let handled = crate::block_on(handle(
             "test",
             request("OPTIONS", "", &[("origin", "https://app.example")]),
             &Ok(CorsPolicy::AnyOrigin),
-            |_| panic!("the handler must not run for a preflight"),
-        );
+            async |_| panic!("the handler must not run for a preflight"),
+        ));
         assert_eq!(handled.reply.status, 200);
         assert_eq!(handled.reply.body, b"ok");
         assert_eq!(
@@ -731,12 +731,12 @@ mod tests {
     #[test]
     fn header_names_leave_lower_cased_whatever_case_they_were_given_in() {
         let mixed_case = |result: Result<Reply, ApiError>| {
-            let handled = handle(
+            let handled = crate::block_on(handle(
                 "test",
                 request("GET", "", &[("origin", "https://app.example")]),
                 &Ok(CorsPolicy::AnyOrigin),
-                |_| result,
-            );
+                async |_| result,
+            ));
             let names: Vec<&str> = handled
                 .reply
                 .headers
@@ -776,12 +776,12 @@ mod tests {
         let cors = Ok(CorsPolicy::parse(
             "https://app.example, https://admin.example",
         ));
-        let handled = handle(
+        let handled = crate::block_on(handle(
             "test",
             request("GET", "", &[("origin", "https://admin.example")]),
             &cors,
-            |_| Ok(Reply::json(200, &json!({"ok": true}))),
-        );
+            async |_| Ok(Reply::json(200, &json!({"ok": true}))),
+        ));
         assert_eq!(handled.reply.status, 200);
         assert_eq!(
             header(&handled.reply, "access-control-allow-origin"),
@@ -793,12 +793,12 @@ mod tests {
     #[test]
     fn unknown_origin_gets_403_origin_not_allowed() {
         let cors = Ok(CorsPolicy::parse("https://app.example"));
-        let handled = handle(
+        let handled = crate::block_on(handle(
             "test",
             request("POST", "", &[("origin", "https://evil.example")]),
             &cors,
-            |_| panic!("the handler must not run for a refused origin"),
-        );
+            async |_| panic!("the handler must not run for a refused origin"),
+        ));
         assert_eq!(handled.reply.status, 403);
         let body: Value = serde_json::from_slice(&handled.reply.body).unwrap();
         assert_eq!(body["error"], "origin_not_allowed");
@@ -808,20 +808,23 @@ mod tests {
     #[test]
     fn requests_without_origin_skip_the_origin_check() {
         let cors = Ok(CorsPolicy::parse("https://app.example"));
-        let handled = handle("test", request("POST", "", &[]), &cors, |_| {
-            Ok(Reply::json(200, &json!({})))
-        });
+        let handled = crate::block_on(handle(
+            "test",
+            request("POST", "", &[]),
+            &cors,
+            async |_| Ok(Reply::json(200, &json!({}))),
+        ));
         assert_eq!(handled.reply.status, 200);
     }
 
     #[test]
     fn errors_carry_cors_headers_and_the_contract_body() {
-        let handled = handle(
+        let handled = crate::block_on(handle(
             "test",
             request("GET", "", &[("origin", "https://app.example")]),
             &Ok(CorsPolicy::AnyOrigin),
-            |_| Err(ApiError::MissingAuthorization),
-        );
+            async |_| Err(ApiError::MissingAuthorization),
+        ));
         assert_eq!(handled.reply.status, 401);
         assert_eq!(
             header(&handled.reply, "access-control-allow-origin"),
@@ -836,36 +839,36 @@ mod tests {
 
     #[test]
     fn request_id_is_kept_when_sane_and_minted_otherwise() {
-        let handled = handle(
+        let handled = crate::block_on(handle(
             "test",
             request("GET", "", &[("x-request-id", "abc-123")]),
             &Ok(CorsPolicy::AnyOrigin),
-            |_| Ok(Reply::json(200, &json!({}))),
-        );
+            async |_| Ok(Reply::json(200, &json!({}))),
+        ));
         assert_eq!(header(&handled.reply, "x-request-id"), Some("abc-123"));
-        let handled = handle(
+        let handled = crate::block_on(handle(
             "test",
             request("GET", "", &[("x-request-id", "<script>")]),
             &Ok(CorsPolicy::AnyOrigin),
-            |_| Ok(Reply::json(200, &json!({}))),
-        );
+            async |_| Ok(Reply::json(200, &json!({}))),
+        ));
         let minted = header(&handled.reply, "x-request-id").unwrap();
         assert!(uuid::Uuid::parse_str(minted).is_ok());
     }
 
     #[test]
     fn log_line_is_one_json_object_with_the_contract_fields_and_no_secrets() {
-        let handled = handle(
+        let handled = crate::block_on(handle(
             "test",
             request("GET", "/x", &[]),
             &Ok(CorsPolicy::AnyOrigin),
-            |incoming| {
+            async |incoming| {
                 incoming.set_user_id("user-1");
                 Err(ApiError::DatabaseUnavailable {
                     detail: "error connecting to postgres://app:hunter2@127.0.0.1:5432/db".into(),
                 })
             },
-        );
+        ));
         assert!(!handled.log_line.contains('\n'));
         let log: Value = serde_json::from_str(&handled.log_line).unwrap();
         for field in [
@@ -887,15 +890,15 @@ mod tests {
 
     #[test]
     fn allow_refuses_other_methods_with_the_allow_header() {
-        let handled = handle(
+        let handled = crate::block_on(handle(
             "test",
             request("DELETE", "", &[]),
             &Ok(CorsPolicy::AnyOrigin),
-            |incoming| {
+            async |incoming| {
                 incoming.allow(&["GET"])?;
                 Ok(Reply::json(200, &json!({})))
             },
-        );
+        ));
         assert_eq!(handled.reply.status, 405);
         assert_eq!(header(&handled.reply, "allow"), Some("GET, OPTIONS"));
     }
@@ -945,10 +948,15 @@ mod tests {
     fn body_over_the_limit_is_413() {
         let mut raw = request("POST", "", &[]);
         raw.body = vec![b' '; JSON_LIMIT + 1].into();
-        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |incoming| {
-            let _: Value = incoming.json()?;
-            Ok(Reply::json(200, &json!({})))
-        });
+        let handled = crate::block_on(handle(
+            "test",
+            raw,
+            &Ok(CorsPolicy::AnyOrigin),
+            async |incoming| {
+                let _: Value = incoming.json()?;
+                Ok(Reply::json(200, &json!({})))
+            },
+        ));
         assert_eq!(handled.reply.status, 413);
     }
 
@@ -956,12 +964,17 @@ mod tests {
     fn query_params_are_decoded() {
         let mut raw = request("GET", "", &[]);
         raw.query = "type=speed-quiz&q=a%20b+c&deep=1".into();
-        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |incoming| {
-            assert_eq!(incoming.query_param("type").as_deref(), Some("speed-quiz"));
-            assert_eq!(incoming.query_param("q").as_deref(), Some("a b c"));
-            assert_eq!(incoming.query_param("missing"), None);
-            Ok(Reply::json(200, &json!({})))
-        });
+        let handled = crate::block_on(handle(
+            "test",
+            raw,
+            &Ok(CorsPolicy::AnyOrigin),
+            async |incoming| {
+                assert_eq!(incoming.query_param("type").as_deref(), Some("speed-quiz"));
+                assert_eq!(incoming.query_param("q").as_deref(), Some("a b c"));
+                assert_eq!(incoming.query_param("missing"), None);
+                Ok(Reply::json(200, &json!({})))
+            },
+        ));
         assert_eq!(handled.reply.status, 200);
     }
 
@@ -970,30 +983,35 @@ mod tests {
     fn a_percent_sign_without_two_hex_digits_is_kept_as_it_is() {
         let mut raw = request("GET", "", &[]);
         raw.query = "q=caf%C3%+9&r=%+1%-1%4&s=%4a%4A%&t=%".into();
-        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |incoming| {
-            assert_eq!(incoming.query_param("q").as_deref(), Some("caf\u{fffd}% 9"));
-            assert_eq!(incoming.query_param("r").as_deref(), Some("% 1%-1%4"));
-            assert_eq!(incoming.query_param("s").as_deref(), Some("JJ%"));
-            assert_eq!(incoming.query_param("t").as_deref(), Some("%"));
-            Ok(Reply::json(200, &json!({})))
-        });
+        let handled = crate::block_on(handle(
+            "test",
+            raw,
+            &Ok(CorsPolicy::AnyOrigin),
+            async |incoming| {
+                assert_eq!(incoming.query_param("q").as_deref(), Some("caf\u{fffd}% 9"));
+                assert_eq!(incoming.query_param("r").as_deref(), Some("% 1%-1%4"));
+                assert_eq!(incoming.query_param("s").as_deref(), Some("JJ%"));
+                assert_eq!(incoming.query_param("t").as_deref(), Some("%"));
+                Ok(Reply::json(200, &json!({})))
+            },
+        ));
         assert_eq!(handled.reply.status, 200);
     }
 
     #[test]
     fn an_empty_allowed_origins_allows_no_browser_origin_but_servers_pass() {
         let cors = Ok(CorsPolicy::parse(""));
-        let handled = handle(
+        let handled = crate::block_on(handle(
             "test",
             request("GET", "", &[("origin", "https://app.example")]),
             &cors,
-            |_| panic!("the handler must not run for a refused origin"),
-        );
+            async |_| panic!("the handler must not run for a refused origin"),
+        ));
         assert_eq!(handled.reply.status, 403);
         assert_eq!(header(&handled.reply, "access-control-allow-origin"), None);
-        let handled = handle("test", request("GET", "", &[]), &cors, |_| {
+        let handled = crate::block_on(handle("test", request("GET", "", &[]), &cors, async |_| {
             Ok(Reply::json(200, &json!({})))
-        });
+        }));
         assert_eq!(handled.reply.status, 200);
         assert_eq!(header(&handled.reply, "access-control-allow-origin"), None);
     }
@@ -1005,12 +1023,12 @@ mod tests {
             reason: "the host could not resolve it".into(),
         });
         for method in ["OPTIONS", "GET"] {
-            let handled = handle(
+            let handled = crate::block_on(handle(
                 "test",
                 request(method, "", &[("origin", "https://app.example")]),
                 &cors,
-                |_| panic!("the handler must not run without a CORS policy"),
-            );
+                async |_| panic!("the handler must not run without a CORS policy"),
+            ));
             assert_eq!(handled.reply.status, 500, "{method}");
             let body: Value = serde_json::from_slice(&handled.reply.body).unwrap();
             assert_eq!(body["error"], "configuration_error");
@@ -1039,13 +1057,18 @@ mod tests {
             seen.set(Some(limit));
             Err(ApiError::PayloadTooLarge { limit })
         });
-        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |incoming| {
-            let error = incoming.body(SDP_LIMIT).unwrap_err();
-            assert_eq!(error.status(), 413);
-            // Asked again, the refusal is remembered; the stream is not read twice.
-            assert_eq!(incoming.body(SDP_LIMIT).unwrap_err().status(), 413);
-            Err(error)
-        });
+        let handled = crate::block_on(handle(
+            "test",
+            raw,
+            &Ok(CorsPolicy::AnyOrigin),
+            async |incoming| {
+                let error = incoming.body(SDP_LIMIT).unwrap_err();
+                assert_eq!(error.status(), 413);
+                // Asked again, the refusal is remembered; the stream is not read twice.
+                assert_eq!(incoming.body(SDP_LIMIT).unwrap_err().status(), 413);
+                Err(error)
+            },
+        ));
         assert_eq!(handled.reply.status, 413);
         assert_eq!(asked.get(), Some(SDP_LIMIT));
 
@@ -1056,7 +1079,12 @@ mod tests {
             touched.set(true);
             Ok(Vec::new())
         });
-        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |_| unreachable!());
+        let handled = crate::block_on(handle(
+            "test",
+            raw,
+            &Ok(CorsPolicy::AnyOrigin),
+            async |_| unreachable!(),
+        ));
         assert_eq!(handled.reply.status, 200);
         assert!(!untouched.get(), "a preflight never reads the body");
     }
@@ -1065,16 +1093,21 @@ mod tests {
     fn a_declared_length_over_the_limit_is_413_without_reading() {
         let mut raw = request("POST", "", &[("content-length", "999999999")]);
         raw.body = Body::stream(|_| panic!("the body must not be read"));
-        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |incoming| {
-            incoming.body(JSON_LIMIT)?;
-            Ok(Reply::json(200, &json!({})))
-        });
+        let handled = crate::block_on(handle(
+            "test",
+            raw,
+            &Ok(CorsPolicy::AnyOrigin),
+            async |incoming| {
+                incoming.body(JSON_LIMIT)?;
+                Ok(Reply::json(200, &json!({})))
+            },
+        ));
         assert_eq!(handled.reply.status, 413);
     }
 
     #[test]
     fn spin_headers_are_taken_from_the_last_value_and_others_from_the_first() {
-        let handled = handle(
+        let handled = crate::block_on(handle(
             "test",
             request(
                 "GET",
@@ -1087,7 +1120,7 @@ mod tests {
                 ],
             ),
             &Ok(CorsPolicy::AnyOrigin),
-            |incoming| {
+            async |incoming| {
                 assert_eq!(incoming.header("spin-client-addr"), Some("127.0.0.1:5555"));
                 assert_eq!(incoming.header("authorization"), Some("Bearer first"));
                 assert_eq!(
@@ -1096,7 +1129,7 @@ mod tests {
                 );
                 Ok(Reply::json(200, &json!({})))
             },
-        );
+        ));
         assert_eq!(handled.reply.status, 200);
     }
 
@@ -1140,11 +1173,16 @@ mod tests {
     fn a_percent_sign_before_a_sign_is_not_a_byte() {
         let mut raw = request("GET", "", &[]);
         raw.query = "hours=%+1&deep=%31".into();
-        let handled = handle("test", raw, &Ok(CorsPolicy::AnyOrigin), |incoming| {
-            assert_eq!(incoming.query_param("hours").as_deref(), Some("% 1"));
-            assert_eq!(incoming.query_param("deep").as_deref(), Some("1"));
-            Ok(Reply::json(200, &json!({})))
-        });
+        let handled = crate::block_on(handle(
+            "test",
+            raw,
+            &Ok(CorsPolicy::AnyOrigin),
+            async |incoming| {
+                assert_eq!(incoming.query_param("hours").as_deref(), Some("% 1"));
+                assert_eq!(incoming.query_param("deep").as_deref(), Some("1"));
+                Ok(Reply::json(200, &json!({})))
+            },
+        ));
         assert_eq!(handled.reply.status, 200);
     }
 }

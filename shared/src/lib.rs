@@ -44,3 +44,16 @@ pub mod search;
 pub mod token;
 
 pub use error::ApiError;
+
+/// Runs `future` to its end on this thread, for unit tests of async code whose futures
+/// never wait on anything outside the test (fakes, not the runtime).
+#[cfg(test)]
+pub(crate) fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+    }
+}

@@ -67,8 +67,8 @@ impl MonitoringConfig {
         })
     }
 
-    fn connect(&self) -> Result<Db, ApiError> {
-        Ok(Db::connect(&self.db_url)?)
+    async fn connect(&self) -> Result<Db, ApiError> {
+        Ok(Db::connect(&self.db_url).await?)
     }
 }
 
@@ -104,7 +104,7 @@ impl Route {
 
 /// Handles a request to `/functions/v1/voice-monitoring/...`; `now_unix` is the clock
 /// the JWT's `exp` and `nbf` are checked against.
-pub fn handle(
+pub async fn handle(
     incoming: &Incoming,
     vars: &impl Variables,
     now_unix: i64,
@@ -113,11 +113,11 @@ pub fn handle(
     let config = MonitoringConfig::load(vars)?;
     let claims = auth::authenticate(incoming, &config.auth, now_unix)?;
     match route {
-        Route::Metrics => record_metrics(incoming, &config, &claims),
-        Route::Errors => record_error(incoming, &config, &claims),
-        Route::Summary => summary(incoming, &config, &claims),
-        Route::Rollout => change_rollout(incoming, &config, &claims),
-        Route::Erase => erase(incoming, &config, &claims),
+        Route::Metrics => record_metrics(incoming, &config, &claims).await,
+        Route::Errors => record_error(incoming, &config, &claims).await,
+        Route::Summary => summary(incoming, &config, &claims).await,
+        Route::Rollout => change_rollout(incoming, &config, &claims).await,
+        Route::Erase => erase(incoming, &config, &claims).await,
     }
 }
 
@@ -148,34 +148,36 @@ fn may_change_rollout(claims: &Claims) -> bool {
     }
 }
 
-fn record_metrics(
+async fn record_metrics(
     incoming: &Incoming,
     config: &MonitoringConfig,
     claims: &Claims,
 ) -> Result<Reply, ApiError> {
     let user_id = reporting_user(claims)?;
     let metrics = incoming.json::<SessionMetricsBody>()?.validate()?;
-    let db = config.connect()?;
-    let stored = counted(&db, incoming, config, "metrics", claims, |tx| {
-        session_metrics::upsert(tx, user_id, claims.is_anonymous, &metrics)
-    })?;
+    let db = config.connect().await?;
+    let stored = counted(&db, incoming, config, "metrics", claims, async |tx| {
+        session_metrics::upsert(tx, user_id, claims.is_anonymous, &metrics).await
+    })
+    .await?;
     Ok(Reply::json(
         201,
         &json!({"id": stored.id, "created_at": utc(stored.created_at)}),
     ))
 }
 
-fn record_error(
+async fn record_error(
     incoming: &Incoming,
     config: &MonitoringConfig,
     claims: &Claims,
 ) -> Result<Reply, ApiError> {
     let user_id = reporting_user(claims)?;
     let error = incoming.json::<SessionErrorBody>()?.validate()?;
-    let db = config.connect()?;
-    let stored = counted(&db, incoming, config, "errors", claims, |tx| {
-        session_errors::insert(tx, user_id, &error)
-    })?;
+    let db = config.connect().await?;
+    let stored = counted(&db, incoming, config, "errors", claims, async |tx| {
+        session_errors::insert(tx, user_id, &error).await
+    })
+    .await?;
     Ok(Reply::json(
         201,
         &json!({"id": stored.id, "created_at": utc(stored.created_at)}),
@@ -185,16 +187,16 @@ fn record_error(
 /// Stores a report counted against the caller's limits for `action` (the user's; an
 /// anonymous sign-in's address and the anonymous ceiling), in one transaction: a report
 /// refused (over a limit, or by the database) leaves no count and no row.
-fn counted<T>(
+async fn counted<T>(
     db: &Db,
     incoming: &Incoming,
     config: &MonitoringConfig,
     action: &str,
     claims: &Claims,
-    store: impl FnOnce(&Db) -> Result<T, ApiError>,
+    store: impl AsyncFnOnce(&Db) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     let limits = config.limits.for_request(incoming, claims, action);
-    ratelimit::within_limits(db, incoming, Counter::Table, &limits, store)
+    ratelimit::within_limits(db, incoming, Counter::Table, &limits, store).await
 }
 
 /// The `hours` query parameter: 1–720, 24 when absent.
@@ -212,13 +214,13 @@ pub fn window_hours(raw: Option<&str>) -> Result<i32, ApiError> {
 }
 
 /// The window's statistics for both implementations (zeros where nothing was reported).
-pub fn window_stats(
+pub async fn window_stats(
     db: &Db,
     hours: i32,
 ) -> Result<(ImplementationStats, ImplementationStats), ApiError> {
     let mut webrtc = ImplementationStats::empty(ImplementationType::Webrtc);
     let mut websocket = ImplementationStats::empty(ImplementationType::Websocket);
-    for stats in session_metrics::stats_in_window(db, hours)? {
+    for stats in session_metrics::stats_in_window(db, hours).await? {
         match stats.implementation {
             ImplementationType::Webrtc => webrtc = stats,
             ImplementationType::Websocket => websocket = stats,
@@ -278,7 +280,7 @@ pub struct Summary {
     pub thresholds: Thresholds,
 }
 
-fn summary(
+async fn summary(
     incoming: &Incoming,
     config: &MonitoringConfig,
     claims: &Claims,
@@ -289,9 +291,9 @@ fn summary(
         ));
     }
     let hours = window_hours(incoming.query_param("hours").as_deref())?;
-    let db = config.connect()?;
-    let (webrtc, websocket) = window_stats(&db, hours)?;
-    let flag = flags::get(&db, flags::VOICE_WEBRTC_MIGRATION)?;
+    let db = config.connect().await?;
+    let (webrtc, websocket) = window_stats(&db, hours).await?;
+    let flag = flags::get(&db, flags::VOICE_WEBRTC_MIGRATION).await?;
     let red_flags = rules::red_flags(&webrtc, &websocket);
     let recommendation = rules::recommend(&red_flags, &webrtc, &websocket);
     let summary = Summary {
@@ -314,7 +316,7 @@ fn summary(
     Ok(Reply::json(200, &summary).header("cache-control", "no-store"))
 }
 
-fn change_rollout(
+async fn change_rollout(
     incoming: &Incoming,
     config: &MonitoringConfig,
     claims: &Claims,
@@ -329,17 +331,17 @@ fn change_rollout(
         "admin"
     };
     let changed_by = claims.user_id();
-    let db = config.connect()?;
-    db.transaction(|tx| {
-        rollout_audit::lock_rollout_changes(tx)?;
-        let current = flags::get(tx, flags::VOICE_WEBRTC_MIGRATION)?;
+    let db = config.connect().await?;
+    db.transaction(async |tx| {
+        rollout_audit::lock_rollout_changes(tx).await?;
+        let current = flags::get(tx, flags::VOICE_WEBRTC_MIGRATION).await?;
         let from = FlagState {
             enabled: current.enabled,
             rollout_percentage: i64::from(current.rollout_percentage),
         };
         let red_flags =
             if RolloutDirection::between(from, request.target) == RolloutDirection::Raise {
-                let (webrtc, websocket) = window_stats(tx, ROLLOUT_GUARD_WINDOW_HOURS)?;
+                let (webrtc, websocket) = window_stats(tx, ROLLOUT_GUARD_WINDOW_HOURS).await?;
                 rules::red_flags(&webrtc, &websocket)
             } else {
                 Vec::new()
@@ -351,7 +353,8 @@ fn change_rollout(
             decision.to.enabled,
             decision.to.rollout_percentage as i32,
             changed_by,
-        )?;
+        )
+        .await?;
         let red_flags_json =
             serde_json::to_value(&red_flags).map_err(|e| ApiError::internal(e.to_string()))?;
         let audit = rollout_audit::insert(
@@ -366,7 +369,8 @@ fn change_rollout(
                 forced: decision.forced,
                 red_flags: &red_flags_json,
             },
-        )?;
+        )
+        .await?;
         Ok(Reply::json(
             200,
             &json!({
@@ -385,10 +389,11 @@ fn change_rollout(
             }),
         ))
     })
+    .await
 }
 
 /// `POST /erase`: the checks here, the work in [`crate::erasure`].
-fn erase(
+async fn erase(
     incoming: &Incoming,
     config: &MonitoringConfig,
     claims: &Claims,
@@ -397,8 +402,8 @@ fn erase(
         return Err(ApiError::forbidden("Only admins may erase a user's data"));
     };
     let request = incoming.json::<erasure::EraseBody>()?.validate()?;
-    let db = config.connect()?;
-    let erased = erasure::erase(&db, &request, claims.user_id(), actor_role)?;
+    let db = config.connect().await?;
+    let erased = erasure::erase(&db, &request, claims.user_id(), actor_role).await?;
     Ok(Reply::json(200, &erased).header("cache-control", "no-store"))
 }
 

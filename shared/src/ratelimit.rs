@@ -218,14 +218,14 @@ impl WindowCount {
 /// Counts a request against `bucket_key`, allowing `limit_per_minute` a minute: `Ok`
 /// within the limit, `429 rate_limited` with `Retry-After` over it (and then nothing
 /// was written).
-pub fn enforce(
+pub async fn enforce(
     db: &Db,
     incoming: &Incoming,
     counter: Counter,
     bucket_key: &str,
     limit_per_minute: i64,
 ) -> Result<(), ApiError> {
-    let window = count_request(db, counter, bucket_key, limit_per_minute)?;
+    let window = count_request(db, counter, bucket_key, limit_per_minute).await?;
     if window.opened_window() && counter == Counter::Table {
         sweep_expired(db, incoming);
     }
@@ -235,22 +235,24 @@ pub fn enforce(
 /// Counts a request against every limit and runs `work`, all in one transaction: over
 /// any limit (`429`), or refused by `work`, and nothing is kept, counts included.
 /// `work` runs inside the transaction, so it must be short and must not call out.
-pub fn within_limits<T>(
+pub async fn within_limits<T>(
     db: &Db,
     incoming: &Incoming,
     counter: Counter,
     limits: &[Limit],
-    work: impl FnOnce(&Db) -> Result<T, ApiError>,
+    work: impl AsyncFnOnce(&Db) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
     let mut opened = false;
-    let done = db.transaction(|tx| {
-        for limit in limits {
-            let window = count_request(tx, counter, &limit.key, limit.per_minute)?;
-            opened |= window.opened_window();
-            window.verdict(limit.per_minute)?;
-        }
-        work(tx)
-    })?;
+    let done = db
+        .transaction(async |tx| {
+            for limit in limits {
+                let window = count_request(tx, counter, &limit.key, limit.per_minute).await?;
+                opened |= window.opened_window();
+                window.verdict(limit.per_minute)?;
+            }
+            work(tx).await
+        })
+        .await?;
     if opened && counter == Counter::Table {
         sweep_expired(db, incoming);
     }
@@ -259,7 +261,7 @@ pub fn within_limits<T>(
 
 /// The counting statement. The `WHERE` on the conflict branch leaves a full window
 /// untouched and returns no row, which is how "over the limit" comes back.
-fn count_request(
+async fn count_request(
     db: &Db,
     counter: Counter,
     bucket_key: &str,
@@ -283,7 +285,9 @@ fn count_request(
             "SELECT hit.count, hit.seconds_left FROM public.demo_rate_limit_hit($1, $2::int8) AS hit"
         }
     };
-    let rows = db.query_one(sql, &[db::text(bucket_key), limit_per_minute.into()])?;
+    let rows = db
+        .query_one(sql, &[db::text(bucket_key), limit_per_minute.into()])
+        .await?;
     let row = rows
         .rows()
         .next()
@@ -305,14 +309,16 @@ fn sweep_expired(db: &Db, incoming: &Incoming) {
     let db = db.share();
     let function = incoming.function();
     let request_id = incoming.request_id().to_string();
-    incoming.after_response(move || {
-        let swept = db.execute(
-            "DELETE FROM rate_limits WHERE ctid = ANY(ARRAY( \
+    incoming.after_response(async move {
+        let swept = db
+            .execute(
+                "DELETE FROM rate_limits WHERE ctid = ANY(ARRAY( \
                  SELECT ctid FROM rate_limits \
                  WHERE window_start < date_trunc('minute', now()) - interval '1 minute' \
                  LIMIT $1::int8 FOR UPDATE SKIP LOCKED))",
-            &[SWEEP_BATCH.into()],
-        );
+                &[SWEEP_BATCH.into()],
+            )
+            .await;
         if let Err(error) = swept {
             crate::log::event(
                 Level::Warn,

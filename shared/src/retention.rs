@@ -20,8 +20,10 @@ pub fn sweep_if_due(db: &Db, incoming: &Incoming) {
     let db = db.share();
     let function = incoming.function();
     let request_id = incoming.request_id().to_string();
-    incoming.after_response(move || {
-        let swept = db.query_one("SELECT public.retention_sweep_if_due()::text AS swept", &[]);
+    incoming.after_response(async move {
+        let swept = db
+            .query_one("SELECT public.retention_sweep_if_due()::text AS swept", &[])
+            .await;
         match swept {
             Ok(rows) => {
                 let swept = rows

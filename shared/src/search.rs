@@ -107,17 +107,19 @@ impl Resolved {
 }
 
 /// Where [`resolve`] gets answers from: the cache and OpenAI (a fake in unit tests).
+// Futures here never cross threads (a component has one), so no `Send` bound is wanted.
+#[allow(async_fn_in_trait)]
 pub trait AnswerSources {
     /// A cached answer for `cache_key` at most `max_age_seconds` old.
-    fn cached(
+    async fn cached(
         &mut self,
         cache_key: &str,
         max_age_seconds: i64,
     ) -> Result<Option<CachedAnswer>, ApiError>;
     /// OpenAI's answer to the request.
-    fn ask_upstream(&mut self, request: &SearchRequest) -> Result<Found, SearchFailure>;
+    async fn ask_upstream(&mut self, request: &SearchRequest) -> Result<Found, SearchFailure>;
     /// Keeps a new answer; a failure here must not cost the caller the answer.
-    fn remember(
+    async fn remember(
         &mut self,
         cache_key: &str,
         normalized_query: &str,
@@ -128,19 +130,21 @@ pub trait AnswerSources {
 
 /// The cache policy of section 6a: fresh cache, else OpenAI (remembering its answer),
 /// else, for failures of the service only, an answer up to a day old.
-pub fn resolve(
+pub async fn resolve(
     sources: &mut impl AnswerSources,
     request: &SearchRequest,
 ) -> Result<Resolved, ApiError> {
     let normalized = key::normalize_query(&request.query);
     let cache_key = key::cache_key(&normalized, request.locale.map(|language| language.tag));
 
-    if let Some(cached) = sources.cached(&cache_key, cache::FRESH_SECONDS)? {
+    if let Some(cached) = sources.cached(&cache_key, cache::FRESH_SECONDS).await? {
         return Ok(Resolved::from_cache(cached, Origin::Fresh, None));
     }
-    match sources.ask_upstream(request) {
+    match sources.ask_upstream(request).await {
         Ok(found) => {
-            sources.remember(&cache_key, &normalized, request, &found);
+            sources
+                .remember(&cache_key, &normalized, request, &found)
+                .await;
             Ok(Resolved {
                 answer: found.answer,
                 citations: found.citations,
@@ -149,7 +153,7 @@ pub fn resolve(
             })
         }
         Err(failure) if failure.allows_stale() => {
-            match sources.cached(&cache_key, cache::STALE_SECONDS)? {
+            match sources.cached(&cache_key, cache::STALE_SECONDS).await? {
                 Some(cached) => Ok(Resolved::from_cache(
                     cached,
                     Origin::Stale,
@@ -192,7 +196,7 @@ impl SearchAnswer {
 }
 
 /// Serves every route of the function.
-pub fn handle(
+pub async fn handle(
     incoming: &Incoming,
     vars: &impl Variables,
     now_unix: i64,
@@ -201,14 +205,14 @@ pub fn handle(
     match incoming.segments().as_slice() {
         [] => {
             incoming.allow(&["POST"])?;
-            search(incoming, &SearchConfig::load(vars)?, now_unix, started)
+            search(incoming, &SearchConfig::load(vars)?, now_unix, started).await
         }
         _ => Err(ApiError::not_found("No such route")),
     }
 }
 
 /// `POST /`: a web search for a signed-in user.
-fn search(
+async fn search(
     incoming: &Incoming,
     config: &SearchConfig,
     now_unix: i64,
@@ -218,7 +222,7 @@ fn search(
     auth::require_role(&claims, &[Role::Authenticated])?;
     let request = SearchRequest::parse(incoming.body(http::JSON_LIMIT)?)?;
 
-    let db = Db::connect(&config.db_url)?;
+    let db = Db::connect(&config.db_url).await?;
     // Without an API key nothing can be spent or written (only a fresh cached answer
     // can be served, or the 503 of demo mode), so nothing is counted either.
     if config.openai.api_key.is_some() {
@@ -230,8 +234,9 @@ fn search(
             incoming,
             ratelimit::Counter::Table,
             &limits,
-            |_| Ok(()),
-        )?;
+            async |_| Ok(()),
+        )
+        .await?;
     }
 
     let mut sources = LiveSources {
@@ -239,7 +244,7 @@ fn search(
         config,
         request_id: incoming.request_id(),
     };
-    let resolved = resolve(&mut sources, &request)?;
+    let resolved = resolve(&mut sources, &request).await?;
     if let Some(failure) = &resolved.upstream_failure {
         log_event(incoming.request_id(), "served_stale_answer", failure);
     }
@@ -256,15 +261,15 @@ struct LiveSources<'a> {
 }
 
 impl AnswerSources for LiveSources<'_> {
-    fn cached(
+    async fn cached(
         &mut self,
         cache_key: &str,
         max_age_seconds: i64,
     ) -> Result<Option<CachedAnswer>, ApiError> {
-        cache::find_younger_than(self.db, cache_key, max_age_seconds)
+        cache::find_younger_than(self.db, cache_key, max_age_seconds).await
     }
 
-    fn ask_upstream(&mut self, request: &SearchRequest) -> Result<Found, SearchFailure> {
+    async fn ask_upstream(&mut self, request: &SearchRequest) -> Result<Found, SearchFailure> {
         let api_key = self
             .config
             .openai
@@ -278,9 +283,10 @@ impl AnswerSources for LiveSources<'_> {
             &request.query,
             request.locale,
         )
+        .await
     }
 
-    fn remember(
+    async fn remember(
         &mut self,
         cache_key: &str,
         normalized_query: &str,
@@ -294,7 +300,10 @@ impl AnswerSources for LiveSources<'_> {
             answer: &found.answer,
             citations: &found.citations,
         };
-        let stored = cache::store(self.db, &entry).and_then(|()| cache::delete_expired(self.db));
+        let stored = match cache::store(self.db, &entry).await {
+            Ok(()) => cache::delete_expired(self.db).await,
+            Err(error) => Err(error),
+        };
         if let Err(error) = stored {
             log_event(
                 self.request_id,
@@ -364,7 +373,7 @@ mod tests {
     }
 
     impl AnswerSources for Fake {
-        fn cached(
+        async fn cached(
             &mut self,
             cache_key: &str,
             max_age_seconds: i64,
@@ -376,12 +385,12 @@ mod tests {
                 .filter(|answer| answer.age_seconds <= max_age_seconds))
         }
 
-        fn ask_upstream(&mut self, _request: &SearchRequest) -> Result<Found, SearchFailure> {
+        async fn ask_upstream(&mut self, _request: &SearchRequest) -> Result<Found, SearchFailure> {
             self.upstream_calls += 1;
             self.upstream.clone()
         }
 
-        fn remember(
+        async fn remember(
             &mut self,
             cache_key: &str,
             normalized_query: &str,
@@ -411,7 +420,7 @@ mod tests {
     #[test]
     fn a_fresh_cached_answer_is_served_without_asking_upstream() {
         let mut fake = Fake::new(Some(cached("From the cache.", 599)), Ok(found()));
-        let resolved = resolve(&mut fake, &request(r#"{"query": "Q"}"#)).unwrap();
+        let resolved = crate::block_on(resolve(&mut fake, &request(r#"{"query": "Q"}"#))).unwrap();
         assert_eq!(resolved.origin, Origin::Fresh);
         assert_eq!(resolved.answer, "From the cache.");
         assert_eq!(fake.upstream_calls, 0);
@@ -421,10 +430,10 @@ mod tests {
     #[test]
     fn without_a_fresh_answer_upstream_answers_and_is_remembered_under_the_normalised_key() {
         let mut fake = Fake::new(Some(cached("Old.", 601)), Ok(found()));
-        let resolved = resolve(
+        let resolved = crate::block_on(resolve(
             &mut fake,
             &request(r#"{"query": "  Tides  IN Lisbon ", "locale": "PT-br"}"#),
-        )
+        ))
         .unwrap();
         assert_eq!(resolved.origin, Origin::Upstream);
         assert_eq!(resolved.answer, "Fresh from the web.");
@@ -456,7 +465,8 @@ mod tests {
             SearchFailure::Unreachable("connection refused".into()),
         ] {
             let mut fake = Fake::new(Some(cached("Two hours old.", 7200)), Err(failure.clone()));
-            let resolved = resolve(&mut fake, &request(r#"{"query": "Q"}"#)).unwrap();
+            let resolved =
+                crate::block_on(resolve(&mut fake, &request(r#"{"query": "Q"}"#))).unwrap();
             assert_eq!(resolved.origin, Origin::Stale, "{failure:?}");
             assert_eq!(resolved.answer, "Two hours old.");
             assert_eq!(resolved.upstream_failure, Some(failure.describe()));
@@ -489,7 +499,8 @@ mod tests {
         ];
         for (failure, status) in cases {
             let mut fake = Fake::new(Some(cached("Too old.", 86_401)), Err(failure));
-            let error = resolve(&mut fake, &request(r#"{"query": "Q"}"#)).unwrap_err();
+            let error =
+                crate::block_on(resolve(&mut fake, &request(r#"{"query": "Q"}"#))).unwrap_err();
             assert_eq!(error.status(), status);
         }
     }
@@ -504,7 +515,8 @@ mod tests {
             ),
         ] {
             let mut fake = Fake::new(Some(cached("Two hours old.", 7200)), Err(failure));
-            let error = resolve(&mut fake, &request(r#"{"query": "Q"}"#)).unwrap_err();
+            let error =
+                crate::block_on(resolve(&mut fake, &request(r#"{"query": "Q"}"#))).unwrap_err();
             assert_eq!(error.status(), 502);
             assert_eq!(error.code(), code);
             assert_eq!(fake.lookups.len(), 1, "only the fresh lookup");
@@ -514,7 +526,7 @@ mod tests {
     #[test]
     fn no_api_key_is_demo_mode_but_a_fresh_answer_is_still_served() {
         let mut fake = Fake::new(None, Err(SearchFailure::NotConfigured));
-        let error = resolve(&mut fake, &request(r#"{"query": "Q"}"#)).unwrap_err();
+        let error = crate::block_on(resolve(&mut fake, &request(r#"{"query": "Q"}"#))).unwrap_err();
         assert_eq!(error.status(), 503);
         assert_eq!(error.body()["mode"], "demo");
         let mut fake = Fake::new(
@@ -522,7 +534,7 @@ mod tests {
             Err(SearchFailure::NotConfigured),
         );
         assert_eq!(
-            resolve(&mut fake, &request(r#"{"query": "Q"}"#))
+            crate::block_on(resolve(&mut fake, &request(r#"{"query": "Q"}"#)))
                 .unwrap()
                 .origin,
             Origin::Fresh

@@ -264,7 +264,7 @@ pub struct FlagAnswer {
 }
 
 /// Serves every route of the function.
-pub fn handle(
+pub async fn handle(
     incoming: &Incoming,
     vars: &impl Variables,
     now_unix: i64,
@@ -272,15 +272,15 @@ pub fn handle(
     match incoming.segments().as_slice() {
         [] => {
             incoming.allow(&["POST"])?;
-            mint(incoming, &TokenConfig::load(vars)?, now_unix)
+            mint(incoming, &TokenConfig::load(vars)?, now_unix).await
         }
         ["refresh"] => {
             incoming.allow(&["POST"])?;
-            refresh_session(incoming, &TokenConfig::load(vars)?, now_unix)
+            refresh_session(incoming, &TokenConfig::load(vars)?, now_unix).await
         }
         ["flag"] => {
             incoming.allow(&["GET"])?;
-            flag_for_caller(incoming, &TokenConfig::load(vars)?, now_unix)
+            flag_for_caller(incoming, &TokenConfig::load(vars)?, now_unix).await
         }
         _ => Err(ApiError::not_found("No such route")),
     }
@@ -332,9 +332,13 @@ fn session_settings(
 
 /// The rollout as it applies to `caller` for `persona`; reads the flag only when the
 /// persona is behind it.
-fn enrollment_for(db: &Db, persona: Persona, caller: &Caller) -> Result<Enrollment, ApiError> {
+async fn enrollment_for(
+    db: &Db,
+    persona: Persona,
+    caller: &Caller,
+) -> Result<Enrollment, ApiError> {
     let flag = if persona.behind_rollout() {
-        Some(flags::get(db, flags::VOICE_WEBRTC_MIGRATION)?)
+        Some(flags::get(db, flags::VOICE_WEBRTC_MIGRATION).await?)
     } else {
         None
     };
@@ -344,7 +348,7 @@ fn enrollment_for(db: &Db, persona: Persona, caller: &Caller) -> Result<Enrollme
 /// Counts a mint against the caller's limit and, for an anonymous caller (the anon
 /// key, or an anonymous sign-in: [`RateCaller`]), against the ceiling over all
 /// anonymous callers; both or neither.
-fn enforce_rate_limit(
+async fn enforce_rate_limit(
     db: &Db,
     incoming: &Incoming,
     caller: &Caller,
@@ -355,7 +359,7 @@ fn enforce_rate_limit(
         config.rate_limit_per_minute,
         config.anon_rate_limit_per_minute,
     );
-    ratelimit::within_limits(db, incoming, Counter::Table, &limits, |_| Ok(()))
+    ratelimit::within_limits(db, incoming, Counter::Table, &limits, async |_| Ok(())).await
 }
 
 fn api_key(config: &TokenConfig) -> Result<&str, ApiError> {
@@ -363,18 +367,18 @@ fn api_key(config: &TokenConfig) -> Result<&str, ApiError> {
 }
 
 /// `POST /`: a token for a persona.
-fn mint(incoming: &Incoming, config: &TokenConfig, now_unix: i64) -> Result<Reply, ApiError> {
+async fn mint(incoming: &Incoming, config: &TokenConfig, now_unix: i64) -> Result<Reply, ApiError> {
     let caller = authenticated_caller(incoming, config, now_unix)?;
     let request = MintRequest::parse(incoming.body(crate::http::JSON_LIMIT)?)?;
     caller.may_use(request.persona)?;
 
-    let db = Db::connect(&config.db_url)?;
-    let enrollment = enrollment_for(&db, request.persona, &caller)?;
+    let db = Db::connect(&config.db_url).await?;
+    let enrollment = enrollment_for(&db, request.persona, &caller).await?;
     if !enrollment.enrolled {
         return Ok(no_store(Reply::json(200, &FallbackAnswer::new(enrollment))));
     }
     let api_key = api_key(config)?;
-    enforce_rate_limit(&db, incoming, &caller, config)?;
+    enforce_rate_limit(&db, incoming, &caller, config).await?;
 
     let settings = session_settings(
         request.persona,
@@ -383,7 +387,7 @@ fn mint(incoming: &Incoming, config: &TokenConfig, now_unix: i64) -> Result<Repl
         &config.voice,
         config.ttl_seconds,
     );
-    let secret = openai::mint_client_secret(&config.openai.base_url, api_key, &settings)?;
+    let secret = openai::mint_client_secret(&config.openai.base_url, api_key, &settings).await?;
     let session = sessions::insert(
         &db,
         &NewTokenSession {
@@ -395,7 +399,8 @@ fn mint(incoming: &Incoming, config: &TokenConfig, now_unix: i64) -> Result<Repl
             voice: &config.voice,
             activity_id: request.activity_id,
         },
-    )?;
+    )
+    .await?;
     Ok(no_store(Reply::json(
         200,
         &TokenAnswer::new(secret, &session, enrollment),
@@ -403,7 +408,7 @@ fn mint(incoming: &Incoming, config: &TokenConfig, now_unix: i64) -> Result<Repl
 }
 
 /// `POST /refresh`: a new token for a session the caller owns.
-fn refresh_session(
+async fn refresh_session(
     incoming: &Incoming,
     config: &TokenConfig,
     now_unix: i64,
@@ -411,20 +416,21 @@ fn refresh_session(
     let caller = authenticated_caller(incoming, config, now_unix)?;
     let request = RefreshRequest::parse(incoming.body(crate::http::JSON_LIMIT)?)?;
 
-    let db = Db::connect(&config.db_url)?;
-    let session = sessions::find(&db, request.session_id)?
+    let db = Db::connect(&config.db_url).await?;
+    let session = sessions::find(&db, request.session_id)
+        .await?
         .ok_or_else(|| ApiError::not_found("No token session with this id"))?;
     let now = chrono::DateTime::from_timestamp(now_unix, 0)
         .ok_or_else(|| ApiError::internal("clock out of range"))?
         .naive_utc();
     refresh::check_refresh(&session, &caller, now)?;
     // A rollback takes effect at the next refresh, not only at the next session.
-    let enrollment = enrollment_for(&db, session.persona, &caller)?;
+    let enrollment = enrollment_for(&db, session.persona, &caller).await?;
     if !enrollment.enrolled {
         return Ok(no_store(Reply::json(200, &FallbackAnswer::new(enrollment))));
     }
     let api_key = api_key(config)?;
-    enforce_rate_limit(&db, incoming, &caller, config)?;
+    enforce_rate_limit(&db, incoming, &caller, config).await?;
 
     let settings = session_settings(
         session.persona,
@@ -433,7 +439,7 @@ fn refresh_session(
         &session.voice,
         config.ttl_seconds,
     );
-    let secret = openai::mint_client_secret(&config.openai.base_url, api_key, &settings)?;
+    let secret = openai::mint_client_secret(&config.openai.base_url, api_key, &settings).await?;
     // The count and age are checked again in the UPDATE, so that two concurrent
     // refreshes cannot both take the last one; the loser's token is never handed out.
     let counted = sessions::record_refresh(
@@ -441,11 +447,12 @@ fn refresh_session(
         session.id,
         refresh::MAX_REFRESHES,
         refresh::SESSION_LIFETIME_MINUTES,
-    )?;
+    )
+    .await?;
     let session = match counted {
         Some(session) => session,
         None => {
-            let now = sessions::find(&db, session.id)?;
+            let now = sessions::find(&db, session.id).await?;
             return Err(match now {
                 Some(now) if now.refresh_count >= refresh::MAX_REFRESHES => refresh::exhausted(),
                 _ => refresh::expired(),
@@ -459,14 +466,14 @@ fn refresh_session(
 }
 
 /// `GET /flag`: the rollout flag for the caller.
-fn flag_for_caller(
+async fn flag_for_caller(
     incoming: &Incoming,
     config: &TokenConfig,
     now_unix: i64,
 ) -> Result<Reply, ApiError> {
     let caller = authenticated_caller(incoming, config, now_unix)?;
-    let db = Db::connect(&config.db_url)?;
-    let flag = flags::get(&db, flags::VOICE_WEBRTC_MIGRATION)?;
+    let db = Db::connect(&config.db_url).await?;
+    let flag = flags::get(&db, flags::VOICE_WEBRTC_MIGRATION).await?;
     let enrollment = Enrollment::decide(Persona::StudentTutor, Some(&flag), caller.bucket());
     let answer = FlagAnswer {
         flag: flag.flag_name,

@@ -11,8 +11,8 @@ use voice_edge_shared::runtime::{SpinRequest, SpinResponse, SpinVariables, serve
 
 #[http_service]
 async fn handle(request: SpinRequest) -> SpinResponse {
-    serve("health", JSON_LIMIT, request, |incoming| {
-        health::handle(incoming, &SpinVariables)
+    serve("health", JSON_LIMIT, request, async |incoming| {
+        health::handle(incoming, &SpinVariables).await
     })
     .await
 }

@@ -12,8 +12,11 @@ use voice_edge_shared::runtime::{SpinRequest, SpinResponse, SpinVariables, serve
 
 #[http_service]
 async fn handle(request: SpinRequest) -> SpinResponse {
-    serve("practice-webhook", WEBHOOK_LIMIT, request, |incoming| {
-        practice::handle(incoming, &SpinVariables, clock::now_utc()?)
-    })
+    serve(
+        "practice-webhook",
+        WEBHOOK_LIMIT,
+        request,
+        async |incoming| practice::handle(incoming, &SpinVariables, clock::now_utc()?).await,
+    )
     .await
 }

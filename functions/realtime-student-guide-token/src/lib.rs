@@ -15,8 +15,8 @@ use voice_edge_shared::token;
 
 #[http_service]
 async fn handle(request: SpinRequest) -> SpinResponse {
-    serve(token::FUNCTION, JSON_LIMIT, request, |incoming| {
-        token::handle(incoming, &SpinVariables, clock::now_unix()?)
+    serve(token::FUNCTION, JSON_LIMIT, request, async |incoming| {
+        token::handle(incoming, &SpinVariables, clock::now_unix()?).await
     })
     .await
 }

@@ -16,8 +16,8 @@ use voice_edge_shared::runtime::{SpinRequest, SpinResponse, SpinVariables, serve
 
 #[http_service]
 async fn handle(request: SpinRequest) -> SpinResponse {
-    serve(demo::FUNCTION, JSON_LIMIT, request, |incoming| {
-        demo::handle(incoming, &SpinVariables, clock::now_unix()?)
+    serve(demo::FUNCTION, JSON_LIMIT, request, async |incoming| {
+        demo::handle(incoming, &SpinVariables, clock::now_unix()?).await
     })
     .await
 }

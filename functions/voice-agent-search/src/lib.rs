@@ -16,8 +16,8 @@ use voice_edge_shared::search;
 
 #[http_service]
 async fn handle(request: SpinRequest) -> SpinResponse {
-    serve(search::FUNCTION, JSON_LIMIT, request, |incoming| {
-        search::handle(incoming, &SpinVariables, clock::now_unix()?)
+    serve(search::FUNCTION, JSON_LIMIT, request, async |incoming| {
+        search::handle(incoming, &SpinVariables, clock::now_unix()?).await
     })
     .await
 }

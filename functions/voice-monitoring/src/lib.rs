@@ -14,8 +14,8 @@ use voice_edge_shared::runtime::{SpinRequest, SpinResponse, SpinVariables, serve
 
 #[http_service]
 async fn handle(request: SpinRequest) -> SpinResponse {
-    serve("voice-monitoring", JSON_LIMIT, request, |incoming| {
-        monitoring::handle(incoming, &SpinVariables, clock::now_unix()?)
+    serve("voice-monitoring", JSON_LIMIT, request, async |incoming| {
+        monitoring::handle(incoming, &SpinVariables, clock::now_unix()?).await
     })
     .await
 }

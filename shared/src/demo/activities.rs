@@ -26,24 +26,29 @@ fn from_row(row: &Row<'_>) -> Result<DemoActivity, DbError> {
 }
 
 /// Published activities, of one type or all, by type and title.
-pub fn list_published(db: &Db, demo_type: Option<DemoType>) -> Result<Vec<DemoActivity>, DbError> {
+pub async fn list_published(
+    db: &Db,
+    demo_type: Option<DemoType>,
+) -> Result<Vec<DemoActivity>, DbError> {
     let rows = match demo_type {
         Some(demo_type) => db.query_rows(
             &format!(
                 "{SELECT_PUBLISHED} AND demo_type = $1 ORDER BY language, grade_level, title, id"
             ),
             &[db::text(demo_type.as_str())],
-        )?,
+        ).await?,
         None => db.query_rows(
             &format!("{SELECT_PUBLISHED} ORDER BY demo_type, language, grade_level, title, id"),
             &[],
-        )?,
+        ).await?,
     };
     rows.rows().map(|row| from_row(&row)).collect()
 }
 
 /// One published activity.
-pub fn find_published(db: &Db, id: Uuid) -> Result<Option<DemoActivity>, DbError> {
-    let rows = db.query_rows(&format!("{SELECT_PUBLISHED} AND id = $1"), &[id.into()])?;
+pub async fn find_published(db: &Db, id: Uuid) -> Result<Option<DemoActivity>, DbError> {
+    let rows = db
+        .query_rows(&format!("{SELECT_PUBLISHED} AND id = $1"), &[id.into()])
+        .await?;
     rows.rows().next().map(|row| from_row(&row)).transpose()
 }

@@ -14,7 +14,7 @@ use crate::db::{self, Db, DbError};
 
 /// Appends `items` to an active session of `student_id`. Returns how many rows were
 /// stored: `items.len()`, or `0` when the session is not (or no longer) active.
-pub fn insert_batch(
+pub async fn insert_batch(
     db: &Db,
     session_id: Uuid,
     student_id: Uuid,
@@ -46,5 +46,5 @@ pub fn insert_batch(
             db::jsonb(&Value::Array(records)),
             db::text(SessionStatus::Active.as_str()),
         ],
-    )
+    ).await
 }

@@ -139,7 +139,7 @@ pub fn parse_calls_answer(response: &OutboundResponse) -> Result<RelayedAnswer, 
 }
 
 /// Relays an SDP offer with the session configuration and the server's key.
-pub fn relay_offer(
+pub async fn relay_offer(
     openai: &OpenAiConfig,
     sdp: &str,
     session: &Value,
@@ -161,12 +161,12 @@ pub fn relay_offer(
         body: calls_multipart_body(&boundary, sdp, session),
         timeout: UPSTREAM_TIMEOUT,
     };
-    let response = outbound::send(&request).map_err(outbound_failure)?;
+    let response = outbound::send(&request).await.map_err(outbound_failure)?;
     parse_calls_answer(&response)
 }
 
 /// Mints an ephemeral client secret for the session configuration.
-pub fn mint_client_secret(
+pub async fn mint_client_secret(
     openai: &OpenAiConfig,
     session: &Value,
     ttl_seconds: i64,
@@ -183,7 +183,7 @@ pub fn mint_client_secret(
             .expect("JSON values always serialise"),
         timeout: UPSTREAM_TIMEOUT,
     };
-    token::openai::interpret(outbound::send(&request))
+    token::openai::interpret(outbound::send(&request).await)
 }
 
 #[cfg(test)]

@@ -37,16 +37,17 @@ pub struct StoredAudit {
 /// transaction, so each one reads the state the previous one left and its audit row's
 /// "from" is true. An advisory lock rather than a row lock: the flag row belongs to the
 /// flags module, and the lock must also cover the red-flag check.
-pub fn lock_rollout_changes(db: &Db) -> Result<(), ApiError> {
+pub async fn lock_rollout_changes(db: &Db) -> Result<(), ApiError> {
     db.execute(
         "SELECT pg_advisory_xact_lock(hashtext('voice_rollout_audit'))",
         &[],
-    )?;
+    )
+    .await?;
     Ok(())
 }
 
 /// Writes one audit row.
-pub fn insert(db: &Db, entry: &AuditEntry<'_>) -> Result<StoredAudit, ApiError> {
+pub async fn insert(db: &Db, entry: &AuditEntry<'_>) -> Result<StoredAudit, ApiError> {
     let sql = "INSERT INTO voice_rollout_audit (
                    flag_name, actor_id, actor_role, from_enabled, from_percentage,
                    to_enabled, to_percentage, reason, forced, red_flags)
@@ -66,6 +67,7 @@ pub fn insert(db: &Db, entry: &AuditEntry<'_>) -> Result<StoredAudit, ApiError> 
     ];
     let rows = db
         .query_one(sql, &params)
+        .await
         .map_err(super::unknown_user_is_forbidden)?;
     let row = rows
         .rows()

@@ -16,7 +16,7 @@ pub struct StoredError {
 }
 
 /// Stores one error for `user_id`.
-pub fn insert(db: &Db, user_id: Uuid, error: &SessionError) -> Result<StoredError, ApiError> {
+pub async fn insert(db: &Db, user_id: Uuid, error: &SessionError) -> Result<StoredError, ApiError> {
     let sql = "INSERT INTO voice_session_errors (
                    user_id, error_type, error_message, stack_trace, is_retryable,
                    implementation_type, context, session_id)
@@ -42,6 +42,7 @@ pub fn insert(db: &Db, user_id: Uuid, error: &SessionError) -> Result<StoredErro
     ];
     let rows = db
         .query_one(sql, &params)
+        .await
         .map_err(super::unknown_user_is_forbidden)?;
     let row = rows
         .rows()

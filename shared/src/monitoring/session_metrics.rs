@@ -24,7 +24,7 @@ pub struct StoredMetrics {
 /// Stores one session's metrics for `user_id`, replacing the user's earlier report of
 /// the same `session_id` (an upsert always returns its row). `anonymous`: the reporter
 /// is an anonymous sign-in, whose reports the summary does not count.
-pub fn upsert(
+pub async fn upsert(
     db: &Db,
     user_id: Uuid,
     anonymous: bool,
@@ -73,6 +73,7 @@ pub fn upsert(
     ];
     let rows = db
         .query_one(sql, &params)
+        .await
         .map_err(super::unknown_user_is_forbidden)?;
     let row = rows
         .rows()
@@ -91,7 +92,7 @@ pub fn upsert(
 /// are over each rule's threshold on their own values. The percentiles are
 /// `percentile_cont` (linear interpolation between the closest ranks) over the users'
 /// capped latencies. Reports of anonymous sign-ins are left out.
-pub fn stats_in_window(db: &Db, hours: i32) -> Result<Vec<ImplementationStats>, ApiError> {
+pub async fn stats_in_window(db: &Db, hours: i32) -> Result<Vec<ImplementationStats>, ApiError> {
     let sql = "WITH windowed AS (
                    SELECT id, user_id, session_id, implementation_type, connection_success,
                           avg_latency_ms::float8 AS latency,
@@ -169,21 +170,23 @@ pub fn stats_in_window(db: &Db, hours: i32) -> Result<Vec<ImplementationStats>, 
                 GROUP BY implementation_type";
     let underruns = rules::MAX_BUFFER_UNDERRUNS_PER_SESSION as f64;
     let reconnections = rules::MAX_RECONNECTIONS_PER_SESSION as f64;
-    let rows = db.query_rows(
-        sql,
-        &[
-            ParameterValue::Int32(hours),
-            ParameterValue::Int64(MAX_SESSIONS_PER_USER),
-            ParameterValue::Floating64(rules::USER_CAP_FACTOR),
-            ParameterValue::Floating64(rules::USER_CAP_FACTOR * underruns),
-            ParameterValue::Floating64(rules::USER_CAP_FACTOR * reconnections),
-            ParameterValue::Floating64(rules::WEBRTC_MIN_SUCCESS_RATE_PERCENT as f64),
-            ParameterValue::Floating64(rules::MAX_ERROR_RATE_PERCENT as f64),
-            ParameterValue::Floating64(underruns),
-            ParameterValue::Floating64(reconnections),
-            ParameterValue::Floating64(rules::MAX_WEBRTC_LATENCY_RATIO),
-        ],
-    )?;
+    let rows = db
+        .query_rows(
+            sql,
+            &[
+                ParameterValue::Int32(hours),
+                ParameterValue::Int64(MAX_SESSIONS_PER_USER),
+                ParameterValue::Floating64(rules::USER_CAP_FACTOR),
+                ParameterValue::Floating64(rules::USER_CAP_FACTOR * underruns),
+                ParameterValue::Floating64(rules::USER_CAP_FACTOR * reconnections),
+                ParameterValue::Floating64(rules::WEBRTC_MIN_SUCCESS_RATE_PERCENT as f64),
+                ParameterValue::Floating64(rules::MAX_ERROR_RATE_PERCENT as f64),
+                ParameterValue::Floating64(underruns),
+                ParameterValue::Floating64(reconnections),
+                ParameterValue::Floating64(rules::MAX_WEBRTC_LATENCY_RATIO),
+            ],
+        )
+        .await?;
     rows.rows().map(|row| stats_from_row(&row)).collect()
 }
 

@@ -91,7 +91,7 @@ pub(super) fn upsert_params(attempt: &AttemptChange<'_>) -> Vec<ParameterValue> 
 /// Writes an attempt's new state and its session's change in one statement (one
 /// round trip per delivery fewer). `false` when the attempt id belongs to another
 /// session: then neither is written.
-pub fn write_with_session(
+pub async fn write_with_session(
     db: &Db,
     session_id: Uuid,
     attempt: &AttemptChange<'_>,
@@ -106,7 +106,7 @@ pub fn write_with_session(
          SELECT EXISTS (SELECT 1 FROM attempt) AS attempt_written",
         sessions::UPDATE_SQL
     );
-    let rows = db.query_one(&sql, &params)?;
+    let rows = db.query_one(&sql, &params).await?;
     let row = rows
         .rows()
         .next()

@@ -17,12 +17,14 @@ use crate::db::{self, Db, DbError, RowSet};
 /// session. Every event for a session takes this lock before reading it (deliveries take
 /// it with their claim, [`super::webhook_events::claim`]), so events for one session
 /// apply one at a time and each sees the ones before it.
-pub fn lock(db: &Db, session_id: Uuid) -> Result<bool, DbError> {
+pub async fn lock(db: &Db, session_id: Uuid) -> Result<bool, DbError> {
     // `execute` counts the rows the SELECT locked: no `query` that could find none.
-    let locked = db.execute(
-        "SELECT id FROM practice_sessions WHERE id = $1 FOR UPDATE",
-        &[session_id.into()],
-    )?;
+    let locked = db
+        .execute(
+            "SELECT id FROM practice_sessions WHERE id = $1 FOR UPDATE",
+            &[session_id.into()],
+        )
+        .await?;
     Ok(locked > 0)
 }
 
@@ -42,14 +44,17 @@ pub(super) const STATE_COLUMNS: &str = "s.status,
 /// Reads a session with its attempts. Call it after the lock, in a statement of its
 /// own: a statement that waited for the lock would still read the attempts as they
 /// were before the wait.
-pub fn read_with_attempts(db: &Db, session_id: Uuid) -> Result<Option<SessionState>, DbError> {
+pub async fn read_with_attempts(
+    db: &Db,
+    session_id: Uuid,
+) -> Result<Option<SessionState>, DbError> {
     let sql = format!(
         "SELECT {STATE_COLUMNS}
            FROM (SELECT 1) AS one
            LEFT JOIN practice_sessions s ON s.id = $1
            LEFT JOIN practice_attempts a ON a.session_id = s.id"
     );
-    let rows = db.query_one(&sql, &[session_id.into()])?;
+    let rows = db.query_one(&sql, &[session_id.into()]).await?;
     state_from_rows(&rows, session_id)
 }
 
@@ -132,8 +137,9 @@ pub(super) fn update_params(session_id: Uuid, change: &SessionChange<'_>) -> Vec
 }
 
 /// Writes what a session-level event changed.
-pub fn update(db: &Db, session_id: Uuid, change: &SessionChange<'_>) -> Result<(), DbError> {
-    db.execute(UPDATE_SQL, &update_params(session_id, change))?;
+pub async fn update(db: &Db, session_id: Uuid, change: &SessionChange<'_>) -> Result<(), DbError> {
+    db.execute(UPDATE_SQL, &update_params(session_id, change))
+        .await?;
     Ok(())
 }
 

@@ -70,7 +70,7 @@ impl WebhookConfig {
 }
 
 /// Serves `POST /functions/v1/practice-webhook` and `POST …/replay`.
-pub fn handle(
+pub async fn handle(
     incoming: &Incoming,
     vars: &impl Variables,
     now: DateTime<Utc>,
@@ -79,21 +79,25 @@ pub fn handle(
     match incoming.segments().as_slice() {
         [] => {
             incoming.allow(&["POST"])?;
-            receive(incoming, &config, now.timestamp())
+            receive(incoming, &config, now.timestamp()).await
         }
         ["replay"] => {
             incoming.allow(&["POST"])?;
             let auth = AuthConfig::load(vars)?;
             let claims = auth::authenticate(incoming, &auth, now.timestamp())?;
             auth::require_role(&claims, &[Role::ServiceRole])?;
-            replay(incoming, &config)
+            replay(incoming, &config).await
         }
         _ => Err(ApiError::not_found("No such route")),
     }
 }
 
 /// A delivery: `200 processed`, `200 duplicate`, `202 ignored`, or the refusal.
-fn receive(incoming: &Incoming, config: &WebhookConfig, now_unix: i64) -> Result<Reply, ApiError> {
+async fn receive(
+    incoming: &Incoming,
+    config: &WebhookConfig,
+    now_unix: i64,
+) -> Result<Reply, ApiError> {
     let body = incoming.body(WEBHOOK_LIMIT)?;
     let headers = WebhookHeaders {
         id: incoming.header("webhook-id"),
@@ -102,15 +106,18 @@ fn receive(incoming: &Incoming, config: &WebhookConfig, now_unix: i64) -> Result
     };
     let delivery = verify_webhook_signature(&config.secrets, headers, body, now_unix)?;
     let parsed = event::parse_body(body);
-    let db = Db::connect(&config.db_url)?;
+    let db = Db::connect(&config.db_url).await?;
     crate::retention::sweep_if_due(&db, incoming);
     let optimistic = match &parsed {
-        ParsedBody::Event(event) => record_unlocked(&db, &delivery.id, body, event)?,
+        ParsedBody::Event(event) => record_unlocked(&db, &delivery.id, body, event).await?,
         _ => None,
     };
     let answer = match optimistic {
         Some(answer) => answer,
-        None => db.transaction(|db| record_delivery(db, &delivery.id, body, parsed))?,
+        None => {
+            db.transaction(async |db| record_delivery(db, &delivery.id, body, parsed).await)
+                .await?
+        }
     };
     match answer {
         Delivered::Duplicate => Ok(Reply::json(200, &json!({"status": "duplicate"}))),
@@ -140,7 +147,7 @@ enum Delivered {
 /// The optimistic path: the delivery recorded and applied in two autocommit
 /// statements, without holding a lock between them; `None` when it has to take the
 /// locked path ([`record_delivery`]) instead, nothing having been written.
-fn record_unlocked(
+async fn record_unlocked(
     db: &Db,
     id: &str,
     body: &[u8],
@@ -148,7 +155,7 @@ fn record_unlocked(
 ) -> Result<Option<Delivered>, ApiError> {
     if let EventKind::AttemptScored(score) = &event.kind {
         return Ok(
-            match webhook_events::record_scored(db, id, body, event, score)? {
+            match webhook_events::record_scored(db, id, body, event, score).await? {
                 ScoredOutcome::Processed => Some(Delivered::Settled(Settled {
                     status: WebhookEventStatus::Processed,
                     refusal: None,
@@ -161,7 +168,7 @@ fn record_unlocked(
     let Lookup {
         event: stored,
         session,
-    } = webhook_events::look_up(db, id, event.session_id)?;
+    } = webhook_events::look_up(db, id, event.session_id).await?;
     let session = match (stored, session) {
         (Some(WebhookEventStatus::Processed | WebhookEventStatus::Ignored), _) => {
             return Ok(Some(Delivered::Duplicate));
@@ -180,7 +187,7 @@ fn record_unlocked(
         raw_body: None,
         error: None,
     };
-    match webhook_events::record_if_unchanged(db, &new_event, &session, &changes) {
+    match webhook_events::record_if_unchanged(db, &new_event, &session, &changes).await {
         Ok(true) => Ok(Some(Delivered::Settled(Settled {
             status: WebhookEventStatus::Processed,
             refusal: None,
@@ -194,7 +201,7 @@ fn record_unlocked(
 }
 
 /// Records and applies one delivery inside the caller's transaction.
-fn record_delivery(
+async fn record_delivery(
     db: &Db,
     id: &str,
     body: &[u8],
@@ -220,23 +227,23 @@ fn record_delivery(
         raw_body,
         error: reason.as_deref(),
     };
-    let Claim::Claimed(locked) = webhook_events::claim(db, &new_event, session)? else {
+    let Claim::Claimed(locked) = webhook_events::claim(db, &new_event, session).await? else {
         return Ok(Delivered::Duplicate);
     };
-    let settled = settle(db, parsed, locked)?;
+    let settled = settle(db, parsed, locked).await?;
     if settled.status != expected {
         let reason = settled.refusal.as_ref().map(ToString::to_string);
-        webhook_events::set_outcome(db, id, settled.status, reason.as_deref())?;
+        webhook_events::set_outcome(db, id, settled.status, reason.as_deref()).await?;
     }
     Ok(Delivered::Settled(settled))
 }
 
 /// Applies a body's effects to its `locked` session; a refusal the sender can cure is
 /// returned as `failed`, any other error aborts the transaction.
-fn settle(db: &Db, parsed: ParsedBody, locked: LockedSession) -> Result<Settled, ApiError> {
+async fn settle(db: &Db, parsed: ParsedBody, locked: LockedSession) -> Result<Settled, ApiError> {
     let settled = |status, refusal| Settled { status, refusal };
     Ok(match parsed {
-        ParsedBody::Event(event) => match apply_event(db, &event, locked) {
+        ParsedBody::Event(event) => match apply_event(db, &event, locked).await {
             Ok(()) => settled(WebhookEventStatus::Processed, None),
             Err(refusal) if refusal.status() < 500 => {
                 settled(WebhookEventStatus::Failed, Some(refusal))
@@ -252,21 +259,25 @@ fn settle(db: &Db, parsed: ParsedBody, locked: LockedSession) -> Result<Settled,
 
 /// Writes what the event changes in its locked session (read here when the claim
 /// could not read it).
-fn apply_event(db: &Db, event: &PracticeEvent, locked: LockedSession) -> Result<(), ApiError> {
+async fn apply_event(
+    db: &Db,
+    event: &PracticeEvent,
+    locked: LockedSession,
+) -> Result<(), ApiError> {
     let not_found =
         || ApiError::not_found(format!("Practice session {} not found", event.session_id));
     let session: SessionState = match locked {
         LockedSession::Missing => return Err(not_found()),
         LockedSession::Read(session) => session,
-        LockedSession::Unread => {
-            sessions::read_with_attempts(db, event.session_id)?.ok_or_else(not_found)?
-        }
+        LockedSession::Unread => sessions::read_with_attempts(db, event.session_id)
+            .await?
+            .ok_or_else(not_found)?,
     };
     match apply::plan_changes(&session, event) {
         Changes::Nothing => {}
-        Changes::Session(change) => sessions::update(db, session.id, &change)?,
+        Changes::Session(change) => sessions::update(db, session.id, &change).await?,
         Changes::AttemptAndSession(attempt, change) => {
-            if !attempts::write_with_session(db, session.id, &attempt, &change)? {
+            if !attempts::write_with_session(db, session.id, &attempt, &change).await? {
                 return Err(ApiError::bad_field(
                     "data.attempt_id",
                     "data.attempt_id belongs to another practice session",
@@ -314,13 +325,13 @@ struct ReplayResult {
 
 /// Processes stored deliveries again, each in its own transaction, and answers what
 /// became of each.
-fn replay(incoming: &Incoming, config: &WebhookConfig) -> Result<Reply, ApiError> {
+async fn replay(incoming: &Incoming, config: &WebhookConfig) -> Result<Reply, ApiError> {
     let request: ReplayRequest = incoming.json()?;
-    let db = Db::connect(&config.db_url)?;
+    let db = Db::connect(&config.db_url).await?;
     let ids = match (request.event_id, request.status) {
         (Some(id), None) => vec![id],
         (None, Some(status @ (WebhookEventStatus::Failed | WebhookEventStatus::Ignored))) => {
-            webhook_events::ids_with_status(&db, status, REPLAY_BATCH)?
+            webhook_events::ids_with_status(&db, status, REPLAY_BATCH).await?
         }
         (None, Some(WebhookEventStatus::Processed)) => {
             return Err(ApiError::bad_field(
@@ -336,7 +347,7 @@ fn replay(incoming: &Incoming, config: &WebhookConfig) -> Result<Reply, ApiError
     };
     let mut results = Vec::with_capacity(ids.len());
     for id in ids {
-        let settled = db.transaction(|db| replay_one(db, &id))?;
+        let settled = db.transaction(async |db| replay_one(db, &id).await).await?;
         let Some(Settled { status, refusal }) = settled else {
             return Err(ApiError::not_found(format!(
                 "No webhook event with id {id}"
@@ -355,8 +366,8 @@ fn replay(incoming: &Incoming, config: &WebhookConfig) -> Result<Reply, ApiError
     ))
 }
 
-fn replay_one(db: &Db, id: &str) -> Result<Option<Settled>, ApiError> {
-    let Some(stored) = webhook_events::lock_for_replay(db, id)? else {
+async fn replay_one(db: &Db, id: &str) -> Result<Option<Settled>, ApiError> {
+    let Some(stored) = webhook_events::lock_for_replay(db, id).await? else {
         return Ok(None);
     };
     let body = match stored.raw_body {
@@ -365,11 +376,13 @@ fn replay_one(db: &Db, id: &str) -> Result<Option<Settled>, ApiError> {
     };
     let parsed = event::parse_body(&body);
     let locked = match &parsed {
-        ParsedBody::Event(event) if sessions::lock(db, event.session_id)? => LockedSession::Unread,
+        ParsedBody::Event(event) if sessions::lock(db, event.session_id).await? => {
+            LockedSession::Unread
+        }
         _ => LockedSession::Missing,
     };
-    let settled = settle(db, parsed, locked)?;
+    let settled = settle(db, parsed, locked).await?;
     let reason = settled.refusal.as_ref().map(ToString::to_string);
-    webhook_events::set_outcome(db, &stored.id, settled.status, reason.as_deref())?;
+    webhook_events::set_outcome(db, &stored.id, settled.status, reason.as_deref()).await?;
     Ok(Some(settled))
 }

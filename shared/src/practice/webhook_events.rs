@@ -71,7 +71,11 @@ pub enum LockedSession {
 /// the one locked (every write of an attempt writes its session in the same
 /// transaction, so a newer attempt comes with a newer session row). Otherwise the
 /// answer is [`LockedSession::Unread`] and the caller reads it.
-pub fn claim(db: &Db, event: &NewEvent<'_>, lock_session: Option<Uuid>) -> Result<Claim, DbError> {
+pub async fn claim(
+    db: &Db,
+    event: &NewEvent<'_>,
+    lock_session: Option<Uuid>,
+) -> Result<Claim, DbError> {
     let sql = format!(
         "WITH serialised AS ({}),
          claimed AS (
@@ -104,18 +108,20 @@ pub fn claim(db: &Db, event: &NewEvent<'_>, lock_session: Option<Uuid>) -> Resul
         serialise_sql(1),
         sessions::STATE_COLUMNS
     );
-    let rows = db.query_one(
-        &sql,
-        &[
-            db::text(event.id),
-            db::text(event.event_type),
-            db::text(event.status.as_str()),
-            event.payload.clone(),
-            db::optional_text(event.error),
-            super::or_null(lock_session.map(Into::into)),
-            super::or_null(event.raw_body.clone().map(ParameterValue::Binary)),
-        ],
-    )?;
+    let rows = db
+        .query_one(
+            &sql,
+            &[
+                db::text(event.id),
+                db::text(event.event_type),
+                db::text(event.status.as_str()),
+                event.payload.clone(),
+                db::optional_text(event.error),
+                super::or_null(lock_session.map(Into::into)),
+                super::or_null(event.raw_body.clone().map(ParameterValue::Binary)),
+            ],
+        )
+        .await?;
     let first = rows
         .rows()
         .next()
@@ -157,8 +163,10 @@ pub struct Lookup {
 
 /// Reads, in one statement and without locking anything, whether a delivery id is
 /// stored and the session an event is about, with its attempts and version.
-pub fn look_up(db: &Db, id: &str, session_id: Uuid) -> Result<Lookup, DbError> {
-    let rows = db.query_one(&look_up_statement(), &[db::text(id), session_id.into()])?;
+pub async fn look_up(db: &Db, id: &str, session_id: Uuid) -> Result<Lookup, DbError> {
+    let rows = db
+        .query_one(&look_up_statement(), &[db::text(id), session_id.into()])
+        .await?;
     let first = rows
         .rows()
         .next()
@@ -200,14 +208,14 @@ fn look_up_statement() -> String {
 /// writer and then looks at the version it left), then writes the attempt, the session
 /// and the event row, each only if the one before was written. A delivery id stored
 /// since the read fails the statement with a unique violation, which writes nothing.
-pub fn record_if_unchanged(
+pub async fn record_if_unchanged(
     db: &Db,
     event: &NewEvent<'_>,
     session: &VersionedSession,
     changes: &Changes<'_>,
 ) -> Result<bool, DbError> {
     let (sql, params) = record_statement(event, session, changes);
-    let rows = db.query_one(&sql, &params)?;
+    let rows = db.query_one(&sql, &params).await?;
     let row = rows
         .rows()
         .next()
@@ -325,17 +333,19 @@ pub fn record_scored_params(
 /// Applies a `practice.attempt.scored` delivery and records it, in one statement (one
 /// transaction, one round trip): dedupe by id, the attempt, the session's results, the
 /// `webhook_events` row.
-pub fn record_scored(
+pub async fn record_scored(
     db: &Db,
     id: &str,
     body: &[u8],
     event: &PracticeEvent,
     score: &AttemptScore,
 ) -> Result<ScoredOutcome, DbError> {
-    let rows = db.query_one(
-        RECORD_SCORED_SQL,
-        &record_scored_params(id, body, event, score),
-    )?;
+    let rows = db
+        .query_one(
+            RECORD_SCORED_SQL,
+            &record_scored_params(id, body, event, score),
+        )
+        .await?;
     let row = rows
         .rows()
         .next()
@@ -351,7 +361,7 @@ pub fn record_scored(
 }
 
 /// Sets the outcome of a delivery claimed earlier in the same transaction.
-pub fn set_outcome(
+pub async fn set_outcome(
     db: &Db,
     id: &str,
     status: WebhookEventStatus,
@@ -364,7 +374,8 @@ pub fn set_outcome(
             db::text(status.as_str()),
             db::optional_text(error),
         ],
-    )?;
+    )
+    .await?;
     Ok(())
 }
 
@@ -382,7 +393,7 @@ pub struct StoredEvent {
 /// delivery has that id, or when its content was emptied (by retention or an erasure,
 /// `sql/migrations/0160`, `0161`): there is nothing left to apply, and replaying `{}`
 /// would turn a processed delivery into a failed one that a retry could apply again.
-pub fn lock_for_replay(db: &Db, id: &str) -> Result<Option<StoredEvent>, DbError> {
+pub async fn lock_for_replay(db: &Db, id: &str) -> Result<Option<StoredEvent>, DbError> {
     let sql = format!(
         "WITH serialised AS ({}),
          counted AS (
@@ -395,7 +406,7 @@ pub fn lock_for_replay(db: &Db, id: &str) -> Result<Option<StoredEvent>, DbError
            FROM (SELECT 1) AS one LEFT JOIN counted ON true",
         serialise_sql(1)
     );
-    let rows = db.query_one(&sql, &[db::text(id)])?;
+    let rows = db.query_one(&sql, &[db::text(id)]).await?;
     let Some(row) = rows.rows().next() else {
         return Ok(None);
     };
@@ -411,16 +422,18 @@ pub fn lock_for_replay(db: &Db, id: &str) -> Result<Option<StoredEvent>, DbError
 
 /// The ids of stored deliveries in `status` whose content is still there, oldest first,
 /// at most `limit`.
-pub fn ids_with_status(
+pub async fn ids_with_status(
     db: &Db,
     status: WebhookEventStatus,
     limit: i64,
 ) -> Result<Vec<String>, DbError> {
-    let rows = db.query_rows(
-        "SELECT id FROM webhook_events WHERE status = $1 \
+    let rows = db
+        .query_rows(
+            "SELECT id FROM webhook_events WHERE status = $1 \
            AND (payload <> '{}'::jsonb OR raw_body IS NOT NULL) \
          ORDER BY received_at, id LIMIT $2",
-        &[db::text(status.as_str()), limit.into()],
-    )?;
+            &[db::text(status.as_str()), limit.into()],
+        )
+        .await?;
     rows.rows().map(|row| db::column(&row, "id")).collect()
 }

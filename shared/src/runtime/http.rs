@@ -25,16 +25,16 @@ pub type SpinResponse = Response;
 ///
 /// The body is read first, up to `body_limit` bytes (the largest any route of the
 /// function takes; a longer body is refused with `413` by whichever route asks for it,
-/// and never read past the limit); `handler` then runs to the end without yielding,
-/// so two requests that share an instance never interleave inside it (see
-/// [`crate::runtime`]). The response leaves with its `content-length` and its whole
-/// body; what the handler scheduled with [`Incoming::after_response`] runs after
-/// the body has been handed to the runtime, while the request's task lives on.
+/// and never read past the limit); then `handler` runs, yielding to the instance's
+/// other requests at every database or upstream call (see [`crate::runtime`]). The
+/// response leaves with its `content-length` and its whole body; what the handler
+/// scheduled with [`Incoming::after_response`] runs after the body has been handed to
+/// the runtime, while the request's task lives on.
 pub async fn serve(
     function: &'static str,
     body_limit: usize,
     request: SpinRequest,
-    handler: impl FnOnce(&Incoming) -> Result<Reply, ApiError>,
+    handler: impl AsyncFnOnce(&Incoming) -> Result<Reply, ApiError>,
 ) -> SpinResponse {
     let in_progress = crate::runtime::instance::enter();
     let raw = raw_request(request, body_limit).await;
@@ -43,7 +43,7 @@ pub async fn serve(
         reply,
         log_line,
         after_response,
-    } = handle(function, raw, &cors, handler);
+    } = handle(function, raw, &cors, handler).await;
     println!("{}", in_progress.annotate(log_line));
     send(function, reply, after_response)
 }
@@ -117,7 +117,7 @@ fn send(function: &str, reply: Reply, after_response: AfterResponse) -> SpinResp
             )))
         };
         let _ = trailers_out.write(end).await;
-        after_response.run();
+        after_response.run().await;
     });
     response
 }

@@ -1,14 +1,20 @@
-//! [`send`] over `wasi:http/outgoing-handler`: the request options set, and the answer
-//! awaited together with a monotonic-clock timer, so that a silent upstream always ends
-//! in [`OutboundError::Timeout`] whether or not the host honours the options.
+//! [`send`] over `wasi:http/client@0.3.0`: the request options set, and the whole
+//! exchange (sending, the answer, its body) raced against a monotonic-clock timer, so
+//! that a silent upstream always ends in [`OutboundError::Timeout`] whether or not the
+//! host honours the options. Every wait is an async call: while one request waits for
+//! its upstream, the instance serves the others.
 
-use wasi::clocks::monotonic_clock;
-use wasi::http::outgoing_handler;
-use wasi::http::types::{
-    ErrorCode, Fields, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::task::Poll;
+
+use spin_sdk::wasip3::clocks::monotonic_clock;
+use spin_sdk::wasip3::http::client;
+use spin_sdk::wasip3::http::types::{
+    ErrorCode, Fields, Method, Request, RequestOptions, Response, Scheme,
 };
-use wasi::io::poll;
-use wasi::io::streams::StreamError;
+use spin_sdk::wasip3::wit_bindgen::StreamResult;
+use spin_sdk::wasip3::{spawn, wit_future, wit_stream};
 
 use crate::outbound::{
     MAX_RESPONSE_BYTES, OutboundError, OutboundRequest, OutboundResponse, split_url,
@@ -38,11 +44,35 @@ fn classify(code: &ErrorCode) -> OutboundError {
 }
 
 /// Sends `request` and reads the whole answer, giving up after `request.timeout`.
-pub fn send(request: &OutboundRequest) -> Result<OutboundResponse, OutboundError> {
-    let parts = split_url(&request.url)?;
+pub async fn send(request: &OutboundRequest) -> Result<OutboundResponse, OutboundError> {
     let timeout_ns = u64::try_from(request.timeout.as_nanos()).unwrap_or(u64::MAX);
-    let deadline = monotonic_clock::now().saturating_add(timeout_ns);
+    within(timeout_ns, exchange(request, timeout_ns))
+        .await
+        .unwrap_or(Err(OutboundError::Timeout))
+}
 
+/// `work`'s output, or `None` when `limit_ns` passes first (`work` is then dropped,
+/// which cancels what it was waiting for).
+async fn within<F: Future>(limit_ns: u64, work: F) -> Option<F::Output> {
+    let mut work = pin!(work);
+    let mut timer = pin!(monotonic_clock::wait_for(limit_ns));
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(None);
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+async fn exchange(
+    request: &OutboundRequest,
+    timeout_ns: u64,
+) -> Result<OutboundResponse, OutboundError> {
+    let parts = split_url(&request.url)?;
     let entries: Vec<(String, Vec<u8>)> = request
         .headers
         .iter()
@@ -50,16 +80,30 @@ pub fn send(request: &OutboundRequest) -> Result<OutboundResponse, OutboundError
         .collect();
     let fields = Fields::from_list(&entries)
         .map_err(|error| OutboundError::Invalid(format!("bad header: {error:?}")))?;
-    let outgoing = OutgoingRequest::new(fields);
+
+    // Hosts that do not support an option refuse to set it; the timer still holds.
+    let options = RequestOptions::new();
+    let _ = options.set_connect_timeout(Some(timeout_ns));
+    let _ = options.set_first_byte_timeout(Some(timeout_ns));
+    let _ = options.set_between_bytes_timeout(Some(timeout_ns));
+
+    let (body_out, body) = if request.body.is_empty() {
+        (None, None)
+    } else {
+        let (writer, reader) = wit_stream::new::<u8>();
+        (Some(writer), Some(reader))
+    };
+    let (trailers_out, trailers) = wit_future::new(|| Ok(None));
+    let (outgoing, _transmitted) = Request::new(fields, body, trailers, Some(options));
     let invalid = |what: &str| OutboundError::Invalid(what.to_string());
     outgoing
         .set_method(&method_of(request.method))
         .map_err(|_| invalid("method"))?;
     outgoing
-        .set_scheme(Some(if parts.https {
-            &Scheme::Https
+        .set_scheme(Some(&if parts.https {
+            Scheme::Https
         } else {
-            &Scheme::Http
+            Scheme::Http
         }))
         .map_err(|_| invalid("scheme"))?;
     outgoing
@@ -68,44 +112,24 @@ pub fn send(request: &OutboundRequest) -> Result<OutboundResponse, OutboundError
     outgoing
         .set_path_with_query(Some(parts.path_and_query))
         .map_err(|_| invalid("path"))?;
-    let body = outgoing.body().map_err(|_| invalid("body"))?;
 
-    // Hosts that do not support an option refuse to set it; the timer below still holds.
-    let options = RequestOptions::new();
-    let _ = options.set_connect_timeout(Some(timeout_ns));
-    let _ = options.set_first_byte_timeout(Some(timeout_ns));
-    let _ = options.set_between_bytes_timeout(Some(timeout_ns));
-
-    let pending =
-        outgoing_handler::handle(outgoing, Some(options)).map_err(|code| classify(&code))?;
-    {
-        let stream = body.write().map_err(|_| invalid("body stream"))?;
-        for chunk in request.body.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|error| OutboundError::Failed(format!("writing the body: {error:?}")))?;
+    // The body goes out from a task of its own while the answer is awaited, as the
+    // host may read it only once the request is sent.
+    let bytes = request.body.clone();
+    spawn(async move {
+        if let Some(mut writer) = body_out {
+            writer.write_all(bytes).await;
         }
-    }
-    OutgoingBody::finish(body, None).map_err(|code| classify(&code))?;
+        let _ = trailers_out.write(Ok(None)).await;
+    });
 
-    let timer = monotonic_clock::subscribe_instant(deadline);
-    let response = loop {
-        if let Some(result) = pending.get() {
-            break result
-                .map_err(|()| OutboundError::Failed("response already taken".into()))?
-                .map_err(|code| classify(&code))?;
-        }
-        let ready = pending.subscribe();
-        let which = poll::poll(&[&ready, &timer]);
-        if !which.contains(&0) && which.contains(&1) {
-            return Err(OutboundError::Timeout);
-        }
-    };
-
-    let status = response.status();
+    let response = client::send(outgoing)
+        .await
+        .map_err(|code| classify(&code))?;
+    let status = response.get_status_code();
     let headers = response
-        .headers()
-        .entries()
+        .get_headers()
+        .copy_all()
         .into_iter()
         .map(|(name, value)| {
             (
@@ -114,33 +138,25 @@ pub fn send(request: &OutboundRequest) -> Result<OutboundResponse, OutboundError
             )
         })
         .collect();
-    let incoming = response
-        .consume()
-        .map_err(|()| OutboundError::Failed("response body already taken".into()))?;
-    let stream = incoming
-        .stream()
-        .map_err(|()| OutboundError::Failed("response body stream already taken".into()))?;
+    let (read_out, read) = wit_future::new(|| Ok(()));
+    let (mut stream, trailers) = Response::consume_body(response, read);
     let mut bytes = Vec::new();
     loop {
-        let ready = stream.subscribe();
-        let which = poll::poll(&[&ready, &timer]);
-        if !which.contains(&0) && which.contains(&1) {
-            return Err(OutboundError::Timeout);
-        }
-        match stream.read(64 * 1024) {
-            Ok(chunk) => {
+        let (result, chunk) = stream.read(Vec::with_capacity(64 * 1024)).await;
+        match result {
+            StreamResult::Complete(_) => {
                 bytes.extend_from_slice(&chunk);
                 if bytes.len() > MAX_RESPONSE_BYTES {
                     return Err(OutboundError::Failed("response body too large".into()));
                 }
             }
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(error)) => {
-                return Err(OutboundError::Failed(error.to_debug_string()));
-            }
+            StreamResult::Dropped | StreamResult::Cancelled => break,
         }
     }
     drop(stream);
+    drop(read_out);
+    // The body's outcome: an upstream that broke off mid-body ends here in an error.
+    trailers.await.map_err(|code| classify(&code))?;
     Ok(OutboundResponse {
         status,
         headers,

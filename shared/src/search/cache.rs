@@ -47,19 +47,21 @@ pub struct NewCachedAnswer<'a> {
 }
 
 /// The answer stored under `cache_key`, if it is at most `max_age_seconds` old.
-pub fn find_younger_than(
+pub async fn find_younger_than(
     db: &Db,
     cache_key: &str,
     max_age_seconds: i64,
 ) -> Result<Option<CachedAnswer>, ApiError> {
-    let rows = db.query_rows(
-        "SELECT answer, citations, (created_at AT TIME ZONE 'UTC') AS created_at, \
+    let rows = db
+        .query_rows(
+            "SELECT answer, citations, (created_at AT TIME ZONE 'UTC') AS created_at, \
                 floor(extract(epoch FROM now() - created_at))::int8 AS age_seconds \
          FROM search_cache \
          WHERE cache_key = $1 \
            AND created_at >= now() - make_interval(secs => $2::int8::float8)",
-        &[db::text(cache_key), max_age_seconds.into()],
-    )?;
+            &[db::text(cache_key), max_age_seconds.into()],
+        )
+        .await?;
     let Some(row) = rows.rows().next() else {
         return Ok(None);
     };
@@ -78,7 +80,7 @@ pub fn find_younger_than(
 }
 
 /// Stores an answer under its key, replacing what was there, as of now.
-pub fn store(db: &Db, entry: &NewCachedAnswer<'_>) -> Result<(), ApiError> {
+pub async fn store(db: &Db, entry: &NewCachedAnswer<'_>) -> Result<(), ApiError> {
     let citations = serde_json::to_value(entry.citations)
         .map_err(|error| ApiError::internal(format!("citations do not serialise: {error}")))?;
     db.execute(
@@ -97,21 +99,23 @@ pub fn store(db: &Db, entry: &NewCachedAnswer<'_>) -> Result<(), ApiError> {
             db::text(entry.answer),
             db::jsonb(&citations),
         ],
-    )?;
+    ).await?;
     Ok(())
 }
 
 /// Deletes answers older than [`STALE_SECONDS`], at most a batch of them, skipping rows
 /// another request holds; returns how many went.
-pub fn delete_expired(db: &Db) -> Result<u64, ApiError> {
-    let deleted = db.execute(
-        "DELETE FROM search_cache WHERE cache_key IN ( \
+pub async fn delete_expired(db: &Db) -> Result<u64, ApiError> {
+    let deleted = db
+        .execute(
+            "DELETE FROM search_cache WHERE cache_key IN ( \
              SELECT cache_key FROM search_cache \
              WHERE created_at < now() - make_interval(secs => $1::int8::float8) \
              ORDER BY created_at \
              LIMIT $2::int8 \
              FOR UPDATE SKIP LOCKED)",
-        &[STALE_SECONDS.into(), EXPIRY_BATCH.into()],
-    )?;
+            &[STALE_SECONDS.into(), EXPIRY_BATCH.into()],
+        )
+        .await?;
     Ok(deleted)
 }

@@ -308,16 +308,14 @@ fn url_citation(annotation: &Value) -> Option<Citation> {
 }
 
 /// Asks OpenAI to answer `query` with a web search.
-pub fn search(
+pub async fn search(
     base_url: &str,
     api_key: &str,
     model: &str,
     query: &str,
     locale: Option<&Language>,
 ) -> Result<Found, SearchFailure> {
-    interpret(outbound::send(&search_request(
-        base_url, api_key, model, query, locale,
-    )))
+    interpret(outbound::send(&search_request(base_url, api_key, model, query, locale)).await)
 }
 
 #[cfg(test)]

@@ -140,14 +140,12 @@ pub fn interpret(
 }
 
 /// Calls OpenAI for an ephemeral key.
-pub fn mint_client_secret(
+pub async fn mint_client_secret(
     base_url: &str,
     api_key: &str,
     settings: &SessionSettings,
 ) -> Result<ClientSecret, ApiError> {
-    interpret(outbound::send(&client_secret_request(
-        base_url, api_key, settings,
-    )))
+    interpret(outbound::send(&client_secret_request(base_url, api_key, settings)).await)
 }
 
 #[cfg(test)]

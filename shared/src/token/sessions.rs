@@ -87,56 +87,62 @@ fn first(rows: db::RowSet) -> Result<Option<TokenSession>, ApiError> {
 /// does. What that risks is only this: if PostgreSQL crashes, the rows of the last
 /// fraction of a second may be gone (whole rows, never half of one), and a refresh of
 /// such a session gets `404`, after which the client mints a new token.
-pub fn insert(db: &Db, new: &NewTokenSession<'_>) -> Result<TokenSession, ApiError> {
-    let rows = db.query_one(
-        &format!(
-            "INSERT INTO realtime_token_sessions \
+pub async fn insert(db: &Db, new: &NewTokenSession<'_>) -> Result<TokenSession, ApiError> {
+    let rows = db
+        .query_one(
+            &format!(
+                "INSERT INTO realtime_token_sessions \
                  (user_id, client_key, persona, language, model, voice, activity_id) \
              SELECT $1::uuid, $2::text, $3::text, $4::text, $5::text, $6::text, $7::uuid \
              FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit \
              RETURNING {COLUMNS}"
-        ),
-        &[
-            new.user_id.into(),
-            db::text(new.client_key),
-            db::text(new.persona.as_str()),
-            db::text(new.language),
-            db::text(new.model),
-            db::text(new.voice),
-            new.activity_id.into(),
-        ],
-    )?;
+            ),
+            &[
+                new.user_id.into(),
+                db::text(new.client_key),
+                db::text(new.persona.as_str()),
+                db::text(new.language),
+                db::text(new.model),
+                db::text(new.voice),
+                new.activity_id.into(),
+            ],
+        )
+        .await?;
     first(rows)?.ok_or_else(|| ApiError::internal("INSERT … RETURNING gave no row"))
 }
 
 /// The session with this id, if there is one.
-pub fn find(db: &Db, id: Uuid) -> Result<Option<TokenSession>, ApiError> {
-    let rows = db.query_rows(
-        &format!("SELECT {COLUMNS} FROM realtime_token_sessions WHERE id = $1"),
-        &[id.into()],
-    )?;
+pub async fn find(db: &Db, id: Uuid) -> Result<Option<TokenSession>, ApiError> {
+    let rows = db
+        .query_rows(
+            &format!("SELECT {COLUMNS} FROM realtime_token_sessions WHERE id = $1"),
+            &[id.into()],
+        )
+        .await?;
     first(rows)
 }
 
 /// Counts one refresh, atomically and only while the session has refreshes left and is
 /// younger than `max_age_minutes` by the database's clock: `None` when a concurrent
 /// refresh or the clock got there first.
-pub fn record_refresh(
+pub async fn record_refresh(
     db: &Db,
     id: Uuid,
     max_refreshes: i32,
     max_age_minutes: i32,
 ) -> Result<Option<TokenSession>, ApiError> {
-    let rows = db.query_rows(
-        &format!(
-            "UPDATE realtime_token_sessions \
+    let rows = db
+        .query_rows(
+            &format!(
+                "UPDATE realtime_token_sessions \
              SET refresh_count = refresh_count + 1, last_refreshed_at = now() \
              WHERE id = $1 \
                AND refresh_count < $2::int4 \
                AND created_at > now() - make_interval(mins => $3::int4) \
              RETURNING {COLUMNS}"
-        ),
-        &[id.into(), max_refreshes.into(), max_age_minutes.into()],
-    )?;
+            ),
+            &[id.into(), max_refreshes.into(), max_age_minutes.into()],
+        )
+        .await?;
     first(rows)
 }

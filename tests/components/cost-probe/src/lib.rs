@@ -21,6 +21,7 @@
 //! the functions.
 
 use spin_sdk::http_service;
+use spin_sdk::wasip3::clocks::monotonic_clock;
 use voice_edge_shared::ApiError;
 use voice_edge_shared::config::{self, Variables};
 use voice_edge_shared::db::{Db, DbAddress, ParameterValue};
@@ -48,11 +49,11 @@ fn count(incoming: &Incoming, name: &str) -> Result<usize, ApiError> {
     number(incoming, name, MOST)
 }
 
-fn probe(incoming: &Incoming) -> Result<Reply, ApiError> {
+async fn probe(incoming: &Incoming) -> Result<Reply, ApiError> {
     let after_ms = number(incoming, "after_ms", MOST_AFTER_MS)?;
     if after_ms > 0 {
-        incoming.after_response(move || {
-            std::thread::sleep(std::time::Duration::from_millis(after_ms as u64));
+        incoming.after_response(async move {
+            monotonic_clock::wait_for(after_ms as u64 * 1_000_000).await;
             println!(r#"{{"probe":"after_response","slept_ms":{after_ms}}}"#);
         });
     }
@@ -68,10 +69,11 @@ fn probe(incoming: &Incoming) -> Result<Reply, ApiError> {
     if opens > 0 {
         let address = DbAddress::load(&SpinVariables, config::DB_URL)?;
         for _ in 0..opens {
-            let db = Db::connect(&address)?;
+            let db = Db::connect(&address).await?;
             for n in 0..statements {
-                let found =
-                    db.query_one("SELECT $1::int4 + 1", &[ParameterValue::Int32(n as i32)])?;
+                let found = db
+                    .query_one("SELECT $1::int4 + 1", &[ParameterValue::Int32(n as i32)])
+                    .await?;
                 rows += found.rows.len();
             }
         }
@@ -81,5 +83,8 @@ fn probe(incoming: &Incoming) -> Result<Reply, ApiError> {
 
 #[http_service]
 async fn handle(request: SpinRequest) -> SpinResponse {
-    serve("cost-probe", JSON_LIMIT, request, probe).await
+    serve("cost-probe", JSON_LIMIT, request, async |incoming| {
+        probe(incoming).await
+    })
+    .await
 }
