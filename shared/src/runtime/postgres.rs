@@ -19,6 +19,9 @@
 //! spin-sdk: the rest of `shared/` takes the value and error types below from
 //! [`crate::db`].
 
+// The error type is the interface's own (`spin:postgres` `error`), large as it is.
+#![allow(clippy::result_large_err)]
+
 pub use spin_sdk::pg::{
     Column, DbError as WireDbError, DbValue, Decode, Error as SdkError, ParameterValue, PgError,
     QueryError,

@@ -77,7 +77,8 @@ pub fn linker() -> &'static Linker<Ctx> {
             .expect("wasi:http links once");
         wasmtime_wasi::p3::add_to_linker(&mut linker).expect("WASI 0.3 links once");
         wasmtime_wasi_http::p3::add_to_linker(&mut linker).expect("wasi:http 0.3 links once");
-        bindings::spin::postgres::postgres::add_to_linker::<Ctx, HasSelf<Ctx>>(
+        // `spin:postgres@4.2.0`, which serves `@4.0.0` and `@4.1.0` imports by semver.
+        bindings::spin::postgres::postgres::add_to_linker::<Ctx, crate::pg::PgData>(
             &mut linker,
             |ctx| ctx,
         )

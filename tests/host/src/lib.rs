@@ -7,9 +7,10 @@
 //! same flags, defaults and idle timeout),
 //! variables from `--variable` and `SPIN_VARIABLE_*` with Spin's templating and errors,
 //! outbound HTTP (over pooled connections, as in Spin) and PostgreSQL limited to
-//! `allowed_outbound_hosts`, and `spin:postgres@4.1.0` (which serves `@4.0.0` imports
-//! too, as Spin does) over pooled real connections with Spin's type mapping and the
-//! connection builder's root CA.
+//! `allowed_outbound_hosts`, and `spin:postgres@4.2.0` (which serves `@4.0.0` and
+//! `@4.1.0` imports too, as Spin does; its `*-async` functions are concurrent, so an
+//! instance runs its other tasks while one awaits a query) over pooled real
+//! connections with Spin's type mapping and the connection builder's root CA.
 //!
 //! As a binary: `voice-edge-host -f spin.toml --listen 127.0.0.1:3000 --variable k=v`.
 //! As a library: [`app::App::load`] and [`app::Server::start`] (the testkit's `TestApp`
@@ -17,7 +18,8 @@
 //! tests need `cargo build --target wasm32-wasip2 --release -p conformance-probe
 //! -p reuse-probe` first and a PostgreSQL on the PATH). WASIp3 components get WASI 0.3
 //! and `wasi:http@0.3` (beside 0.2, which their standard library imports); Spin's
-//! Postgres and variables are linked in their WASIp2-era versions only.
+//! variables are linked in their WASIp2-era version only, and Postgres as
+//! `spin:postgres@4.2.0`, whose `*-async` functions spin-sdk 7's `pg` module calls.
 
 #![warn(missing_docs)]
 
@@ -37,10 +39,12 @@ pub mod variables;
 #[allow(missing_docs)]
 pub mod bindings {
     wasmtime::component::bindgen!({
-        // `spin:postgres@4.1.0` and `fermyon:spin/variables@2.0.0` are the files the
-        // components bind (`shared/wit`).
+        // `spin:postgres@4.2.0` is `wit/deps/spin-postgres-4.2.0` (Spin's own file),
+        // found as a dependency of `wit`; `fermyon:spin/variables@2.0.0` is the file the
+        // components bind (`shared/wit`). The `*-async` functions of `spin:postgres`
+        // are concurrent (`HostConnectionWithStore`, `HostConnectionBuilderWithStore`:
+        // see [`crate::pg`]).
         path: [
-            "../../shared/wit/deps/spin-postgres",
             "../../shared/wit/deps/spin-variables",
             "wit",
         ],

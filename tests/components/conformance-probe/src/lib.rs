@@ -14,7 +14,7 @@
 //!   `"trap_after_steps": true` it panics instead of answering, connection still open).
 //!   The connection comes from `spin:postgres@4.0.0`'s `connection.open` (spin-sdk's
 //!   `pg4`), or, with `"builder": {"ca_root"?: "<PEM>"}`, from `@4.1.0`'s
-//!   `connection-builder` (bound from `shared/wit`): `set-ca-root` when `ca_root` is given
+//!   `connection-builder` (bound from the probe's `wit/`): `set-ca-root` when `ca_root` is given
 //!   (its error is reported as `set-ca-root-error`), then `build`;
 //! - `log&text=…`: prints the text on stdout and stderr;
 //! - `trap`: panics before answering.
@@ -30,14 +30,13 @@ use spin_sdk::pg4::{
     Connection, DbValue, Interval, ParameterValue, PgError, QueryError, RangeBoundKind, RowSet,
 };
 /// `spin:postgres@4.1.0`'s resources (its connection builder), with spin-sdk 5.2's
-/// `pg4` value types, which have the same shape; bound from `shared/wit`, the file the
-/// functions bind. (shared itself is on spin-sdk 7, which a WASIp2 probe on spin-sdk
-/// 5.2 cannot link beside.)
+/// `pg4` value types, which have the same shape; bound from the probe's own `wit/`.
+/// (shared is on spin-sdk 7, which a WASIp2 probe on spin-sdk 5.2 cannot link beside.)
 #[allow(missing_docs, clippy::all)]
 mod spin_postgres {
     wit_bindgen::generate!({
         world: "postgres",
-        path: "../../../shared/wit",
+        path: "wit",
         with: {
             "spin:postgres/postgres@4.1.0": generate,
             "spin:postgres/postgres@4.1.0/error": spin_sdk::pg4::PgError,

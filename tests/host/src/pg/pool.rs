@@ -31,7 +31,7 @@ use rustls::pki_types::pem::PemObject;
 use sha2::{Digest, Sha256};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, Statement};
+use tokio_postgres::{Client, RowStream, Statement};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Most connections per address, as in Spin.
@@ -252,7 +252,7 @@ impl Pool {
         tasks.push(task);
         Ok(PooledClient {
             client,
-            statements: HashMap::new(),
+            statements: Mutex::new(HashMap::new()),
         })
     }
 
@@ -264,10 +264,13 @@ impl Pool {
     }
 }
 
-/// A connection with its prepared statements.
+/// A connection with its prepared statements. Its methods take `&self`: a guest's
+/// concurrent calls on one `connection` (`query-async` while another task of the
+/// instance runs `execute`) are pipelined on the one server session, as tokio-postgres
+/// (and so Spin) does.
 pub struct PooledClient {
     client: Client,
-    statements: HashMap<String, Statement>,
+    statements: Mutex<HashMap<String, Statement>>,
 }
 
 /// Why a `query` failed: before its rows (parsing, binding: the server's error arrives
@@ -283,16 +286,21 @@ pub enum QueryFailure {
 
 impl PooledClient {
     /// The statement for `sql`, prepared once per connection.
-    async fn statement(&mut self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
-        if let Some(statement) = self.statements.get(sql) {
+    async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.cached_statements().get(sql) {
             return Ok(statement.clone());
         }
         let statement = self.client.prepare(sql).await?;
-        if self.statements.len() >= STATEMENT_CACHE_SIZE {
-            self.statements.clear();
+        let mut statements = self.cached_statements();
+        if statements.len() >= STATEMENT_CACHE_SIZE {
+            statements.clear();
         }
-        self.statements.insert(sql.to_string(), statement.clone());
+        statements.insert(sql.to_string(), statement.clone());
         Ok(statement)
+    }
+
+    fn cached_statements(&self) -> std::sync::MutexGuard<'_, HashMap<String, Statement>> {
+        self.statements.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// A cached statement whose result shape changed after DDL must be prepared again.
@@ -302,29 +310,41 @@ impl PooledClient {
             .is_some_and(|db| db.code().code() == "0A000" && db.message().contains("cached plan"))
     }
 
-    /// Runs a statement that returns rows, as Spin does: the statement is bound and
-    /// started, then its rows are read one by one.
-    pub async fn query(
-        &mut self,
+    /// Binds and starts a statement that returns rows; its rows then come through the
+    /// stream. An error here is the server's answer to parsing or binding.
+    pub async fn start_query(
+        &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-    ) -> Result<Vec<tokio_postgres::Row>, QueryFailure> {
+    ) -> Result<RowStream, tokio_postgres::Error> {
         let mut retried = false;
-        let stream = loop {
-            let statement = self.statement(sql).await.map_err(QueryFailure::Start)?;
+        loop {
+            let statement = self.statement(sql).await?;
             match self
                 .client
                 .query_raw(&statement, params.iter().copied())
                 .await
             {
                 Err(error) if !retried && Self::is_stale_statement(&error) => {
-                    self.statements.remove(sql);
+                    self.cached_statements().remove(sql);
                     retried = true;
                 }
-                Err(error) => return Err(QueryFailure::Start(error)),
-                Ok(stream) => break stream,
+                other => return other,
             }
-        };
+        }
+    }
+
+    /// Runs a statement that returns rows, as Spin does: the statement is bound and
+    /// started, then its rows are read one by one.
+    pub async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, QueryFailure> {
+        let stream = self
+            .start_query(sql, params)
+            .await
+            .map_err(QueryFailure::Start)?;
         let mut stream = std::pin::pin!(stream);
         let mut rows = Vec::new();
         while let Some(row) = stream.try_next().await.map_err(QueryFailure::Rows)? {
@@ -335,7 +355,7 @@ impl PooledClient {
 
     /// Runs a statement and returns the number of rows it changed.
     pub async fn execute(
-        &mut self,
+        &self,
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<u64, tokio_postgres::Error> {
@@ -344,7 +364,7 @@ impl PooledClient {
             let statement = self.statement(sql).await?;
             match self.client.execute(&statement, params).await {
                 Err(error) if !retried && Self::is_stale_statement(&error) => {
-                    self.statements.remove(sql);
+                    self.cached_statements().remove(sql);
                     retried = true;
                 }
                 other => return other,
@@ -362,9 +382,9 @@ pub struct Checkout {
 
 impl Checkout {
     /// The client.
-    pub fn client(&mut self) -> &mut PooledClient {
+    pub fn client(&self) -> &PooledClient {
         self.client
-            .as_mut()
+            .as_ref()
             .expect("a checkout holds its client until released")
     }
 }
