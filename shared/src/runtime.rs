@@ -16,8 +16,10 @@
 //! has the same defaults and flags). The rule, for every module of `shared/`:
 //! - instance state is configuration and connections only: the variables' values
 //!   ([`variables`], read once per instance), the idle connections of
-//!   [`crate::db::pool`], the id and counters of [`instance`] (for the log), and
-//!   `crate::db`'s record of the transactions in flight (for the panic hook);
+//!   [`crate::db::pool`], the id and counters of [`instance`] (for the log),
+//!   `crate::db`'s record of the transactions in flight (for the panic hook), and
+//!   when the instance last asked whether a retention sweep is due
+//!   ([`crate::retention`]: housekeeping, no caller's);
 //! - everything that belongs to a caller (identity and claims, rate-limit counts,
 //!   bodies, errors, the log line, work scheduled after the response) is a local value
 //!   of the request that [`serve`] builds and drops; no `static`, `thread_local!` or

@@ -707,8 +707,8 @@ fn without_pg_cron_a_response_sweeps_at_most_once_a_minute() {
     expected["rate_limits"] = json!(1);
     assert_eq!(table_sizes(&env), expected);
 
-    // Within the minute, another caller's request (a new window, so it asks) sweeps
-    // nothing, through another function too.
+    // Within the minute, another caller's request sweeps nothing, and neither does a
+    // delivery: the first request of practice-webhook's instance, which asks the gate.
     seed_everything(&env.db, student, "1 hour");
     let reseeded = table_sizes(&env);
     let (_, other) = env.user(None);
@@ -741,7 +741,10 @@ fn without_pg_cron_a_response_sweeps_at_most_once_a_minute() {
     );
     assert_eq!(last_sweep(&env), Some(swept_at));
 
-    // A minute later (the gate moved back), the next response sweeps again.
+    // A minute later (the gate moved back), the next response sweeps again. The
+    // instances that served the requests above have gone idle (over a second, Spin's
+    // default and the host's), so the next one asks the gate with its first response
+    // (an instance asks at most every 10 s: `retention::ASK_AT_MOST_EVERY`).
     env.execute("UPDATE retention_sweep_state SET last_sweep_at = now() - interval '61 seconds'");
     let moved_back = last_sweep(&env);
     let delivery = env.deliver(
@@ -1023,7 +1026,10 @@ fn with_short_retention_the_tables_stop_growing_under_load() {
             sent += 3;
         }
         // A minute passes (the gate moves back) and what was sent is past its retention.
-        thread::sleep(Duration::from_millis(1100));
+        // Over a second idle also ends the instances that served this round, so the
+        // next one asks the gate with its first response (an instance asks at most
+        // every 10 s: `retention::ASK_AT_MOST_EVERY`).
+        thread::sleep(Duration::from_millis(1500));
         env.execute("UPDATE retention_sweep_state SET last_sweep_at = '-infinity'");
         let delivery = env.deliver(
             &format!("msg_load_{round}_sweep"),
