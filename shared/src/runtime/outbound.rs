@@ -14,7 +14,7 @@ use spin_sdk::wasip3::http::types::{
     ErrorCode, Fields, Method, Request, RequestOptions, Response, Scheme,
 };
 use spin_sdk::wasip3::wit_bindgen::StreamResult;
-use spin_sdk::wasip3::{spawn, wit_future, wit_stream};
+use spin_sdk::wasip3::{wit_future, wit_stream};
 
 use crate::outbound::{
     MAX_RESPONSE_BYTES, OutboundError, OutboundRequest, OutboundResponse, split_url,
@@ -73,11 +73,22 @@ async fn exchange(
     timeout_ns: u64,
 ) -> Result<OutboundResponse, OutboundError> {
     let parts = split_url(&request.url)?;
-    let entries: Vec<(String, Vec<u8>)> = request
+    let mut entries: Vec<(String, Vec<u8>)> = request
         .headers
         .iter()
         .map(|(name, value)| (name.to_ascii_lowercase(), value.as_bytes().to_vec()))
         .collect();
+    // The body is known whole: said up front, it goes out in one piece with the head
+    // (without it the runtime frames it chunked, and the end of the body goes out as a
+    // segment of its own, which Nagle's algorithm holds until the upstream's delayed
+    // ACK: about 40 ms a request, measured under Spin).
+    let sends_body = !request.body.is_empty() || matches!(request.method, "POST" | "PUT" | "PATCH");
+    if sends_body && !entries.iter().any(|(name, _)| name == "content-length") {
+        entries.push((
+            "content-length".into(),
+            request.body.len().to_string().into_bytes(),
+        ));
+    }
     let fields = Fields::from_list(&entries)
         .map_err(|error| OutboundError::Invalid(format!("bad header: {error:?}")))?;
 
@@ -113,19 +124,28 @@ async fn exchange(
         .set_path_with_query(Some(parts.path_and_query))
         .map_err(|_| invalid("path"))?;
 
-    // The body goes out from a task of its own while the answer is awaited, as the
-    // host may read it only once the request is sent.
+    // The body is offered to the runtime before the request is sent (the write is
+    // started first), so that the runtime finds it ready and sends it with the head;
+    // it is written while the answer is awaited, and a write still pending when the
+    // answer comes (the upstream answered early) is dropped.
     let bytes = request.body.clone();
-    spawn(async move {
+    let writing = async move {
         if let Some(mut writer) = body_out {
             writer.write_all(bytes).await;
         }
         let _ = trailers_out.write(Ok(None)).await;
-    });
-
-    let response = client::send(outgoing)
-        .await
-        .map_err(|code| classify(&code))?;
+    };
+    let sending = client::send(outgoing);
+    let (mut writing, mut sending) = (pin!(writing), pin!(sending));
+    let mut written = false;
+    let response = poll_fn(|cx| {
+        if !written && writing.as_mut().poll(cx).is_ready() {
+            written = true;
+        }
+        sending.as_mut().poll(cx)
+    })
+    .await
+    .map_err(|code| classify(&code))?;
     let status = response.get_status_code();
     let headers = response
         .get_headers()

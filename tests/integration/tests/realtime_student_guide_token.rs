@@ -164,6 +164,21 @@ impl World {
                     Some(API_KEY),
                     "the API key is sent to OpenAI"
                 );
+                // Said up front, so the runtime sends the body with the head (framed
+                // chunked, its end waits on the upstream's delayed ACK under Spin).
+                let header = |name: &str| {
+                    request
+                        .headers
+                        .iter()
+                        .find(|(key, _)| key == name)
+                        .map(|(_, value)| value.clone())
+                };
+                assert_eq!(
+                    header("content-length"),
+                    Some(request.body.len().to_string()),
+                    "the body's length is stated"
+                );
+                assert_eq!(header("transfer-encoding"), None, "not chunked");
                 request.json.expect("a JSON body")
             })
             .collect()
