@@ -47,7 +47,7 @@ pub fn run(data: &[u8]) {
         .and_then(|(_, value)| value.trim().parse::<u64>().ok());
     let query = raw.query.clone();
     let mut handler_ran = false;
-    let handled = handle("fuzz", raw, &Ok(cors.clone()), |incoming| {
+    let handled = block_on(handle("fuzz", raw, &Ok(cors.clone()), async |incoming| {
         handler_ran = true;
         for segment in incoming.segments() {
             assert!(!segment.is_empty() && !segment.contains('/'));
@@ -79,7 +79,7 @@ pub fn run(data: &[u8]) {
                 body,
             ))))
         }
-    });
+    }));
 
     let reply = &handled.reply;
     let reply_headers = |name: &str| -> Vec<&str> {
@@ -177,4 +177,15 @@ fn form_decode(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Runs the pipeline's future to its end: the fuzzed handler never waits on anything.
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+    }
 }
