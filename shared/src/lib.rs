@@ -21,7 +21,6 @@ pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
-pub mod join;
 pub mod log;
 pub mod outbound;
 pub mod runtime;

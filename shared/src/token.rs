@@ -387,38 +387,20 @@ async fn mint(incoming: &Incoming, config: &TokenConfig, now_unix: i64) -> Resul
         &config.voice,
         config.ttl_seconds,
     );
-    let new_session = NewTokenSession {
-        user_id: caller.user_id,
-        client_key: &caller.client_key,
-        persona: request.persona,
-        language: request.language.tag,
-        model: &config.model,
-        voice: &config.voice,
-        activity_id: request.activity_id,
-    };
-    // The session row needs nothing of OpenAI's answer: it is written while OpenAI
-    // mints (one round trip to Postgres less per token), and taken back when OpenAI
-    // fails, so a failed mint leaves no session (BENCHMARKS.md, `token`).
-    let (secret, session) = crate::join::both(
-        openai::mint_client_secret(&config.openai.base_url, api_key, &settings),
-        sessions::insert(&db, &new_session),
+    let secret = openai::mint_client_secret(&config.openai.base_url, api_key, &settings).await?;
+    let session = sessions::insert(
+        &db,
+        &NewTokenSession {
+            user_id: caller.user_id,
+            client_key: &caller.client_key,
+            persona: request.persona,
+            language: request.language.tag,
+            model: &config.model,
+            voice: &config.voice,
+            activity_id: request.activity_id,
+        },
     )
-    .await;
-    let (secret, session) = match (secret, session) {
-        (Ok(secret), Ok(session)) => (secret, session),
-        (Err(failure), Ok(session)) => {
-            if let Err(error) = sessions::remove(&db, session.id).await {
-                incoming.log(
-                    crate::log::Level::Warn,
-                    "token_session_not_taken_back",
-                    &error.to_string(),
-                );
-            }
-            return Err(failure);
-        }
-        // OpenAI's failure first, as when the two ran in turn.
-        (Err(failure), Err(_)) | (Ok(_), Err(failure)) => return Err(failure),
-    };
+    .await?;
     Ok(no_store(Reply::json(
         200,
         &TokenAnswer::new(secret, &session, enrollment),

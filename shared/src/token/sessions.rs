@@ -111,16 +111,6 @@ pub async fn insert(db: &Db, new: &NewTokenSession<'_>) -> Result<TokenSession, 
     first(rows)?.ok_or_else(|| ApiError::internal("INSERT … RETURNING gave no row"))
 }
 
-/// Deletes a session written for a token that was not minted after all.
-pub async fn remove(db: &Db, id: Uuid) -> Result<(), ApiError> {
-    db.execute(
-        "DELETE FROM realtime_token_sessions WHERE id = $1",
-        &[id.into()],
-    )
-    .await?;
-    Ok(())
-}
-
 /// The session with this id, if there is one.
 pub async fn find(db: &Db, id: Uuid) -> Result<Option<TokenSession>, ApiError> {
     let rows = db
